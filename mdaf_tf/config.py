@@ -1,0 +1,133 @@
+"""Typed configuration with the seed thesis's defaults.
+
+``ModelConfig`` describes every model (MDAF, its ablations and the baselines share the
+embedding sizes and the schema); ``TrainConfig`` is the training recipe. Both round-trip
+through plain dicts (``to_dict`` / ``from_dict``), which is what ``--config FILE.json``,
+``config.json`` in a run directory and the tuner's ``best_config.json`` hold.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+
+from mdaf_tf import schema
+
+
+class ConfigError(ValueError):
+    """A configuration field that does not exist or has the wrong type or value."""
+
+
+@dataclasses.dataclass
+class ModelConfig:
+    # Vocabulary sizes (including the PAD and OOV rows); filled from the data's metadata.
+    user_vocab_size: int = 0
+    item_vocab_size: int = 0
+    cate_vocab_size: int = 0
+    max_seq_len: int = schema.DEFAULT_MAX_SEQ_LEN
+    # Embeddings (seed: user 80, item 64, category 32; static concat -> 128).
+    user_embedding_dim: int = 80
+    item_embedding_dim: int = 64
+    cate_embedding_dim: int = 32
+    hidden_dim: int = 128
+    # Static branch: DCNv3 = LCN + ECN.
+    num_cross_layers: int = 3
+    cross_layer_norm: bool = True
+    # Sequence branch: Mamba4Rec.
+    num_mamba_layers: int = 2
+    d_state: int = 16
+    d_conv: int = 4
+    expand: int = 2
+    ffn_multiplier: int = 4
+    pooling: str = "mean"  # "mean" (MDAF) or "last" (Mamba4Rec)
+    scan: str = "auto"  # "auto", "fast", "chunked" or "reference"
+    target_in_sequence: bool = False  # mdaf_ta: append the target token, pool the last
+    # Fusion and output.
+    fusion: str = "gate"  # "gate", "concat" or "fixed"
+    fixed_gate_weight: float = 0.5
+    gate_hidden: int = 128
+    output_hidden: tuple[int, ...] = (64,)
+    dropout: float = 0.25
+    # Baselines.
+    autoint_layers: int = 3
+    autoint_heads: int = 2
+    autoint_attention_dim: int = 32
+    dcnv2_layers: int = 3
+    dcnv2_low_rank: int = 0  # 0 = full-rank cross
+    dcnv2_num_experts: int = 1
+    deep_hidden: tuple[int, ...] = (256, 128)
+    bst_heads: int = 8
+    bst_layers: int = 1
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    model: str = "mdaf"
+    epochs: int = 10
+    batch_size: int = 2048
+    seed: int = 42
+    learning_rate: float = 3e-4
+    beta_1: float = 0.9
+    beta_2: float = 0.999
+    weight_decay: float = 3e-5
+    decay_biases_norms_embeddings: bool = False
+    warmup_epochs: float = 2.0
+    clipnorm: float = 1.0
+    label_smoothing: float = 0.05
+    early_stopping_patience: int = 3
+    max_steps_per_epoch: int = 0  # 0 = the whole split
+    jit_compile: str = "auto"  # "auto", "true" or "false"
+    strategy: str = "default"  # "default", "mirrored" or "multiworker"
+    deterministic: bool = False
+
+
+def _coerce(name: str, value, hint):
+    origin = typing.get_origin(hint)
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)) or not all(
+            isinstance(v, int) and not isinstance(v, bool) for v in value
+        ):
+            raise ConfigError(f"config field '{name}' must be a list of integers, got {value!r}")
+        return tuple(value)
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"config field '{name}' must be true or false, got {value!r}")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"config field '{name}' must be an integer, got {value!r}")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"config field '{name}' must be a number, got {value!r}")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"config field '{name}' must be a string, got {value!r}")
+        return value
+    return value
+
+
+def from_dict(cls, values: dict, base=None):
+    """Build a config of dataclass ``cls`` from ``values``, checking names and types.
+
+    Fields absent from ``values`` keep their value in ``base`` (or the default).
+    """
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ConfigError(
+            f"unknown {cls.__name__} field(s): {', '.join(unknown)}"
+        )
+    current = dataclasses.asdict(base) if base is not None else {}
+    for name, value in values.items():
+        current[name] = _coerce(name, value, hints[name])
+    return cls(**current)
+
+
+def to_dict(config) -> dict:
+    """A JSON-ready dict (tuples become lists)."""
+    return {
+        k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(config).items()
+    }

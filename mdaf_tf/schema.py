@@ -1,0 +1,113 @@
+"""The one feature schema shared by the writer, the reader, the models and serving.
+
+Every example is a ``tf.train.Example`` with int64 features only:
+
+==================  =====================  ==========================================
+name                shape                  meaning
+==================  =====================  ==========================================
+``label``           ()                     1 = click / positive behaviour, 0 = negative
+``user_id``         ()                     dense user index
+``item_id``         ()                     dense target item index
+``cate_id``         ()                     dense target category index
+``hist_item_id``    (max_seq_len,)         behaviour items, most recent last, left-padded
+``hist_cate_id``    (max_seq_len,)         behaviour categories, aligned with items
+``hist_len``        ()                     number of valid (non-padding) behaviours
+``timestamp``       ()                     Unix seconds of the target event
+==================  =====================  ==========================================
+
+Dense ids: ``PAD_ID`` (0) is padding, ``OOV_ID`` (1) is out-of-vocabulary, real ids
+start at ``FIRST_ID`` (2). Vocabularies are built from the training split only.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+SCHEMA_VERSION = 1
+DEFAULT_MAX_SEQ_LEN = 50
+
+PAD_ID = 0
+OOV_ID = 1
+FIRST_ID = 2
+
+LABEL = "label"
+USER_ID = "user_id"
+ITEM_ID = "item_id"
+CATE_ID = "cate_id"
+HIST_ITEM_ID = "hist_item_id"
+HIST_CATE_ID = "hist_cate_id"
+HIST_LEN = "hist_len"
+TIMESTAMP = "timestamp"
+
+# Vocabulary names; the item and category vocabularies serve target and history alike.
+USER_VOCAB = "user"
+ITEM_VOCAB = "item"
+CATE_VOCAB = "cate"
+VOCABULARIES = (USER_VOCAB, ITEM_VOCAB, CATE_VOCAB)
+
+
+@dataclasses.dataclass(frozen=True)
+class Feature:
+    """One int64 feature of the example.
+
+    Attributes:
+        name: feature key in the ``tf.train.Example`` and in the model's input dict.
+        sequence: True for the fixed-length ``(max_seq_len,)`` history features.
+        vocabulary: the vocabulary that maps raw ids to this feature's dense ids,
+            or None for features that are not ids.
+        model_input: whether the models consume this feature.
+    """
+
+    name: str
+    sequence: bool = False
+    vocabulary: str | None = None
+    model_input: bool = True
+
+    def shape(self, max_seq_len: int) -> tuple[int, ...]:
+        return (max_seq_len,) if self.sequence else ()
+
+
+FEATURES: tuple[Feature, ...] = (
+    Feature(LABEL, model_input=False),
+    Feature(USER_ID, vocabulary=USER_VOCAB),
+    Feature(ITEM_ID, vocabulary=ITEM_VOCAB),
+    Feature(CATE_ID, vocabulary=CATE_VOCAB),
+    Feature(HIST_ITEM_ID, sequence=True, vocabulary=ITEM_VOCAB),
+    Feature(HIST_CATE_ID, sequence=True, vocabulary=CATE_VOCAB),
+    Feature(HIST_LEN),
+    Feature(TIMESTAMP, model_input=False),
+)
+FEATURES_BY_NAME = {f.name: f for f in FEATURES}
+FEATURE_NAMES = tuple(f.name for f in FEATURES)
+MODEL_INPUTS = tuple(f for f in FEATURES if f.model_input)
+MODEL_INPUT_NAMES = tuple(f.name for f in MODEL_INPUTS)
+ID_FEATURES = tuple(f for f in FEATURES if f.vocabulary is not None)
+
+
+def parse_spec(max_seq_len: int = DEFAULT_MAX_SEQ_LEN) -> dict:
+    """``tf.io.parse_example`` spec: fixed-length int64 features (static shapes for XLA)."""
+    import tensorflow as tf
+
+    return {
+        f.name: tf.io.FixedLenFeature(f.shape(max_seq_len), tf.int64) for f in FEATURES
+    }
+
+
+def model_input_specs(max_seq_len: int = DEFAULT_MAX_SEQ_LEN, batch_size=None) -> dict:
+    """``tf.TensorSpec`` per model input, keyed by feature name."""
+    import tensorflow as tf
+
+    return {
+        f.name: tf.TensorSpec((batch_size, *f.shape(max_seq_len)), tf.int64, name=f.name)
+        for f in MODEL_INPUTS
+    }
+
+
+def keras_inputs(max_seq_len: int = DEFAULT_MAX_SEQ_LEN) -> dict:
+    """Symbolic ``keras.Input`` per model input, keyed by feature name."""
+    import keras
+
+    return {
+        f.name: keras.Input(shape=f.shape(max_seq_len), dtype="int64", name=f.name)
+        for f in MODEL_INPUTS
+    }
