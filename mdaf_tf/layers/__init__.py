@@ -1,0 +1,1 @@
+"""Keras 3 layers of MDAF and the baselines (one public class per file)."""

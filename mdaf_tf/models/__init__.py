@@ -1,0 +1,1 @@
+"""Models: MDAF, its ablations and the baselines, built by name from a ModelConfig."""

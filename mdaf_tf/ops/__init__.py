@@ -1,0 +1,1 @@
+"""Numerical kernels behind the layers (the selective scan and its implementations)."""
