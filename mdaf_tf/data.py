@@ -1,0 +1,122 @@
+"""Reading a pipeline-produced dataset directory as a ``tf.data.Dataset``.
+
+Layout (written by ``pipelines.*``): ``DIR/train-XXXXX-of-YYYYY.tfrecord.gz``,
+``DIR/val-...``, ``DIR/metadata.json``, ``DIR/vocab/{user,item,cate}.txt``.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+
+import numpy as np
+
+from mdaf_tf import schema
+
+SPLITS = ("train", "val")
+SHUFFLE_BUFFER = 16_384
+
+
+class DataError(ValueError):
+    """The dataset directory is missing, incomplete or of an unknown schema version."""
+
+
+def load_metadata(data_dir: str) -> dict:
+    """``DIR/metadata.json`` as a dict; DataError naming the directory when unusable."""
+    path = os.path.join(data_dir, "metadata.json")
+    if not os.path.isfile(path):
+        raise DataError(f"no dataset in {data_dir}: metadata.json is missing "
+                        "(create one with python -m pipelines.synthetic --output DIR)")
+    try:
+        with open(path, encoding="utf-8") as f:
+            meta = json.load(f)
+    except ValueError as e:
+        raise DataError(f"{path}: not valid JSON ({e})") from None
+    version = meta.get("schema_version")
+    if version != schema.SCHEMA_VERSION:
+        raise DataError(f"{data_dir}: unknown schema_version {version!r} "
+                        f"(this code reads version {schema.SCHEMA_VERSION})")
+    return meta
+
+
+def shard_paths(data_dir: str, split: str) -> list[str]:
+    if split not in SPLITS:
+        raise DataError(f"unknown split {split!r}; expected one of {SPLITS}")
+    paths = sorted(glob.glob(os.path.join(data_dir, f"{split}-*-of-*.tfrecord.gz")))
+    if not paths:
+        raise DataError(f"{data_dir}: no {split} shards ({split}-*.tfrecord.gz)")
+    return paths
+
+
+def make_dataset(data_dir: str, split: str, batch_size: int, *, training: bool = False,
+                 seed: int = 0, repeat: bool = False, drop_remainder: bool = False,
+                 input_context=None, include_timestamp: bool = False):
+    """``(features, label)`` batches: features are the schema's model inputs (int64,
+    shapes ``(batch,)`` / ``(batch, max_seq_len)``), label float32 ``(batch,)``.
+
+    Shards are listed in sorted order; under ``tf.distribute`` each input pipeline reads
+    the shards ``i % num_input_pipelines == input_pipeline_id`` (records instead, when
+    there are fewer shards than pipelines). Training interleaves the shards and shuffles
+    with ``seed``; evaluation reads the shards in order, one after the other, so the
+    order is fixed. Batches are parsed with one ``tf.io.parse_example`` call each.
+    ``include_timestamp`` adds the ``timestamp`` feature to the dict.
+    """
+    import tensorflow as tf
+
+    meta = load_metadata(data_dir)
+    max_seq_len = int(meta["max_seq_len"])
+    paths = shard_paths(data_dir, split)
+    files = tf.data.Dataset.from_tensor_slices(paths)
+    shard_records = False
+    if input_context is not None and input_context.num_input_pipelines > 1:
+        n, i = input_context.num_input_pipelines, input_context.input_pipeline_id
+        if len(paths) >= n:
+            files = files.shard(n, i)
+        else:
+            shard_records = True
+    if training:
+        files = files.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
+        ds = files.interleave(
+            lambda p: tf.data.TFRecordDataset(p, compression_type="GZIP"),
+            cycle_length=max(1, min(len(paths), 8)), block_length=1,
+            num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    else:
+        ds = files.interleave(
+            lambda p: tf.data.TFRecordDataset(p, compression_type="GZIP"),
+            cycle_length=1, num_parallel_calls=None, deterministic=True)
+    if shard_records:
+        ds = ds.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
+    if training:
+        ds = ds.shuffle(SHUFFLE_BUFFER, seed=seed, reshuffle_each_iteration=True)
+    if repeat:
+        ds = ds.repeat()
+    ds = ds.batch(batch_size, drop_remainder=drop_remainder)
+    spec = schema.parse_spec(max_seq_len)
+    keep = list(schema.MODEL_INPUT_NAMES) + ([schema.TIMESTAMP] if include_timestamp else [])
+
+    def parse(records):
+        parsed = tf.io.parse_example(records, spec)
+        label = tf.cast(parsed[schema.LABEL], tf.float32)
+        return {name: parsed[name] for name in keep}, label
+
+    ds = ds.map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def read_split_numpy(data_dir: str, split: str) -> dict[str, np.ndarray]:
+    """Every feature of a split (label and timestamp included) as numpy arrays, in file
+    order. For tests and reports on small datasets."""
+    import tensorflow as tf
+
+    meta = load_metadata(data_dir)
+    spec = schema.parse_spec(int(meta["max_seq_len"]))
+    ds = tf.data.TFRecordDataset(shard_paths(data_dir, split), compression_type="GZIP")
+    parts: dict[str, list] = {name: [] for name in schema.FEATURE_NAMES}
+    for batch in ds.batch(65_536).map(lambda r: tf.io.parse_example(r, spec)):
+        for name in schema.FEATURE_NAMES:
+            parts[name].append(batch[name].numpy())
+    return {name: (np.concatenate(v) if v else
+                   np.zeros((0, *schema.FEATURES_BY_NAME[name].shape(int(meta["max_seq_len"]))),
+                            np.int64))
+            for name, v in parts.items()}

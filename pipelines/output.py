@@ -1,0 +1,278 @@
+"""The dataset directory: temp-dir writing, shard writers, vocabularies and metadata.json.
+
+A run writes into ``.NAME.tmp-PID`` beside the output directory and renames it at the end,
+so an interrupted run never leaves a directory that looks complete. An existing output
+directory is only replaced when it holds a dataset built with the same arguments (a
+rerun) or when ``--overwrite`` is given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import hashlib
+import json
+import os
+import shutil
+import threading
+import zlib
+
+import numpy as np
+
+from mdaf_tf import schema
+from pipelines.errors import PipelineError
+from pipelines.tfrecord import encode_examples
+from pipelines.vocab import write_vocabularies
+
+METADATA = "metadata.json"
+_NOT_COMPARED = ("output", "overwrite")
+
+
+def add_output_args(parser: argparse.ArgumentParser):
+    """Options shared by every pipeline."""
+    parser.add_argument("--output", required=True, help="dataset directory to create")
+    parser.add_argument("--max-seq-len", type=int, default=schema.DEFAULT_MAX_SEQ_LEN)
+    parser.add_argument("--min-count", type=int, default=1,
+                        help="raw ids seen fewer times in the training period map to OOV")
+    parser.add_argument("--val-fraction", type=float, default=None,
+                        help="share of the latest examples used for validation "
+                             "(default: the seed's 17.6%%)")
+    parser.add_argument("--val-start", type=int, default=None,
+                        help="Unix seconds; examples at or after it are validation "
+                             "(overrides --val-fraction)")
+    parser.add_argument("--examples-per-shard", type=int, default=200_000)
+    parser.add_argument("--compression-level", type=int, default=1, choices=range(0, 10),
+                        help="gzip level of the shards (1 is fastest)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an output directory holding a different dataset")
+
+
+def check_args(args):
+    if args.max_seq_len < 1:
+        raise PipelineError("--max-seq-len must be at least 1")
+    if args.min_count < 1:
+        raise PipelineError("--min-count must be at least 1")
+    if args.val_fraction is not None and not 0.0 <= args.val_fraction < 1.0:
+        raise PipelineError("--val-fraction must be in [0, 1)")
+    if args.examples_per_shard < 1:
+        raise PipelineError("--examples-per-shard must be at least 1")
+
+
+class _Sha256Thread(threading.Thread):
+    """Hashes the source file beside the main work (hashlib releases the GIL)."""
+
+    def __init__(self, path: str):
+        super().__init__(daemon=True)
+        self.path = path
+        self.digest = None
+
+    def run(self):
+        h = hashlib.sha256()
+        with open(self.path, "rb") as f:
+            for block in iter(lambda: f.read(8 << 20), b""):
+                h.update(block)
+        self.digest = h.hexdigest()
+
+
+class ShardWriter:
+    """``{split}-XXXXX-of-YYYYY.tfrecord.gz`` files, ``examples_per_shard`` each.
+
+    Encoding runs in the caller's thread and gzip in a worker thread, in order, so the
+    bytes are the same as a sequential run. Training chunks are shuffled (seeded) before
+    writing so one shard mixes users; the reader shuffles further.
+    """
+
+    def __init__(self, directory: str, split: str, max_seq_len: int, examples_per_shard: int,
+                 level: int, seed: int):
+        self.directory = directory
+        self.split = split
+        self.max_seq_len = max_seq_len
+        self.per_shard = examples_per_shard
+        self.level = level
+        self.rng = np.random.default_rng([seed, 1 if split == "train" else 2])
+        self.paths: list[str] = []
+        self.examples = 0
+        self.positives = 0
+        self._in_shard = 0
+        self._file = None
+        self._zip = None
+        self._pool = concurrent.futures.ThreadPoolExecutor(1)
+        self._pending: list[concurrent.futures.Future] = []
+
+    def _open(self):
+        path = os.path.join(self.directory, f".{self.split}-{len(self.paths):05d}.partial")
+        self.paths.append(path)
+        self._file = open(path, "wb")
+        self._zip = zlib.compressobj(self.level, zlib.DEFLATED, 31)  # gzip, mtime 0
+        self._in_shard = 0
+
+    def _finish(self, f, z):
+        f.write(z.flush())
+        f.close()
+
+    def _wait(self, keep: int = 2):
+        while len(self._pending) > keep:
+            self._pending.pop(0).result()
+
+    def write(self, cols: dict):
+        n = len(cols[schema.LABEL])
+        if n == 0:
+            return
+        if self.split == "train":
+            perm = self.rng.permutation(n)
+            cols = {k: v[perm] for k, v in cols.items()}
+        start = 0
+        while start < n:
+            if self._file is None or self._in_shard >= self.per_shard:
+                if self._file is not None:
+                    self._pending.append(self._pool.submit(self._finish, self._file, self._zip))
+                self._open()
+            take = min(n - start, self.per_shard - self._in_shard)
+            data = encode_examples({k: v[start:start + take] for k, v in cols.items()},
+                                   self.max_seq_len)
+            f, z = self._file, self._zip
+            self._pending.append(self._pool.submit(lambda f=f, z=z, d=data: f.write(z.compress(d))))
+            self._wait()
+            self._in_shard += take
+            start += take
+        self.examples += n
+        self.positives += int(np.count_nonzero(cols[schema.LABEL] == 1))
+
+    def close(self) -> list[str]:
+        if self._file is None:
+            self._open()  # an empty split still gets one valid, empty shard
+        self._pending.append(self._pool.submit(self._finish, self._file, self._zip))
+        self._file = None
+        self._wait(0)
+        self._pool.shutdown()
+        total = len(self.paths)
+        names = []
+        for i, path in enumerate(self.paths):
+            name = f"{self.split}-{i:05d}-of-{total:05d}.tfrecord.gz"
+            os.replace(path, os.path.join(self.directory, name))
+            names.append(name)
+        return names
+
+    def abort(self):
+        self._pool.shutdown(cancel_futures=True)
+        if self._file is not None:
+            self._file.close()
+
+
+def comparable_args(args: dict) -> dict:
+    return {k: v for k, v in args.items() if k not in _NOT_COMPARED}
+
+
+class DatasetDir:
+    """Context manager owning the temporary directory of one pipeline run."""
+
+    def __init__(self, output: str, args: dict, source_path: str | None):
+        self.output = os.path.abspath(output)
+        self.args = args
+        self.source_path = source_path
+        self._check_existing()
+        parent = os.path.dirname(self.output)
+        try:
+            os.makedirs(parent, exist_ok=True)
+        except OSError as e:
+            raise PipelineError(f"cannot create {parent}: {e.strerror}") from None
+        self.tmp = os.path.join(parent, f".{os.path.basename(self.output)}.tmp-{os.getpid()}")
+        if os.path.exists(self.tmp):
+            shutil.rmtree(self.tmp)
+        os.makedirs(self.tmp)
+        self.scratch = os.path.join(self.tmp, "_scratch")
+        os.makedirs(self.scratch)
+        self._hash = _Sha256Thread(source_path) if source_path else None
+        if self._hash:
+            self._hash.start()
+        seed = int(args.get("seed", 0))
+        level = int(args.get("compression_level", 1))
+        per_shard = int(args.get("examples_per_shard", 200_000))
+        self.max_seq_len = int(args["max_seq_len"])
+        self.writers = {s: ShardWriter(self.tmp, s, self.max_seq_len, per_shard, level, seed)
+                        for s in ("train", "val")}
+
+    def _check_existing(self):
+        out = self.output
+        if not os.path.exists(out):
+            return
+        if not os.path.isdir(out):
+            raise PipelineError(f"output path exists and is not a directory: {out}")
+        entries = os.listdir(out)
+        if not entries or self.args.get("overwrite"):
+            return
+        meta_path = os.path.join(out, METADATA)
+        try:
+            with open(meta_path, encoding="utf-8") as f:
+                old = json.load(f)
+        except (OSError, ValueError):
+            raise PipelineError(
+                f"output directory {out} is not empty and holds no dataset metadata; "
+                "choose another --output or pass --overwrite") from None
+        if comparable_args(old.get("args", {})) != comparable_args(self.args):
+            raise PipelineError(
+                f"output directory {out} already holds a different dataset (other "
+                "arguments); choose another --output or pass --overwrite")
+
+    def write(self, split: str, cols: dict):
+        self.writers[split].write(cols)
+
+    def commit(self, metadata: dict, vocabs: dict) -> dict:
+        """Finish shards, write vocabularies and metadata.json, then rename into place."""
+        shutil.rmtree(self.scratch, ignore_errors=True)
+        shards = {s: w.close() for s, w in self.writers.items()}
+        write_vocabularies(self.tmp, vocabs)
+        source = None
+        if self.source_path:
+            self._hash.join()
+            source = {"path": os.path.abspath(self.source_path),
+                      "size": os.path.getsize(self.source_path),
+                      "sha256": self._hash.digest}
+        meta = {
+            "schema_version": schema.SCHEMA_VERSION,
+            "max_seq_len": self.max_seq_len,
+            "features": list(schema.FEATURE_NAMES),
+            "vocab_sizes": {name: vocabs[name].size for name in schema.VOCABULARIES},
+            "raw_id_dtypes": {name: ("string" if vocabs[name].names is not None else "int64")
+                              for name in schema.VOCABULARIES},
+            **metadata,
+            "splits": {s: {"examples": w.examples, "positives": w.positives,
+                           "shards": shards[s]} for s, w in self.writers.items()},
+            "source": source if source is not None else metadata.get("source"),
+            "args": self.args,
+        }
+        with open(os.path.join(self.tmp, METADATA), "w", encoding="utf-8") as f:
+            json.dump(meta, f, indent=2, sort_keys=True)
+            f.write("\n")
+        old = None
+        if os.path.exists(self.output):
+            old = self.output + f".old-{os.getpid()}"
+            os.replace(self.output, old)
+        os.replace(self.tmp, self.output)
+        if old:
+            shutil.rmtree(old, ignore_errors=True)
+        return meta
+
+    def abort(self):
+        for w in self.writers.values():
+            w.abort()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is not None:
+            self.abort()
+        return False
+
+
+def summary_line(name: str, meta: dict) -> str:
+    c = meta["counts"]
+    dropped = ", ".join(f"{k} {v}" for k, v in sorted(c.get("rows_dropped", {}).items()))
+    tr, va = meta["splits"]["train"], meta["splits"]["val"]
+    return (f"{name}: read {c['rows_read']} rows, dropped {sum(c['rows_dropped'].values())}"
+            f"{' (' + dropped + ')' if dropped else ''}; train {tr['examples']} examples "
+            f"({tr['positives']} positive), val {va['examples']} ({va['positives']} positive), "
+            f"split at {meta['split_boundary']}")
