@@ -40,3 +40,16 @@ def test_config_and_keras_round_trip(tmp_path):
     randomize(layer.linear, rng)
     randomize(layer.exponential, rng)
     assert_keras_round_trip(model, rng.normal(size=(3, D)).astype("float32"), tmp_path)
+
+
+def test_xla_compiled_call_matches_eager():
+    import tensorflow as tf
+
+    rng = np.random.default_rng(5)
+    layer = DCNv3(num_layers=2, dropout=0.1)
+    x = rng.normal(size=(4, D)).astype("float32")
+    layer.build(x.shape)
+    randomize(layer.linear, rng)
+    randomize(layer.exponential, rng)
+    compiled = tf.function(lambda v: layer(v, training=False), jit_compile=True)
+    np.testing.assert_allclose(np.asarray(compiled(x)), np.asarray(layer(x)), rtol=1e-5, atol=1e-6)

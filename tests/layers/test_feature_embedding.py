@@ -79,3 +79,14 @@ def test_config_and_keras_round_trip(tmp_path):
     inputs = schema.keras_inputs(SEQ_LEN)
     model = keras.Model(inputs, layer(inputs))
     assert_keras_round_trip(model, make_inputs(), tmp_path)
+
+
+def test_xla_compiled_call_matches_eager():
+    import tensorflow as tf
+
+    layer = FeatureEmbedding(**VOCABS, **DIMS)
+    inputs = make_inputs()
+    eager = layer(inputs)
+    compiled = tf.function(layer.__call__, jit_compile=True)(inputs)
+    for key, value in eager.items():
+        np.testing.assert_array_equal(np.asarray(compiled[key]), np.asarray(value))
