@@ -25,7 +25,8 @@ class GatedFusion(keras.layers.Layer):
         ``"fixed"`` (ablation): out = w * a + (1 - w) * b with the constant
             w = ``fixed_weight`` (0.5), returned as g.
 
-    Inputs: [a, b], each (B, d) (for ``"concat"`` the widths may differ).
+    Inputs: a, b, each (B, d) (for ``"concat"`` the widths may differ), called as
+    ``layer(a, b)`` or ``layer([a, b])``.
     Returns: (out, g) with out (B, d) (or (B, units)) and g (B, 1) in [0, 1].
     """
 
@@ -65,8 +66,9 @@ class GatedFusion(keras.layers.Layer):
             name=name,
         )
 
-    def build(self, input_shape):
-        a_shape, b_shape = input_shape
+    def build(self, a_shape, b_shape=None):
+        if b_shape is None:
+            a_shape, b_shape = a_shape
         if self.mode != "concat" and a_shape[-1] != b_shape[-1]:
             raise ValueError(
                 f"GatedFusion: mode={self.mode!r} needs equal widths, got {a_shape[-1]} "
@@ -83,8 +85,9 @@ class GatedFusion(keras.layers.Layer):
             self.projection.build(joint)
         self.built = True
 
-    def call(self, inputs):
-        a, b = inputs
+    def call(self, a, b=None):
+        if b is None:
+            a, b = a
         if self.mode == "concat":
             out = self.projection(ops.concatenate([a, b], axis=-1))
             return out, ops.full((ops.shape(a)[0], 1), 0.5, dtype=out.dtype)
@@ -94,8 +97,9 @@ class GatedFusion(keras.layers.Layer):
             g = ops.full((ops.shape(a)[0], 1), self.fixed_weight, dtype=a.dtype)
         return g * a + (1.0 - g) * b, g
 
-    def compute_output_shape(self, input_shape):
-        a_shape, _ = input_shape
+    def compute_output_shape(self, a_shape, b_shape=None):
+        if b_shape is None:
+            a_shape, b_shape = a_shape
         width = (self.units or a_shape[-1]) if self.mode == "concat" else a_shape[-1]
         return (*a_shape[:-1], width), (a_shape[0], 1)
 

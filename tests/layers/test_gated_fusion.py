@@ -29,6 +29,9 @@ def test_gate_matches_numpy_reference():
         np.asarray(out), expected_g * a + (1 - expected_g) * b, rtol=1e-12, atol=1e-14
     )
     assert w1.shape == (2 * D, 5) and w2.shape == (5, 1)
+    two_args_out, two_args_g = layer(a, b)  # same layer called as layer(a, b)
+    np.testing.assert_array_equal(np.asarray(two_args_out), np.asarray(out))
+    np.testing.assert_array_equal(np.asarray(two_args_g), np.asarray(g))
 
 
 def test_gate_stays_in_unit_interval_on_extreme_inputs():
@@ -76,7 +79,7 @@ def test_rejects_bad_arguments():
 def fusion_model(mode):
     a = keras.Input((D,), name="a")
     b = keras.Input((D,), name="b")
-    fused, gate = GatedFusion(mode=mode, hidden_units=8, name="fusion")([a, b])
+    fused, gate = GatedFusion(mode=mode, hidden_units=8, name="fusion")(a, b)
     probability = keras.layers.Dense(1, activation="sigmoid", name="probability")(fused)
     return keras.Model({"a": a, "b": b}, {"probability": probability, "gate": gate})
 
