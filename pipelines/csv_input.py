@@ -61,6 +61,7 @@ class BadRows:
 
     header = False
     ncols = 0
+    locate = True
 
 
 def locate_first_bad_line(path, row_checks, header: bool, ncols: int):

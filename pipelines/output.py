@@ -167,8 +167,10 @@ def comparable_args(args: dict) -> dict:
 class DatasetDir:
     """Context manager owning the temporary directory of one pipeline run."""
 
-    def __init__(self, output: str, args: dict, source_path: str | None):
+    def __init__(self, output: str, args: dict, source_path: str | None,
+                 source_display: str | None = None):
         self.output = os.path.abspath(output)
+        self.source_display = source_display
         self.args = args
         self.source_path = source_path
         self._check_existing()
@@ -226,7 +228,7 @@ class DatasetDir:
         source = None
         if self.source_path:
             self._hash.join()
-            source = {"path": os.path.abspath(self.source_path),
+            source = {"path": self.source_display or os.path.abspath(self.source_path),
                       "size": os.path.getsize(self.source_path),
                       "sha256": self._hash.digest}
         meta = {

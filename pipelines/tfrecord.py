@@ -5,15 +5,12 @@ far too slow for the 100M-row Tianchi file. Every example here has the same stru
 (int64 features only, fixed lengths), so the protobuf wire format is produced for a whole
 batch at once with numpy: each row is a fixed sequence of constant bytes (field tags, keys)
 and varints (values and the nested message lengths). Map keys are written sorted, as
-``tf.train.Example.SerializeToString(deterministic=True)`` does. TFRecord framing (little-endian length, masked CRC-32C of the length, data,
-masked CRC-32C of the data) is computed vectorised too, and the shard is compressed with
-zlib in gzip mode (mtime 0, so reruns are byte-identical).
+``tf.train.Example.SerializeToString(deterministic=True)`` does. TFRecord framing
+(little-endian length, masked CRC-32C of the length, data, masked CRC-32C of the data)
+is computed vectorised too; ``pipelines.output`` gzips the records.
 """
 
 from __future__ import annotations
-
-import os
-import zlib
 
 import numpy as np
 
@@ -200,63 +197,3 @@ def encode_examples(columns: dict, max_seq_len: int) -> bytes:
     keep = np.concatenate([
         np.ones((n, _HEADER), bool), aligned_mask, np.ones((n, _FOOTER), bool)], axis=1)
     return framed[keep].tobytes()
-
-
-class ShardWriter:
-    """Writes examples to ``{prefix}-XXXXX-of-YYYYY.tfrecord.gz`` files, rolling over
-    every ``examples_per_shard`` examples; names get their final count in ``close()``."""
-
-    def __init__(self, directory: str, prefix: str, max_seq_len: int,
-                 examples_per_shard: int, compression_level: int = 6):
-        self.directory = directory
-        self.prefix = prefix
-        self.max_seq_len = max_seq_len
-        self.examples_per_shard = max(1, int(examples_per_shard))
-        self.level = compression_level
-        self.paths: list[str] = []
-        self.examples = 0
-        self.positives = 0
-        self._file = None
-        self._zip = None
-        self._in_shard = 0
-
-    def _open(self):
-        path = os.path.join(self.directory, f".{self.prefix}-{len(self.paths):05d}.partial")
-        self.paths.append(path)
-        self._file = open(path, "wb")
-        self._zip = zlib.compressobj(self.level, zlib.DEFLATED, 31)
-        self._in_shard = 0
-
-    def _close_current(self):
-        if self._file is not None:
-            self._file.write(self._zip.flush())
-            self._file.close()
-            self._file = None
-
-    def write(self, columns: dict):
-        n = len(columns[schema.LABEL])
-        start = 0
-        while start < n:
-            if self._file is None or self._in_shard >= self.examples_per_shard:
-                self._close_current()
-                self._open()
-            take = min(n - start, self.examples_per_shard - self._in_shard)
-            part = {k: v[start:start + take] for k, v in columns.items()}
-            self._file.write(self._zip.compress(encode_examples(part, self.max_seq_len)))
-            self._in_shard += take
-            start += take
-        self.examples += n
-        self.positives += int(np.count_nonzero(columns[schema.LABEL] == 1))
-
-    def close(self) -> list[str]:
-        """Finish the last shard and rename all to their final names; returns the names."""
-        if self._file is None and not self.paths:
-            self._open()  # an empty split still gets one (empty) shard
-        self._close_current()
-        total = len(self.paths)
-        final = []
-        for i, path in enumerate(self.paths):
-            name = f"{self.prefix}-{i:05d}-of-{total:05d}.tfrecord.gz"
-            os.replace(path, os.path.join(self.directory, name))
-            final.append(name)
-        return final

@@ -1,0 +1,203 @@
+"""Impression logs (a user's own clicks and impressions) -> TFRecord dataset.
+
+``python -m pipelines.impressions --input FILE.csv|.parquet --output DIR``
+
+Columns ``user_id,item_id,cate_id,timestamp,label`` (a header is required; other columns
+are ignored; ids may be integers or strings). Every impression is an example with its own
+label; its history is the user's previous clicked impressions strictly earlier in time
+(ties keep file order). The whole log is held in memory as numpy arrays (ids become int64
+codes), which suits impression logs of up to tens of millions of rows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import shutil
+import sys
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from mdaf_tf import schema
+from pipelines.csv_input import BadRows, check_input_file, is_int, parse_int, stream_csv
+from pipelines.errors import PipelineError, run_cli
+from pipelines.examples import DEFAULT_VAL_FRACTION, ExampleBuilder, split_boundary
+from pipelines.output import DatasetDir, add_output_args, check_args, summary_line
+from pipelines.vocab import Vocabulary, group_count
+
+COLUMNS = ["user_id", "item_id", "cate_id", "timestamp", "label"]
+_ID_COLUMNS = (("user_id", schema.USER_VOCAB), ("item_id", schema.ITEM_VOCAB),
+               ("cate_id", schema.CATE_VOCAB))
+
+
+def add_impression_args(p: argparse.ArgumentParser):
+    add_output_args(p)
+    p.add_argument("--strict", action="store_true",
+                   help="stop at the first malformed row instead of skipping it")
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(prog="python -m pipelines.impressions",
+                                description=__doc__.split("\n\n")[0])
+    p.add_argument("--input", required=True, help="CSV (with header) or Parquet file")
+    add_impression_args(p)
+    args = p.parse_args(argv)
+    check_args(args)
+    return args
+
+
+def _row_checks(header: list[str]):
+    pos = {c: header.index(c) for c in COLUMNS}
+    nonempty = lambda s: s.strip() != ""
+    return [(pos["user_id"], "missing_user_id", nonempty),
+            (pos["item_id"], "missing_item_id", nonempty),
+            (pos["cate_id"], "missing_cate_id", nonempty),
+            (pos["timestamp"], "bad_timestamp", is_int),
+            (pos["label"], "missing_label", nonempty),
+            (pos["label"], "bad_label", lambda s: s.strip() in ("0", "1"))]
+
+
+def _read_csv(path: str, bad: BadRows):
+    with open(path, newline="", encoding="utf-8", errors="replace") as f:
+        header = next(csv.reader(f), [])
+    missing = [c for c in COLUMNS if c not in header]
+    if missing:
+        raise PipelineError(f"{path}: header lacks column(s) {','.join(missing)} "
+                            f"(need {','.join(COLUMNS)})")
+    bad.row_checks = _row_checks(header)
+    tables = [pa.Table.from_batches([b]).select(COLUMNS)
+              for b in stream_csv(path, header, header=True, bad=bad)]
+    if not tables:
+        return pa.table({c: pa.array([], pa.string()) for c in COLUMNS})
+    return pa.concat_tables(tables)
+
+
+def _read_parquet(path: str):
+    import pyarrow.parquet as pq
+
+    try:
+        names = pq.read_schema(path).names
+    except (pa.ArrowInvalid, OSError) as e:
+        raise PipelineError(f"{path}: not a readable Parquet file ({e})") from None
+    missing = [c for c in COLUMNS if c not in names]
+    if missing:
+        raise PipelineError(f"{path}: Parquet file lacks column(s) {','.join(missing)} "
+                            f"(need {','.join(COLUMNS)})")
+    table = pq.read_table(path, columns=COLUMNS)
+    return pa.table({c: pc.cast(table.column(c), pa.string()) for c in COLUMNS})
+
+
+def _id_keys(arr: pa.ChunkedArray):
+    """int64 keys and optional names: integers stay integers, other ids become codes into
+    a sorted array of the distinct strings."""
+    values, ok = parse_int(arr)
+    if ok.all():
+        return values, None
+    names, codes = np.unique(np.asarray(arr.to_pylist(), dtype=object).astype(str),
+                             return_inverse=True)
+    return codes.astype(np.int64), names
+
+
+def load_events(path: str, strict: bool):
+    """Validated events (all impressions are targets, clicks are history) and counts."""
+    bad = BadRows(path, strict, [])
+    if path.endswith(".parquet"):
+        table = _read_parquet(path)
+        bad.header, bad.ncols = True, len(COLUMNS)
+        bad.row_checks = _row_checks(COLUMNS)
+        bad.locate = False  # no text lines to re-scan: rows are reported by index
+    else:
+        table = _read_csv(path, bad)
+    n = table.num_rows
+    good = np.ones(n, dtype=bool)
+
+    def filled(c):
+        return pc.fill_null(pc.utf8_trim_whitespace(table.column(c)), "")
+
+    for col, _ in _ID_COLUMNS:
+        ok = pc.not_equal(filled(col), "").to_numpy(zero_copy_only=False)
+        _count_bad(bad, f"missing_{col}", good, ok, path)
+        good &= ok
+    ts, ok = parse_int(filled("timestamp"))
+    _count_bad(bad, "bad_timestamp", good, ok, path)
+    good &= ok
+    label_str = filled("label")
+    ok = pc.not_equal(label_str, "").to_numpy(zero_copy_only=False)
+    _count_bad(bad, "missing_label", good, ok, path)
+    good &= ok
+    label_float = pc.cast(pc.if_else(pc.is_in(label_str, pa.array(
+        ["0", "1", "0.0", "1.0", "true", "false", "True", "False"])), label_str, "nan"),
+        pa.string()).to_numpy(zero_copy_only=False)
+    label = np.where(np.isin(label_float, ["1", "1.0", "true", "True"]), 1,
+                     np.where(np.isin(label_float, ["0", "0.0", "false", "False"]), 0, -1))
+    ok = label >= 0
+    _count_bad(bad, "bad_label", good, ok, path)
+    good &= ok
+    idx = np.flatnonzero(good)
+    table = table.take(pa.array(idx))
+    ev = {"ts": ts[idx], "order": idx.astype(np.int64), "label": label[idx].astype(np.int8)}
+    names = {}
+    for col, vocab in _ID_COLUMNS:
+        ev[{"user_id": "user", "item_id": "item", "cate_id": "cate"}[col]], names[vocab] = \
+            _id_keys(pc.utf8_trim_whitespace(table.column(col)))
+    ev["target"] = np.ones(len(idx), dtype=bool)
+    ev["history"] = ev["label"] == 1
+    counts = {"rows_read": int(n + bad.counts.get("wrong_column_count", 0)),
+              "rows_dropped": dict(bad.counts), "rows_used": int(len(idx)),
+              "clicks": int(np.count_nonzero(ev["history"]))}
+    return ev, names, counts
+
+
+def _count_bad(bad: BadRows, reason: str, good: np.ndarray, ok: np.ndarray, path: str):
+    n = int(np.count_nonzero(good & ~ok))
+    if n and bad.strict and not bad.locate:
+        row = int(np.flatnonzero(good & ~ok)[0])
+        raise PipelineError(f"{path}: row {row + 1}: malformed row ({reason})")
+    bad.add(reason, n)
+
+
+def build(args, *, extra_metadata=None, extra_files=None, arg_dict=None,
+          source_display=None) -> dict:
+    """Run the pipeline; ``extra_metadata(boundary, ev)`` may add metadata keys,
+    ``extra_files`` ({name: path}) are copied into the dataset directory, ``arg_dict``
+    replaces the recorded arguments and ``source_display`` the recorded source path."""
+    check_input_file(args.input)
+    arg_dict = vars(args).copy() if arg_dict is None else arg_dict
+    with DatasetDir(args.output, arg_dict, args.input, source_display) as out:
+        ev, names, counts = load_events(args.input, args.strict)
+        if len(ev["ts"]) == 0:
+            raise PipelineError(f"no valid rows in {args.input}")
+        ts_keys, ts_counts = group_count(ev["ts"])
+        frac = DEFAULT_VAL_FRACTION if args.val_fraction is None else args.val_fraction
+        boundary = split_boundary(ts_keys[0], ts_counts, frac, args.val_start)
+        train = ev["ts"] < boundary
+        if not train.any():
+            raise PipelineError(f"no training rows before the split boundary {boundary}")
+        vocabs = {}
+        for col, vocab in (("user", schema.USER_VOCAB), ("item", schema.ITEM_VOCAB),
+                           ("cate", schema.CATE_VOCAB)):
+            (keys,), c = group_count(ev[col][train])
+            vocabs[vocab] = Vocabulary(keys, c, min_count=args.min_count, names=names[vocab])
+        builder = ExampleBuilder(vocabs=vocabs, boundary=boundary, max_seq_len=args.max_seq_len,
+                                 sampler=None, neg_ratio=0.0, seed=args.seed)
+        for split, cols in builder.build(ev):
+            out.write(split, cols)
+        meta = {"counts": counts, "split_boundary": boundary, "dataset": "impressions"}
+        if extra_metadata is not None:
+            meta.update(extra_metadata(boundary, ev))
+        for name, src in (extra_files or {}).items():
+            shutil.copyfile(src, os.path.join(out.tmp, name))
+        return out.commit(meta, vocabs)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    meta = build(args)
+    print(summary_line("impressions", meta), file=sys.stderr)
+
+
+if __name__ == "__main__":
+    run_cli(main)
