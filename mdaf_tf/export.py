@@ -1,0 +1,319 @@
+"""Export a trained model as a TF Serving SavedModel that accepts raw ids.
+
+Layout: ``BASE/VERSION/`` with VERSION an integer one above the highest already there, written
+under a temporary name and renamed when complete (TF Serving only loads numeric directories).
+
+Signatures (outputs ``probability`` and, for gated models, ``gate``, both shape (batch,)):
+
+* ``serving_default(user_id, item_id, cate_id, hist_item_id, hist_cate_id, hist_len)``: raw ids
+  with the dtype they had in the data (int64 or string), histories of fixed length
+  ``max_seq_len``, left-padded (most recent last) with the padding value (-1 or ""), and
+  ``hist_len`` (batch,). Only the last ``hist_len`` positions count.
+* ``predict_examples(examples)``: serialized ``tf.train.Example`` protos with the same raw
+  features (histories and ``hist_len`` may be omitted: empty history).
+
+Inside the graph the raw ids go through the training vocabularies (saved as assets) with
+``tf.lookup``: line i of ``vocab/NAME.txt`` -> dense id i + FIRST_ID, unknown -> OOV_ID,
+padding -> PAD_ID.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from mdaf_tf import schema
+from mdaf_tf.config import ModelConfig, to_dict
+
+INT_PAD = -1
+STRING_PAD = ""
+INFO_FILE = "assets.extra/mdaf_tf.json"
+
+
+class ExportError(ValueError):
+    """An export path that cannot be written or a model that cannot be exported."""
+
+
+def raw_dtypes(meta: dict) -> dict[str, tf.DType]:
+    """Raw id dtype per vocabulary (``int64`` unless the metadata says ``string``)."""
+    declared = meta.get("raw_id_dtypes") or {}
+    return {
+        name: tf.string if declared.get(name, "int64") == "string" else tf.int64
+        for name in schema.VOCABULARIES
+    }
+
+
+def pad_value(dtype: tf.DType):
+    return STRING_PAD if dtype == tf.string else INT_PAD
+
+
+def next_version(base: Path) -> int:
+    versions = [int(p.name) for p in base.iterdir() if p.is_dir() and p.name.isdigit()]
+    return max(versions, default=0) + 1
+
+
+class ServingModule(tf.Module):
+    """The Keras model behind raw-id lookups; see the module docstring for the signatures."""
+
+    def __init__(self, model, vocab_dir: Path, meta: dict, max_seq_len: int):
+        super().__init__()
+        self.model = model
+        self.model_variables = list(model.variables)
+        self.max_seq_len = max_seq_len
+        self.dtypes = raw_dtypes(meta)
+        self.assets = {}
+        self.tables = {}
+        for name in schema.VOCABULARIES:
+            path = Path(vocab_dir) / f"{name}.txt"
+            if not path.is_file():
+                raise ExportError(f"{path}: vocabulary file missing")
+            asset = tf.saved_model.Asset(str(path))
+            initializer = tf.lookup.TextFileInitializer(
+                asset,
+                self.dtypes[name],
+                tf.lookup.TextFileIndex.WHOLE_LINE,
+                tf.int64,
+                tf.lookup.TextFileIndex.LINE_NUMBER,
+            )
+            self.assets[name] = asset
+            self.tables[name] = tf.lookup.StaticHashTable(initializer, default_value=-1)
+
+    def _lookup(self, name: str, raw):
+        index = self.tables[name].lookup(raw)
+        return tf.where(index >= 0, index + schema.FIRST_ID, tf.cast(schema.OOV_ID, tf.int64))
+
+    def features_from_raw(self, raw: dict) -> dict:
+        """Dense model inputs from raw ids (see the module docstring)."""
+        length = self.max_seq_len
+        hist_len = tf.clip_by_value(tf.reshape(raw[schema.HIST_LEN], (-1,)), 0, length)
+        position = tf.range(length, dtype=tf.int64)[None, :]
+        valid = position >= (length - hist_len[:, None])
+        features = {schema.HIST_LEN: hist_len}
+        for feature in schema.MODEL_INPUTS:
+            if feature.vocabulary is None:
+                continue
+            value = raw[feature.name]
+            dense = self._lookup(feature.vocabulary, value)
+            if feature.sequence:
+                keep = valid & tf.not_equal(value, pad_value(self.dtypes[feature.vocabulary]))
+                dense = tf.where(keep, dense, tf.cast(schema.PAD_ID, tf.int64))
+            features[feature.name] = dense
+        return features
+
+    def predict_raw(self, raw: dict) -> dict:
+        outputs = self.model(self.features_from_raw(raw), training=False)
+        result = {"probability": tf.reshape(outputs["probability"], (-1,))}
+        if "gate" in outputs:
+            result["gate"] = tf.reshape(outputs["gate"], (-1,))
+        return result
+
+    def raw_specs(self) -> dict:
+        specs = {}
+        for feature in schema.MODEL_INPUTS:
+            dtype = self.dtypes[feature.vocabulary] if feature.vocabulary else tf.int64
+            shape = (None, self.max_seq_len) if feature.sequence else (None,)
+            specs[feature.name] = tf.TensorSpec(shape, dtype, name=feature.name)
+        return specs
+
+    def example_spec(self) -> dict:
+        spec = {}
+        for feature in schema.MODEL_INPUTS:
+            dtype = self.dtypes[feature.vocabulary] if feature.vocabulary else tf.int64
+            if feature.sequence:
+                default = [pad_value(dtype)] * self.max_seq_len
+                spec[feature.name] = tf.io.FixedLenFeature(
+                    (self.max_seq_len,), dtype, default_value=default
+                )
+            elif feature.name == schema.HIST_LEN:
+                spec[feature.name] = tf.io.FixedLenFeature((), tf.int64, default_value=0)
+            else:
+                spec[feature.name] = tf.io.FixedLenFeature((), dtype)
+        return spec
+
+    def signatures(self) -> dict:
+        specs = self.raw_specs()
+        serving = tf.function(lambda **raw: self.predict_raw(raw), autograph=False)
+        example_spec = self.example_spec()
+
+        def from_examples(examples):
+            return self.predict_raw(tf.io.parse_example(examples, example_spec))
+
+        examples = tf.function(from_examples, autograph=False)
+        return {
+            "serving_default": serving.get_concrete_function(**specs),
+            "predict_examples": examples.get_concrete_function(
+                tf.TensorSpec((None,), tf.string, name="examples")
+            ),
+        }
+
+
+def portable_model(model, model_config: ModelConfig, model_name: str, build_model):
+    """The model with a scan made only of TensorFlow ops (what TF Serving and GPUs can run)."""
+    from mdaf_tf.ops import selective_scan
+
+    resolve_impl = getattr(selective_scan, "resolve_impl", None)
+    if resolve_impl is None or resolve_impl(model_config.scan, jit_compile=False) != "fast":
+        return model, model_config
+    if build_model is None:
+        raise ExportError("the model uses the CPU custom scan op; pass build_model to export it")
+    config = dataclasses.replace(model_config, scan="chunked")
+    clone = build_model(model_name, config)
+    clone.set_weights(model.get_weights())
+    return clone, config
+
+
+def export_model(
+    model,
+    model_config: ModelConfig,
+    model_name: str,
+    data_dir,
+    export_base,
+    *,
+    build_model: Callable | None = None,
+    parameters: dict | None = None,
+) -> Path:
+    """Write ``export_base/VERSION`` and return its path."""
+    from mdaf_tf.training.runner import load_metadata
+
+    base = Path(export_base)
+    if base.exists() and not base.is_dir():
+        raise ExportError(f"export path {base} is a file, not a directory")
+    base.mkdir(parents=True, exist_ok=True)
+    meta = load_metadata(data_dir)
+    model, model_config = portable_model(model, model_config, model_name, build_model)
+    module = ServingModule(model, Path(data_dir) / "vocab", meta, model_config.max_seq_len)
+    signatures = module.signatures()
+    version = next_version(base)
+    tmp = base / f".tmp-{version}-{os.getpid()}"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    try:
+        tf.saved_model.save(module, str(tmp), signatures=signatures)
+        info = {
+            "model": model_name,
+            "model_config": to_dict(model_config),
+            "parameters": parameters or {},
+            "max_seq_len": model_config.max_seq_len,
+            "raw_id_dtypes": {k: v.name for k, v in module.dtypes.items()},
+            "padding_values": {k: pad_value(v) for k, v in module.dtypes.items()},
+            "metadata": {k: meta[k] for k in ("schema_version", "vocab_sizes", "oracle")
+                         if k in meta},
+        }
+        (tmp / "assets.extra").mkdir(exist_ok=True)
+        (tmp / INFO_FILE).write_text(json.dumps(info, indent=2) + "\n")
+        final = base / str(version)
+        os.replace(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return final
+
+
+# ----------------------------------------------------------------------------------------
+# Raw ids from a dense dataset (to check an export or evaluate one on a dataset).
+
+
+def read_vocabularies(data_dir, meta: dict) -> dict[str, np.ndarray]:
+    """Raw id per dense id for each vocabulary (PAD and OOV rows hold the padding value and
+    a value that no vocabulary contains)."""
+    dtypes = raw_dtypes(meta)
+    vocabs = {}
+    for name in schema.VOCABULARIES:
+        lines = (Path(data_dir) / "vocab" / f"{name}.txt").read_text().split("\n")
+        if lines and lines[-1] == "":
+            lines.pop()
+        if dtypes[name] == tf.string:
+            values = [STRING_PAD.encode(), b"\x00<oov>"] + [x.encode() for x in lines]
+            vocabs[name] = np.array(values, dtype=object)
+        else:
+            known = np.array([int(x) for x in lines], dtype=np.int64)
+            unknown = min(int(known.min(initial=0)) - 1, INT_PAD - 1)
+            vocabs[name] = np.concatenate([[INT_PAD, unknown], known]).astype(np.int64)
+    return vocabs
+
+
+def dense_to_raw(features: dict, vocabs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    raw = {}
+    for feature in schema.MODEL_INPUTS:
+        value = np.asarray(features[feature.name])
+        raw[feature.name] = vocabs[feature.vocabulary][value] if feature.vocabulary else value
+    return raw
+
+
+def verify_export(
+    export_path,
+    model,
+    data_dir,
+    *,
+    split: str = "val",
+    max_examples: int | None = None,
+    tolerance: float = 1e-5,
+    batch_size: int = 1024,
+) -> dict:
+    """Compare both signatures of ``export_path``, loaded in a fresh Python process that does
+    not import mdaf_tf, with ``model`` on ``split`` of ``data_dir`` fed as raw ids.
+
+    Returns the checker's report; raises ExportError on a difference above ``tolerance``, a
+    missing signature, or a checker that fails.
+    """
+    import subprocess
+    import sys
+    import tempfile
+
+    from mdaf_tf import data
+    from mdaf_tf.training.runner import load_metadata
+
+    meta = load_metadata(data_dir)
+    vocabs = read_vocabularies(data_dir, meta)
+    raw_parts, probabilities, gates = [], [], []
+    taken = 0
+    for features, _ in data.make_dataset(data_dir, split, batch_size, training=False):
+        outputs = model(features, training=False)
+        raw_parts.append(dense_to_raw({k: v.numpy() for k, v in features.items()}, vocabs))
+        probabilities.append(np.asarray(outputs["probability"]).reshape(-1))
+        if "gate" in outputs:
+            gates.append(np.asarray(outputs["gate"]).reshape(-1))
+        taken += len(probabilities[-1])
+        if max_examples is not None and taken >= max_examples:
+            break
+    limit = taken if max_examples is None else min(taken, max_examples)
+    arrays = {
+        f"raw_{name}": np.concatenate([p[name] for p in raw_parts])[:limit]
+        for name in schema.MODEL_INPUT_NAMES
+    }
+    for name, value in list(arrays.items()):
+        if value.dtype == object:
+            arrays[name] = value.astype(bytes)
+    arrays["expected_probability"] = np.concatenate(probabilities)[:limit]
+    if gates:
+        arrays["expected_gate"] = np.concatenate(gates)[:limit]
+    script = Path(__file__).with_name("serving_check.py")
+    with tempfile.TemporaryDirectory() as tmp:
+        inputs = Path(tmp) / "inputs.npz"
+        np.savez(inputs, **arrays)
+        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH="")
+        proc = subprocess.run(
+            [sys.executable, str(script), str(export_path), str(inputs)],
+            capture_output=True, text=True, env=env, cwd=tmp,
+        )
+    if proc.returncode != 0:
+        tail = proc.stderr.strip().splitlines()[-1:] or ["(no output)"]
+        raise ExportError(f"{export_path}: serving check failed: {tail[0]}")
+    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    for name in ("serving_default", "predict_examples"):
+        if name not in report["signatures"]:
+            raise ExportError(f"{export_path}: signature {name} missing")
+        worst = max(v for k, v in report[name].items() if k != "finite")
+        if worst > tolerance or not report[name]["finite"]:
+            raise ExportError(
+                f"{export_path}: {name} differs from the Keras model by {worst:.3g} "
+                f"(tolerance {tolerance:g})"
+            )
+    return report

@@ -1,0 +1,1 @@
+"""The training recipe: schedule, optimizer, exact metrics, checkpoints, reports and the runner."""

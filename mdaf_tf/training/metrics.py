@@ -1,0 +1,83 @@
+"""Exact evaluation metrics on whole prediction arrays (no streaming approximation).
+
+``exact_auc`` is the Mann-Whitney U statistic normalised by the number of
+(positive, negative) pairs: the probability that a random positive scores above a random
+negative, counting ties as one half. It is computed from average ranks in O(n log n).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+GATE_BUCKETS = ((0.0, 0.1), (0.1, 0.2), (0.2, 0.3), (0.3, 0.4), (0.4, 1.0))
+HISTOGRAM_BINS = 10
+
+
+def _average_ranks(scores: np.ndarray) -> np.ndarray:
+    """1-based ranks with tied scores sharing the mean of their ranks."""
+    order = np.argsort(scores, kind="mergesort")
+    sorted_scores = scores[order]
+    # Start index of each run of equal scores.
+    boundaries = np.flatnonzero(np.diff(sorted_scores)) + 1
+    starts = np.concatenate(([0], boundaries))
+    ends = np.concatenate((boundaries, [len(scores)]))
+    run_ranks = (starts + ends + 1) / 2.0  # mean of ranks start+1 .. end
+    ranks = np.empty(len(scores), dtype=np.float64)
+    ranks[order] = np.repeat(run_ranks, ends - starts)
+    return ranks
+
+
+def exact_auc(labels, scores) -> float:
+    """ROC AUC with ties counted as 1/2; NaN when only one class is present."""
+    labels = np.asarray(labels).reshape(-1) > 0.5
+    scores = np.asarray(scores, dtype=np.float64).reshape(-1)
+    if labels.shape != scores.shape:
+        raise ValueError(f"labels {labels.shape} and scores {scores.shape} differ in shape")
+    n_pos = int(labels.sum())
+    n_neg = len(labels) - n_pos
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    ranks = _average_ranks(scores)
+    u = ranks[labels].sum() - n_pos * (n_pos + 1) / 2.0
+    return float(u / (n_pos * n_neg))
+
+
+def log_loss(labels, probabilities, eps: float = 1e-7) -> float:
+    """Mean binary cross-entropy of hard labels, probabilities clipped to [eps, 1 - eps]."""
+    labels = np.asarray(labels, dtype=np.float64).reshape(-1)
+    p = np.clip(np.asarray(probabilities, dtype=np.float64).reshape(-1), eps, 1.0 - eps)
+    return float(-np.mean(labels * np.log(p) + (1.0 - labels) * np.log(1.0 - p)))
+
+
+def gate_statistics(gates, bins: int = HISTOGRAM_BINS) -> dict:
+    """Mean, median, std and a histogram over [0, 1] of gate values."""
+    g = np.asarray(gates, dtype=np.float64).reshape(-1)
+    counts, edges = np.histogram(g, bins=bins, range=(0.0, 1.0))
+    return {
+        "mean": float(g.mean()),
+        "median": float(np.median(g)),
+        "std": float(g.std()),
+        "histogram_edges": [float(e) for e in edges],
+        "histogram_counts": [int(c) for c in counts],
+    }
+
+
+def auc_by_gate_bucket(labels, scores, gates, buckets=GATE_BUCKETS) -> list[dict]:
+    """Sample share and exact AUC per gate bucket [lo, hi); the last bucket includes hi."""
+    labels = np.asarray(labels).reshape(-1)
+    scores = np.asarray(scores).reshape(-1)
+    g = np.asarray(gates).reshape(-1)
+    rows = []
+    for i, (lo, hi) in enumerate(buckets):
+        upper = g <= hi if i == len(buckets) - 1 else g < hi
+        mask = (g >= lo) & upper
+        n = int(mask.sum())
+        rows.append(
+            {
+                "bucket": f"{lo:.1f}-{hi:.1f}",
+                "count": n,
+                "share": n / len(g) if len(g) else float("nan"),
+                "auc": exact_auc(labels[mask], scores[mask]) if n else float("nan"),
+            }
+        )
+    return rows
