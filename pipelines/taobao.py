@@ -137,8 +137,10 @@ def _read_into_partitions(args, bad: BadRows, parts: _Partitions, counts: dict):
             bad.add(reason, int(np.count_nonzero(good & ~ok)))
             good &= ok
         in_window = (ts >= args.window_start) & (ts < args.window_end)
-        counts["rows_dropped"]["outside_window"] = counts["rows_dropped"].get(
-            "outside_window", 0) + int(np.count_nonzero(good & ~in_window))
+        outside = int(np.count_nonzero(good & ~in_window))
+        if outside:
+            dropped = counts["rows_dropped"]
+            dropped["outside_window"] = dropped.get("outside_window", 0) + outside
         good &= in_window
         cols = {"user": user[good], "item": item[good], "cate": cate[good],
                 "beh": np.nan_to_num(beh[good].astype(np.float64)).astype(np.int8),

@@ -1,0 +1,277 @@
+import csv
+import json
+import os
+from collections import Counter, defaultdict
+
+import numpy as np
+import pytest
+from pipeline_helpers import SHARED, WINDOW_START, read_vocab, shard_bytes, write_rows
+
+from mdaf_tf.data import read_split_numpy
+from pipelines import taobao
+
+BEHAVIORS = ["pv", "cart", "fav", "buy"]
+
+
+def _random_log(rng, n=240, users=6, items=25, span=300):
+    item_cate = {i: 500 + i % 4 for i in range(items)}
+    rows = []
+    for _ in range(n):
+        item = int(rng.integers(0, items))
+        rows.append([int(rng.integers(1, users + 1)) * 7, 1000 + item, item_cate[item],
+                     BEHAVIORS[int(rng.integers(0, 4))],
+                     WINDOW_START + 3600 + int(rng.integers(0, span))])  # ties on purpose
+    return rows
+
+
+def _all_examples(out):
+    return {s: read_split_numpy(out, s) for s in ("train", "val")}
+
+
+def _raw(vocab, dense):
+    return [vocab[d - 2] if d >= 2 else ("PAD" if d == 0 else "OOV") for d in dense]
+
+
+def test_examples_match_plain_python_reference(tmp_path, cli):
+    rows = _random_log(np.random.default_rng(0))
+    rows += [[7, 77777, 501, "pv", WINDOW_START + 5000], [14, 77778, 5, "buy", WINDOW_START + 5000]]
+    src = write_rows(tmp_path / "log.csv", rows)
+    out = tmp_path / "ds"
+    seq = 5
+    code, err = cli(taobao, "--input", src, "--output", out, "--neg-ratio", 0,
+                    "--max-seq-len", seq, "--partitions", 3, "--val-fraction", 0.25)
+    assert code == 0, err
+    meta = json.loads((out / "metadata.json").read_text())
+    boundary = meta["split_boundary"]
+    vocab = {n: read_vocab(out, n) for n in ("user", "item", "cate")}
+    train_items = {str(r[1]) for r in rows if r[4] < boundary}
+    expected = []
+    for r in rows:
+        hist = sorted((j for j, h in enumerate(rows) if h[0] == r[0] and h[4] < r[4]),
+                      key=lambda j: (rows[j][4], j))[-seq:]
+        items = [str(rows[j][1]) if str(rows[j][1]) in train_items else "OOV" for j in hist]
+        cates = [str(rows[j][2]) for j in hist]
+        pad = ["PAD"] * (seq - len(hist))
+        split = "val" if r[4] >= boundary else "train"
+        expected.append((split, str(r[0]), str(r[1]) if str(r[1]) in train_items else "OOV",
+                         r[4], tuple(pad + items), tuple(pad + cates), len(hist)))
+    actual = []
+    for split, ex in _all_examples(out).items():
+        assert (ex["label"] == 1).all()
+        for k in range(len(ex["label"])):
+            actual.append((split, *_raw(vocab["user"], [ex["user_id"][k]]),
+                           *_raw(vocab["item"], [ex["item_id"][k]]), int(ex["timestamp"][k]),
+                           tuple(_raw(vocab["item"], ex["hist_item_id"][k])),
+                           tuple(_raw(vocab["cate"], ex["hist_cate_id"][k])),
+                           int(ex["hist_len"][k])))
+    assert sorted(actual) == sorted(expected)
+    assert any(e[2] == "OOV" for e in expected if e[0] == "val")  # OOV mapping exercised
+
+
+def test_vocab_popularity_and_negatives_use_training_period_only(tmp_path, cli):
+    t0 = WINDOW_START + 100
+    rows = []
+    # training period: item 1 x6, item 2 x3, item 3 x1 (users 1..2), category = item + 100
+    for k, item in enumerate([1] * 6 + [2] * 3 + [3]):
+        rows.append([1 + k % 2, item, item + 100, "pv", t0 + k])
+    # validation period only: items 8 and 9, user 3
+    for k, item in enumerate([8, 9, 8, 1]):
+        rows.append([3, item, item + 100, "pv", t0 + 1000 + k])
+    src = write_rows(tmp_path / "log.csv", rows)
+    out = tmp_path / "ds"
+    code, err = cli(taobao, "--input", src, "--output", out, "--val-start", t0 + 1000,
+                    "--neg-ratio", 2)
+    assert code == 0, err
+    assert read_vocab(out, "item") == ["1", "2", "3"]  # descending training frequency
+    assert read_vocab(out, "cate") == ["101", "102", "103"]
+    assert read_vocab(out, "user") == ["1", "2"]
+    meta = json.loads((out / "metadata.json").read_text())
+    assert meta["vocab_sizes"] == {"user": 4, "item": 5, "cate": 5}
+    ex = _all_examples(out)
+    val = ex["val"]
+    pos = val["label"] == 1
+    assert _raw(read_vocab(out, "item"), val["item_id"][pos]) == ["OOV", "OOV", "OOV", "1"]
+    assert _raw(read_vocab(out, "user"), val["user_id"]) == ["OOV"] * len(val["user_id"])
+    for split in ex.values():
+        neg = split["label"] == 0
+        # negatives come from training items only, with the sampled item's category
+        assert set(split["item_id"][neg].tolist()) <= {2, 3, 4}
+        np.testing.assert_array_equal(split["cate_id"][neg], split["item_id"][neg])
+
+
+def test_negative_ratio_never_positive_and_category(tmp_path, cli):
+    rng = np.random.default_rng(1)
+    rows = []
+    for u in range(40):
+        for k in range(30):  # distinct timestamps per user
+            item = int(rng.zipf(1.5)) % 60
+            rows.append([u, item, 900 + item % 7, "pv", WINDOW_START + 10 * k + u])
+    src = write_rows(tmp_path / "log.csv", rows)
+    for ratio in (1.5, 3.0):
+        out = tmp_path / f"ds{ratio}"
+        code, err = cli(taobao, "--input", src, "--output", out, "--neg-ratio", ratio)
+        assert code == 0, err
+        cate_vocab = read_vocab(out, "cate")
+        item_vocab = read_vocab(out, "item")
+        n_pos = n_neg = 0
+        for ex in _all_examples(out).values():
+            pos_item = {}
+            for k in np.flatnonzero(ex["label"] == 1):
+                pos_item[(ex["user_id"][k], ex["timestamp"][k])] = ex["item_id"][k]
+            neg = np.flatnonzero(ex["label"] == 0)
+            for k in neg:
+                assert ex["item_id"][k] != pos_item[(ex["user_id"][k], ex["timestamp"][k])]
+                raw_item = int(item_vocab[ex["item_id"][k] - 2])
+                assert cate_vocab[ex["cate_id"][k] - 2] == str(900 + raw_item % 7)
+            n_pos += len(pos_item)
+            n_neg += len(neg)
+        assert abs(n_neg / n_pos - ratio) <= 0.05 * ratio
+
+
+def test_default_split_is_latest_share_and_val_start_overrides(tmp_path, cli):
+    rows = [[1 + k % 5, k % 11, 3, "pv", WINDOW_START + k] for k in range(1000)]
+    src = write_rows(tmp_path / "log.csv", rows)
+    out = tmp_path / "ds"
+    assert cli(taobao, "--input", src, "--output", out, "--neg-ratio", 0)[0] == 0
+    meta = json.loads((out / "metadata.json").read_text())
+    ex = _all_examples(out)
+    assert ex["train"]["timestamp"].max() < meta["split_boundary"] <= ex["val"]["timestamp"].min()
+    assert meta["splits"]["val"]["examples"] == round(1000 * 225446 / (225446 + 1052081))
+    out2 = tmp_path / "ds2"
+    assert cli(taobao, "--input", src, "--output", out2, "--neg-ratio", 0,
+               "--val-start", WINDOW_START + 900)[0] == 0
+    meta2 = json.loads((out2 / "metadata.json").read_text())
+    assert meta2["split_boundary"] == WINDOW_START + 900
+    assert meta2["splits"]["val"]["examples"] == 100
+
+
+def test_window_filter_max_users_and_positive_behaviors(tmp_path, cli):
+    rows = [[u, 5, 6, b, WINDOW_START + 50 + u] for u in range(1, 11) for b in BEHAVIORS]
+    rows += [[1, 5, 6, "pv", WINDOW_START - 1], [2, 5, 6, "pv", 1512316800]]  # outside
+    src = write_rows(tmp_path / "log.csv", rows)
+    out = tmp_path / "ds"
+    code, err = cli(taobao, "--input", src, "--output", out, "--max-users", 3,
+                    "--positive-behaviors", "buy,cart", "--neg-ratio", 0, "--val-fraction", 0)
+    assert code == 0, err
+    meta = json.loads((out / "metadata.json").read_text())
+    assert meta["counts"]["rows_dropped"] == {"outside_window": 2}
+    assert meta["counts"]["users_kept"] == 3 and meta["counts"]["users_in_window"] == 10
+    assert len(read_vocab(out, "user")) == 3
+    assert meta["splits"]["train"]["positives"] == 3 * 2
+    out2 = tmp_path / "ds2"
+    assert cli(taobao, "--input", src, "--output", out2, "--max-users", 3,
+               "--positive-behaviors", "buy,cart", "--neg-ratio", 0, "--val-fraction", 0)[0] == 0
+    assert sorted(read_vocab(out2, "user")) == sorted(read_vocab(out, "user"))
+
+
+def test_reruns_are_byte_identical_and_output_dir_rules(tmp_path, cli):
+    src = write_rows(tmp_path / "log.csv", _random_log(np.random.default_rng(5)))
+    a, b = tmp_path / "a", tmp_path / "b"
+    args = ["--input", src, "--examples-per-shard", 100, "--partitions", 2]
+    assert cli(taobao, *args, "--output", a)[0] == 0
+    assert cli(taobao, *args, "--output", b)[0] == 0
+    assert len(shard_bytes(a)) > 2 and shard_bytes(a) == shard_bytes(b)
+    assert cli(taobao, *args, "--output", a)[0] == 0  # same arguments: rebuilt in place
+    assert shard_bytes(a) == shard_bytes(b)
+    code, err = cli(taobao, *args, "--output", a, "--seed", 1)
+    assert code == 2 and "different dataset" in err and err.count("\n") == 1
+    assert cli(taobao, *args, "--output", a, "--seed", 1, "--overwrite")[0] == 0
+    assert shard_bytes(a) != shard_bytes(b)
+    junk = tmp_path / "junk"
+    junk.mkdir()
+    (junk / "notes.txt").write_text("x")
+    code, err = cli(taobao, *args, "--output", junk)
+    assert code == 2 and "not empty" in err
+
+
+def test_interrupted_run_leaves_nothing_that_looks_complete(tmp_path, cli, monkeypatch):
+    src = write_rows(tmp_path / "log.csv", _random_log(np.random.default_rng(6)))
+
+    def boom(self, ev):
+        raise KeyboardInterrupt
+        yield
+
+    monkeypatch.setattr(taobao.ExampleBuilder, "build", boom)
+    with pytest.raises(KeyboardInterrupt):
+        taobao.main(["--input", src, "--output", str(tmp_path / "ds")])
+    assert sorted(os.listdir(tmp_path)) == ["log.csv"]
+
+
+def test_malformed_rows_counted_and_strict(tmp_path, cli):
+    good = [1, 2, 3, "pv", WINDOW_START + 10]
+    w = WINDOW_START
+    lines = [f"1,2,3,pv,{w + k}" for k in range(5)]
+    lines[1:1] = ["1,2,3,pv", f"1,x2,3,pv,{w}", f"1,2,3,pv,{w},9", f"1,2,3,click,{w}",
+                  "1,2,3,pv,yesterday", "u,2,3,pv,1", f"1,2,c,buy,{w}"]
+    src = tmp_path / "bad.csv"
+    src.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "ds"
+    code, err = cli(taobao, "--input", src, "--output", out, "--neg-ratio", 0)
+    assert code == 0, err
+    meta = json.loads((out / "metadata.json").read_text())
+    assert meta["counts"]["rows_dropped"] == {
+        "wrong_column_count": 2, "bad_item_id": 1, "unknown_behavior": 1, "bad_timestamp": 1,
+        "bad_user_id": 1, "bad_category_id": 1}
+    assert meta["counts"]["rows_read"] == 12 and meta["counts"]["rows_used"] == 5
+    assert "wrong_column_count 2" in err
+    code, err = cli(taobao, "--input", src, "--output", tmp_path / "s", "--strict")
+    assert code == 2
+    assert err.strip() == (f"error: {src}:2: malformed row "
+                           "(wrong_column_count: 4 columns, expected 5)")
+    fine = write_rows(tmp_path / "fine.csv", [good, ["1", "2", "3", "fav", "soon"]])
+    code, err = cli(taobao, "--input", fine, "--output", tmp_path / "s2", "--strict")
+    assert code == 2 and f"{fine}:2:" in err and "bad_timestamp" in err
+    assert not (tmp_path / "s").exists() and not (tmp_path / "s2").exists()
+
+
+@pytest.mark.parametrize("case", ["missing", "empty", "directory", "no_rows_in_window"])
+def test_unusable_input_is_one_line_exit_2(tmp_path, cli, case):
+    path = tmp_path / "in.csv"
+    if case == "empty":
+        path.write_text("")
+    elif case == "directory":
+        path.mkdir()
+    elif case == "no_rows_in_window":
+        write_rows(path, [[1, 2, 3, "pv", 5]])
+    code, err = cli(taobao, "--input", path, "--output", tmp_path / "ds")
+    assert code == 2
+    assert err.count("\n") == 1 and err.startswith("error:") and "Traceback" not in err
+    assert not (tmp_path / "ds").exists()
+
+
+USERS_43 = os.path.join(SHARED, "users_43_complete_histories.csv")
+
+
+@pytest.mark.skipif(not os.path.exists(USERS_43), reason=f"shared sample absent: {USERS_43}")
+def test_users_43_counts_checked_by_hand(tmp_path, cli):
+    in_window = Counter()
+    first_seen = {}
+    with open(USERS_43) as f:
+        for row in csv.reader(f):
+            ts = int(row[4])
+            if 1511539200 <= ts < 1512316800:
+                in_window[row[0]] += 1
+                first_seen.setdefault(row[0], ts)
+    out = tmp_path / "ds"
+    code, err = cli(taobao, "--input", USERS_43, "--output", out)
+    assert code == 0, err
+    meta = json.loads((out / "metadata.json").read_text())
+    assert meta["counts"]["rows_read"] == 4321
+    assert meta["counts"]["rows_dropped"] == {"outside_window": 4321 - sum(in_window.values())}
+    users = read_vocab(out, "user")
+    positives, negatives = Counter(), Counter()
+    empty_history = defaultdict(int)
+    ex = _all_examples(out)
+    for split in ex.values():
+        raw_users = _raw(users, split["user_id"])
+        for u, lab, hl in zip(raw_users, split["label"], split["hist_len"], strict=True):
+            (positives if lab == 1 else negatives)[u] += 1
+            empty_history[u] += int(hl == 0)
+    # users only active in the validation period are OOV; count them apart
+    known = {u: c for u, c in in_window.items() if u in users}
+    assert {u: positives[u] for u in known} == known
+    assert positives["OOV"] == sum(c for u, c in in_window.items() if u not in users)
+    total_pos = sum(in_window.values())
+    assert abs(sum(negatives.values()) / total_pos - 1.5) <= 0.05 * 1.5
+    # each user's earliest positives (and their negatives) have empty histories
+    assert all(empty_history[u] >= 1 for u in known)
