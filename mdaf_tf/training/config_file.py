@@ -1,0 +1,89 @@
+"""``--config FILE.json``: model and training fields in one JSON file.
+
+Two accepted forms:
+
+* nested (what ``config.json`` in a run directory and the tuner's ``best_config.json`` hold)::
+
+      {"model": {"dropout": 0.2, ...}, "train": {"model": "mdaf", "weight_decay": 1e-5, ...}}
+
+  ``model`` holds ``ModelConfig`` fields, ``train`` holds ``TrainConfig`` fields (the model's
+  name is ``train.model``). Other top-level keys written by the runner (``seed``,
+  ``versions``, ...) are ignored; any other key is an error.
+* flat: ``{"dropout": 0.2, "weight_decay": 1e-5, "model": "mdaf"}``; each key goes to the
+  dataclass that has a field of that name (the two share none).
+
+Missing fields keep their defaults; unknown fields and wrong types are ConfigErrors naming
+the file and the field.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+from mdaf_tf import config as config_lib
+from mdaf_tf.config import ConfigError, ModelConfig, TrainConfig
+
+# Informational keys the runner writes beside "model"/"train" in config.json.
+RUN_INFO_KEYS = frozenset(
+    {
+        "seed", "jit_compile", "data_dir", "data_metadata_sha256", "train_examples",
+        "val_examples", "effective_batch_size", "steps_per_epoch", "versions",
+    }
+)
+_MODEL_FIELDS = {f.name for f in dataclasses.fields(ModelConfig)}
+_TRAIN_FIELDS = {f.name for f in dataclasses.fields(TrainConfig)}
+
+
+def to_json_dict(model_config: ModelConfig, train_config: TrainConfig) -> dict:
+    return {"model": config_lib.to_dict(model_config), "train": config_lib.to_dict(train_config)}
+
+
+def save(path, model_config: ModelConfig, train_config: TrainConfig) -> None:
+    """Write the nested form (temporary file + rename)."""
+    import os
+
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(to_json_dict(model_config, train_config), indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+def parse(values: dict, source: str = "config") -> tuple[ModelConfig, TrainConfig]:
+    """Configs from a dict in either form; ConfigError prefixed with ``source``."""
+    if not isinstance(values, dict):
+        raise ConfigError(f"{source}: must be a JSON object, got {type(values).__name__}")
+    try:
+        if isinstance(values.get("model"), dict) or isinstance(values.get("train"), dict):
+            extra = sorted(set(values) - {"model", "train"} - RUN_INFO_KEYS)
+            if extra:
+                raise ConfigError(f"unknown top-level key(s): {', '.join(extra)}")
+            model_values = values.get("model", {})
+            train_values = values.get("train", {})
+            for name, section in (("model", model_values), ("train", train_values)):
+                if not isinstance(section, dict):
+                    raise ConfigError(f"'{name}' must be an object of fields")
+        else:
+            unknown = sorted(set(values) - _MODEL_FIELDS - _TRAIN_FIELDS)
+            if unknown:
+                raise ConfigError(f"unknown config field(s): {', '.join(unknown)}")
+            model_values = {k: v for k, v in values.items() if k in _MODEL_FIELDS}
+            train_values = {k: v for k, v in values.items() if k in _TRAIN_FIELDS}
+        return (
+            config_lib.from_dict(ModelConfig, model_values),
+            config_lib.from_dict(TrainConfig, train_values),
+        )
+    except ConfigError as e:
+        raise ConfigError(f"{source}: {e}") from None
+
+
+def load(path) -> tuple[ModelConfig, TrainConfig]:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    try:
+        values = json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path}: not valid JSON ({e})") from None
+    return parse(values, str(path))

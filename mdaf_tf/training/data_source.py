@@ -1,0 +1,86 @@
+"""Turn ``--data`` into a dataset directory, running a pipeline into a cache when needed.
+
+* no ``--data``: the synthetic default (``python -m pipelines.synthetic`` with its defaults),
+  built once into ``CACHE/synthetic-default``;
+* a directory: used as it is (it must hold ``metadata.json``);
+* a file: ``.parquet`` or a CSV whose first line is a header with a ``label`` column goes
+  through ``pipelines.impressions``; any other CSV is a Taobao UserBehavior log and goes
+  through ``pipelines.taobao``. The output is cached in ``CACHE/PIPELINE-STEM-HASH`` where
+  HASH covers the file's bytes and the pipeline's arguments, so re-running reuses it.
+
+``CACHE`` is ``$MDAF_TF_DATA_CACHE`` or ``data_cache`` in the working directory. Pipelines
+write to a temporary directory and rename it, so an interrupted build is rebuilt next time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from mdaf_tf.data import DataError
+
+SYNTHETIC_DEFAULT = "synthetic-default"
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("MDAF_TF_DATA_CACHE", "data_cache"))
+
+
+def file_sha256(path: Path, chunk: int = 1 << 22) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def detect_pipeline(path: Path) -> str:
+    if path.suffix.lower() == ".parquet":
+        return "impressions"
+    with open(path, "rb") as f:
+        first = f.readline(4096).decode("utf-8", errors="replace").strip().lower()
+    columns = [c.strip() for c in first.split(",")]
+    return "impressions" if "label" in columns else "taobao"
+
+
+def _run_pipeline(module: str, args: list[str], log) -> None:
+    package_root = str(Path(__file__).resolve().parents[2])
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
+    log(f"building the dataset: python -m {module} {' '.join(args)}")
+    proc = subprocess.run([sys.executable, "-m", module, *args], env=env,
+                          capture_output=True, text=True)
+    if proc.stdout.strip():
+        log(proc.stdout.strip().splitlines()[-1])
+    if proc.returncode != 0:
+        lines = proc.stderr.strip().splitlines() or ["(no message)"]
+        raise DataError(f"python -m {module} failed: {lines[-1]}")
+
+
+def resolve(data: str | None, log=print) -> Path:
+    """The dataset directory for ``--data`` (building and caching it when needed)."""
+    if data is None:
+        target = cache_root() / SYNTHETIC_DEFAULT
+        if not (target / "metadata.json").is_file():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            _run_pipeline("pipelines.synthetic", ["--output", str(target)], log)
+        return target
+    path = Path(data)
+    if path.is_dir():
+        return path
+    if not path.exists():
+        raise DataError(f"--data {data}: no such file or directory")
+    pipeline = detect_pipeline(path)
+    args: list[str] = []  # the pipelines' defaults; part of the cache key
+    key = hashlib.sha256(
+        (file_sha256(path) + "|" + pipeline + "|" + " ".join(args)).encode()
+    ).hexdigest()[:16]
+    target = cache_root() / f"{pipeline}-{path.stem}-{key}"
+    if not (target / "metadata.json").is_file():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        _run_pipeline(f"pipelines.{pipeline}", ["--input", str(path), "--output", str(target),
+                                                *args], log)
+    return target
