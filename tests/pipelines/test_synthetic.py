@@ -1,0 +1,74 @@
+import itertools
+import json
+
+import numpy as np
+import pytest
+from pipeline_helpers import shard_bytes
+
+from mdaf_tf.data import read_split_numpy
+from pipelines import synthetic
+
+SMALL = ["--users", 300, "--items", 120, "--categories", 12, "--impressions-per-user", 60]
+
+
+def test_auc_matches_pairwise_definition():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 60)
+    s = rng.integers(0, 6, 60).astype(float)  # many ties
+    scored = list(zip(s, y, strict=True))
+    pairs = [(1.0 if a > b else 0.5 if a == b else 0.0)
+             for (a, la), (b, lb) in itertools.product(scored, scored) if la and not lb]
+    assert synthetic.auc(y, s) == pytest.approx(np.mean(pairs))
+
+
+def test_oracle_gaps_and_metadata(tmp_path, cli):
+    out = tmp_path / "ds"
+    code, err = cli(synthetic, "--output", out, *SMALL)
+    assert code == 0, err
+    meta = json.loads((out / "metadata.json").read_text())
+    o = meta["oracle"]
+    assert 0.7 < o["auc"] < 0.9
+    assert o["auc"] - o["static_only_auc"] >= 0.03
+    assert o["auc"] - o["sequence_only_auc"] >= 0.03
+    assert meta["splits"]["train"]["examples"] + meta["splits"]["val"]["examples"] == 300 * 60
+    assert meta["source"]["path"] == synthetic.CSV_NAME and (out / synthetic.CSV_NAME).exists()
+    val = read_split_numpy(out, "val")
+    assert abs(val["label"].mean() - o["val_ctr"]) < 1e-9
+    assert "oracle AUC" in err
+
+
+def test_sequence_part_is_built_from_actual_previous_clicks():
+    args = synthetic.parse_args(["--output", "unused", "--users", "40", "--items", "30",
+                                 "--categories", "5", "--impressions-per-user", "50"])
+    log = synthetic.simulate(args)
+    logit = lambda p: np.log(p / (1 - p))
+    # logit(p) - logit(p with the sequence part at its mean) = q_part - mean(q_part)
+    q_centered = logit(log["p"]) - logit(log["p_static_only"])
+    q = np.zeros(len(log["p"]))
+    clicks: dict[int, list[int]] = {}
+    for k in np.argsort(log["timestamp"], kind="stable"):
+        u, c = int(log["user_id"][k]), int(log["cate_id"][k])
+        recent = clicks.setdefault(u, [])[::-1][: args.recent_clicks]
+        q[k] = args.sequence_strength * sum(args.decay ** m for m, rc in enumerate(recent)
+                                            if rc == c)
+        if log["label"][k] == 1:
+            clicks[u].append(c)
+    np.testing.assert_allclose(q_centered, q - q.mean(), atol=1e-9)
+
+
+def test_default_size_fits_the_training_budget():
+    args = synthetic.parse_args(["--output", "unused"])
+    total = args.users * args.impressions_per_user
+    assert 40_000 <= total * (1 - 0.176) <= 60_000
+
+
+def test_same_seed_same_bytes(tmp_path, cli):
+    small = ["--users", 50, "--items", 40, "--categories", 5, "--impressions-per-user", 20]
+    assert cli(synthetic, "--output", tmp_path / "a", *small)[0] == 0
+    assert cli(synthetic, "--output", tmp_path / "b", *small)[0] == 0
+    assert cli(synthetic, "--output", tmp_path / "c", *small, "--seed", 3)[0] == 0
+    assert shard_bytes(tmp_path / "a") == shard_bytes(tmp_path / "b")
+    assert shard_bytes(tmp_path / "a") != shard_bytes(tmp_path / "c")
+    assert cli(synthetic, "--output", tmp_path / "a", *small)[0] == 0  # rerun in place
+    code, err = cli(synthetic, "--output", tmp_path / "a", *small, "--items", 41)
+    assert code == 2 and "different dataset" in err
