@@ -21,8 +21,8 @@ class MDAF(keras.Model):
 
         e_static = Dense_128([e_user; e_item; e_cate])            (B, 128)
         s        = mean(LCN(e_static), ECN(e_static))              (B, 128)   DCNv3
-        tokens   = Dense_128([E_item(hist_item); E_cate(hist_cate)])  (B, L, 128)
-        q        = MaskedMeanPool(Mamba4Rec(tokens))               (B, 128)
+        tokens   = [E_item(hist_item); E_cate(hist_cate)]          (B, L, 96)
+        q        = MaskedMeanPool(Mamba4Rec(Dense_128(tokens)))    (B, 128)
         g        = sigmoid(MLP_{256->128->1}([s; q]))              (B, 1)
         p        = sigmoid(MLP_{128->64->1}(g * s + (1 - g) * q))  (B, 1)
 
@@ -44,7 +44,7 @@ class MDAF(keras.Model):
     components = {
         "embeddings": ("feature_embedding",),
         "static branch": ("static_projection", "static_dcnv3"),
-        "sequence branch": ("sequence_projection", "sequence_encoder"),
+        "sequence branch": ("sequence_encoder",),
         "gate + output": ("fusion", "output_mlp"),
     }
 
@@ -85,7 +85,6 @@ class MDAF(keras.Model):
                 [mask, keras.ops.ones_like(mask[:, :1])], axis=1
             )
             pooling = "last"
-        tokens = keras.layers.Dense(c.hidden_dim, name="sequence_projection")(tokens)
         sequence = Mamba4RecEncoder(
             d_model=c.hidden_dim,
             num_layers=c.num_mamba_layers,

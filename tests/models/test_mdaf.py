@@ -1,0 +1,110 @@
+import dataclasses
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from mdaf_tf import schema
+from mdaf_tf.config import ModelConfig
+from mdaf_tf.models import build_model, count_parameters
+from mdaf_tf.models.mdaf import MDAF
+from tests.models.conftest import random_batch, tiny_config
+
+
+def _predict(model, batch):
+    out = model(batch, training=False)
+    return {k: np.asarray(v) for k, v in out.items()}
+
+
+def test_outputs_and_gate_range(config):
+    model = build_model("mdaf", config)
+    out = _predict(model, random_batch(config, 16))
+    assert out["probability"].shape == (16, 1) and out["gate"].shape == (16, 1)
+    assert np.all((out["probability"] > 0) & (out["probability"] < 1))
+    assert np.all((out["gate"] >= 0) & (out["gate"] <= 1))
+    assert np.all(np.isfinite(out["probability"]))
+
+
+def test_default_parameter_counts_by_component():
+    vocab = dict(user_vocab_size=1000, item_vocab_size=500, cate_vocab_size=30)
+    config = ModelConfig(**vocab, scan="reference")
+    counts = count_parameters(build_model("mdaf", config))
+    # Hand count from the layer shapes at the seed's sizes.
+    embeddings = 1000 * 80 + 500 * 64 + 30 * 32
+    cross_layer = 128 * 64 + 2 * 64 + 128  # W (d -> d/2), LayerNorm(d/2), bias b (d)
+    static = (176 * 128 + 128) + 2 * 3 * cross_layer
+    mamba = 116_480
+    ffn = (128 * 512 + 512) + (512 * 128 + 128)
+    sequence = (96 * 128 + 128) + 256 + 2 * (mamba + 256 + ffn + 256)
+    gate_output = (256 * 128 + 128) + (128 + 1) + (128 * 64 + 64) + (64 + 1)
+    assert counts == {
+        "embeddings": embeddings,
+        "static branch": static,
+        "sequence branch": sequence,
+        "gate + output": gate_output,
+        "total": embeddings + static + sequence + gate_output,
+    }
+
+
+@pytest.mark.parametrize("name", ["mdaf", "mdaf_ta", "mdaf_concat", "mdaf_fixed"])
+def test_keras_round_trip(tmp_path, config, name):
+    model = build_model(name, config)
+    batch = random_batch(config, 8, seed=1)
+    path = tmp_path / f"{name}.keras"
+    model.save(path)
+    restored = keras.models.load_model(path)
+    assert isinstance(restored, MDAF)
+    assert restored.config == model.config
+    for key, value in _predict(model, batch).items():
+        np.testing.assert_array_equal(_predict(restored, batch)[key], value)
+
+
+def test_config_round_trip(config):
+    model = build_model("mdaf_ta", config)
+    clone = MDAF.from_config(model.get_config())
+    assert clone.config == model.config and clone.config.target_in_sequence
+
+
+def test_padding_length_and_padded_ids_do_not_matter(config):
+    short = build_model("mdaf", config)
+    long_config = dataclasses.replace(config, max_seq_len=config.max_seq_len + 9)
+    long = build_model("mdaf", long_config)
+    long.set_weights(short.get_weights())
+    batch = random_batch(config, 8, seed=2)
+    extra = np.zeros((8, 9), dtype=np.int64)
+    padded = dict(batch)
+    for key in (schema.HIST_ITEM_ID, schema.HIST_CATE_ID):
+        padded[key] = np.concatenate([extra, batch[key]], axis=1)
+    np.testing.assert_allclose(
+        _predict(long, padded)["probability"], _predict(short, batch)["probability"], rtol=1e-5
+    )
+
+
+def test_xla_matches_eager(config):
+    model = build_model("mdaf", config)
+    batch = {k: tf.constant(v) for k, v in random_batch(config, 8, seed=3).items()}
+    eager = model(batch, training=False)["probability"]
+    xla = tf.function(lambda b: model(b, training=False), jit_compile=True)(batch)
+    np.testing.assert_allclose(xla["probability"], eager, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["mdaf", "mdaf_concat", "mdaf_fixed"])
+def test_trains_and_loss_decreases(name):
+    config = tiny_config(dropout=0.0)
+    model = build_model(name, config)
+    batch = random_batch(config, 64, seed=4)
+    # A learnable label: clicks where the target shares the category of the latest behaviour.
+    label = (batch[schema.CATE_ID] == batch[schema.HIST_CATE_ID][:, -1]) | (
+        batch[schema.USER_ID] % 2 == 0
+    )
+    model.compile(
+        optimizer=keras.optimizers.Adam(1e-2),
+        loss={"probability": "binary_crossentropy"},
+        jit_compile=False,
+    )
+    history = model.fit(
+        batch, {"probability": label.astype("float32")}, epochs=15, batch_size=64, verbose=0
+    )
+    losses = history.history["loss"]
+    assert losses[-1] < 0.7 * losses[0]
