@@ -142,38 +142,3 @@ def tiny_model(name: str, config) -> keras.Model:
         name=name,
     )
 
-
-def _fallback_make_dataset(data_dir, split, batch_size, *, training=False, seed=0,
-                           repeat=False, drop_remainder=False, input_context=None):
-    meta = json.loads((Path(data_dir) / "metadata.json").read_text())
-    files = sorted(str(p) for p in Path(data_dir).glob(f"{split}-*.tfrecord.gz"))
-    ds = tf.data.TFRecordDataset(files, compression_type="GZIP")
-    if training:
-        ds = ds.shuffle(10_000, seed=seed, reshuffle_each_iteration=False)
-    if repeat:
-        ds = ds.repeat()
-    spec = schema.parse_spec(meta["max_seq_len"])
-
-    def parse(serialized):
-        parsed = tf.io.parse_example(serialized, spec)
-        features = {k: parsed[k] for k in schema.MODEL_INPUT_NAMES}
-        return features, tf.cast(parsed[schema.LABEL], tf.float32)
-
-    return ds.batch(batch_size, drop_remainder=drop_remainder).map(parse)
-
-
-def install_fallback_reader():
-    """Until ``mdaf_tf.data`` exists, provide its two functions the training code uses."""
-    import sys
-    import types
-
-    try:
-        import mdaf_tf.data  # noqa: F401
-    except ImportError:
-        module = types.ModuleType("mdaf_tf.data")
-        module.make_dataset = _fallback_make_dataset
-        module.load_metadata = lambda d: json.loads((Path(d) / "metadata.json").read_text())
-        sys.modules["mdaf_tf.data"] = module
-        import mdaf_tf
-
-        mdaf_tf.data = module
