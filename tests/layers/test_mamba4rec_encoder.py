@@ -9,6 +9,7 @@ import tensorflow as tf
 from test_mamba_block import numpy_block
 
 from mdaf_tf.layers.mamba4rec_encoder import Mamba4RecEncoder
+from mdaf_tf.ops import selective_scan as scan_ops
 
 D_IN, D_MODEL = 12, 16
 
@@ -16,7 +17,8 @@ D_IN, D_MODEL = 12, 16
 def _small(**kwargs):
     args = dict(d_model=D_MODEL, num_layers=1, d_state=4, d_conv=3, dropout=0.25)
     args.update(kwargs)
-    return Mamba4RecEncoder(scan="reference", seed=0, **args)
+    args.setdefault("scan", "reference")
+    return Mamba4RecEncoder(seed=0, **args)
 
 
 def _left_padded(rng, lengths, total, pad_scale=0.0):
@@ -148,7 +150,10 @@ def test_config_and_keras_round_trip(tmp_path):
     np.testing.assert_allclose(loaded.predict([x, mask], verbose=0), want, rtol=1e-5, atol=1e-6)
 
 
-def test_training_reduces_loss():
+@pytest.mark.parametrize(
+    "jit_compile", [False, pytest.param(True, marks=pytest.mark.slow)]  # XLA compile: ~1 min
+)
+def test_training_reduces_loss(jit_compile):
     keras.utils.set_random_seed(6)
     rng = np.random.default_rng(6)
     lengths = rng.integers(0, 9, size=64)
@@ -158,9 +163,10 @@ def test_training_reduces_loss():
 
     tokens = keras.Input((8, D_IN))
     valid = keras.Input((8,), dtype="bool")
-    pooled = _small(dropout=0.1)(tokens, mask=valid)
+    scan = "auto" if "auto" in scan_ops.IMPLEMENTATIONS else "reference"  # the layer default
+    pooled = _small(dropout=0.1, scan=scan)(tokens, mask=valid)
     model = keras.Model([tokens, valid], keras.layers.Dense(1)(pooled))
-    model.compile(keras.optimizers.Adam(1e-2), loss="mse", jit_compile=False)
+    model.compile(keras.optimizers.Adam(1e-2), loss="mse", jit_compile=jit_compile)
     before = model.evaluate([x, mask], target, verbose=0)
     model.fit([x, mask], target, batch_size=32, epochs=5, verbose=0)
     after = model.evaluate([x, mask], target, verbose=0)

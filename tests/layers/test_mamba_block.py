@@ -8,6 +8,9 @@ import pytest
 import tensorflow as tf
 
 from mdaf_tf.layers.mamba_block import MambaBlock
+from mdaf_tf.ops import selective_scan as scan_ops
+
+SCANS = ["reference", "chunked", "fast", "auto"]
 
 
 def _softplus(x):
@@ -45,6 +48,19 @@ def numpy_block(block, x, mask=None):
             y = h @ C + w["D"] * u
             out[b, t] = (y * _silu(z[t])) @ w["out_proj_kernel"]
     return out
+
+
+def _require(scan, jit_compile=False):
+    """Skip a scan the ops module does not (yet) offer or cannot run here."""
+    if scan not in scan_ops.IMPLEMENTATIONS:
+        pytest.skip(f"selective scan {scan!r} not implemented")
+    if scan == "fast":
+        if jit_compile:
+            pytest.skip("the fast scan is a custom op without an XLA kernel")
+        from mdaf_tf.ops.fast_scan import fast_scan_available
+
+        if not fast_scan_available():
+            pytest.skip("the fast scan op cannot be built here")
 
 
 def _rel_err(got, want):
@@ -88,9 +104,11 @@ def test_initialisation():
 
 
 @pytest.mark.parametrize("jit_compile", [False, True])
-def test_forward_matches_numpy_reference(jit_compile):
+@pytest.mark.parametrize("scan", SCANS)
+def test_forward_matches_numpy_reference(scan, jit_compile):
+    _require(scan, jit_compile)
     rng = np.random.default_rng(0)
-    block = MambaBlock(16, d_state=4, d_conv=3, expand=2, scan="reference", seed=1)
+    block = MambaBlock(16, d_state=4, d_conv=3, expand=2, scan=scan, seed=1)
     x = rng.normal(size=(2, 9, 16)).astype(np.float32)
     block.build(x.shape)
     # Move A and the step sizes off their initial values so every term matters.
@@ -104,9 +122,11 @@ def test_forward_matches_numpy_reference(jit_compile):
 
 
 @pytest.mark.parametrize("jit_compile", [False, True])
-def test_masked_forward_matches_numpy_reference(jit_compile):
+@pytest.mark.parametrize("scan", SCANS[:3])
+def test_masked_forward_matches_numpy_reference(scan, jit_compile):
+    _require(scan, jit_compile)
     rng = np.random.default_rng(1)
-    block = MambaBlock(16, d_state=4, scan="reference", seed=2)
+    block = MambaBlock(16, d_state=4, scan=scan, seed=2)
     x = rng.normal(size=(3, 8, 16)).astype(np.float32)
     mask = np.arange(8)[None, :] >= np.array([[0], [3], [8]])  # full, length 5, empty
     forward = tf.function(lambda t, m: block(t, mask=m), jit_compile=jit_compile)
@@ -116,9 +136,11 @@ def test_masked_forward_matches_numpy_reference(jit_compile):
     assert _rel_err(got[mask], want[mask]) < 1e-5
 
 
-def test_left_padding_length_and_values_do_not_matter():
+@pytest.mark.parametrize("scan", SCANS)
+def test_left_padding_length_and_values_do_not_matter(scan):
+    _require(scan)
     rng = np.random.default_rng(2)
-    block = MambaBlock(16, d_state=4, scan="reference", seed=4)
+    block = MambaBlock(16, d_state=4, scan=scan, seed=4)
     k = 7
     history = rng.normal(size=(2, k, 16)).astype(np.float32)
 
