@@ -19,11 +19,11 @@ padding -> PAD_ID.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
 import shutil
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -154,19 +154,26 @@ class ServingModule(tf.Module):
         }
 
 
-def portable_model(model, model_config: ModelConfig, model_name: str, build_model):
-    """The model with a scan made only of TensorFlow ops (what TF Serving and GPUs can run)."""
+@contextlib.contextmanager
+def portable_scans(model):
+    """Switch every layer whose selective scan resolves to the CPU custom op ("fast") to the
+    TensorFlow-ops "chunked" scan while the export traces the model: TF Serving, GPUs and a
+    process without mdaf_tf's op library can run only the latter. Yields the switched count."""
     from mdaf_tf.ops import selective_scan
 
     resolve_impl = getattr(selective_scan, "resolve_impl", None)
-    if resolve_impl is None or resolve_impl(model_config.scan, jit_compile=False) != "fast":
-        return model, model_config
-    if build_model is None:
-        raise ExportError("the model uses the CPU custom scan op; pass build_model to export it")
-    config = dataclasses.replace(model_config, scan="chunked")
-    clone = build_model(model_name, config)
-    clone.set_weights(model.get_weights())
-    return clone, config
+    changed = []
+    for layer in model._flatten_layers(include_self=False):
+        impl = getattr(layer, "scan", None)
+        if resolve_impl is not None and isinstance(impl, str):
+            if resolve_impl(impl, jit_compile=False) == "fast":
+                changed.append((layer, impl))
+                layer.scan = "chunked"
+    try:
+        yield len(changed)
+    finally:
+        for layer, impl in changed:
+            layer.scan = impl
 
 
 def export_model(
@@ -176,7 +183,6 @@ def export_model(
     data_dir,
     export_base,
     *,
-    build_model: Callable | None = None,
     parameters: dict | None = None,
 ) -> Path:
     """Write ``export_base/VERSION`` and return its path."""
@@ -187,15 +193,16 @@ def export_model(
         raise ExportError(f"export path {base} is a file, not a directory")
     base.mkdir(parents=True, exist_ok=True)
     meta = load_metadata(data_dir)
-    model, model_config = portable_model(model, model_config, model_name, build_model)
     module = ServingModule(model, Path(data_dir) / "vocab", meta, model_config.max_seq_len)
-    signatures = module.signatures()
     version = next_version(base)
     tmp = base / f".tmp-{version}-{os.getpid()}"
     if tmp.exists():
         shutil.rmtree(tmp)
     try:
-        tf.saved_model.save(module, str(tmp), signatures=signatures)
+        with portable_scans(model) as switched:
+            tf.saved_model.save(module, str(tmp), signatures=module.signatures())
+        if switched:
+            model_config = dataclasses.replace(model_config, scan="chunked")
         info = {
             "model": model_name,
             "model_config": to_dict(model_config),

@@ -475,7 +475,7 @@ def train(
 
         result.export_path = export.export_model(
             model, model_config, train_config.model, data_dir, export_dir,
-            build_model=build_model, parameters=parameters,
+            parameters=parameters,
         )
         log(f"exported to {result.export_path}")
     return result

@@ -1,0 +1,148 @@
+import os
+import sys
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+sys.path.insert(0, str(Path(__file__).parent / "training"))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from tiny_run import tiny_model, write_dataset  # noqa: E402
+
+from mdaf_tf import export, schema  # noqa: E402
+from mdaf_tf.config import ModelConfig  # noqa: E402
+from mdaf_tf.training.runner import fill_model_config, load_metadata  # noqa: E402
+
+SEQ = 6
+
+
+def build(data_dir):
+    keras.utils.set_random_seed(3)
+    config = fill_model_config(ModelConfig(dropout=0.1), load_metadata(data_dir))
+    return tiny_model("tiny", config), config
+
+
+@pytest.fixture(scope="module", params=["int64", "string"])
+def exported(request, tmp_path_factory):
+    root = tmp_path_factory.mktemp(f"export-{request.param}")
+    data_dir = write_dataset(root / "data", n_train=64, n_val=300, max_seq_len=SEQ,
+                             id_dtype=request.param)
+    model, config = build(data_dir)
+    path = export.export_model(model, config, "tiny", data_dir, root / "saved")
+    return request.param, data_dir, model, path
+
+
+def test_fresh_process_signatures_match_keras(exported):
+    _, data_dir, model, path = exported
+    report = export.verify_export(path, model, data_dir)
+    assert report["examples"] == 300
+    for name in ("serving_default", "predict_examples"):
+        assert report[name]["probability"] <= 1e-5 and report[name]["gate"] <= 1e-5
+    assert report["saved_model_cli"] == ["serving_default", "predict_examples"]
+    assert report["mdaf_tf_imported"] is False
+
+
+def vocab(data_dir, name, id_dtype):
+    lines = (Path(data_dir) / "vocab" / f"{name}.txt").read_text().split()
+    return lines if id_dtype == "string" else [int(x) for x in lines]
+
+
+def raw_batch(id_dtype, data_dir, n, rng, hist_len):
+    """Raw inputs plus the dense ids the schema says they map to (computed here)."""
+    items, cates, users = (vocab(data_dir, k, id_dtype) for k in ("item", "cate", "user"))
+    pad = "" if id_dtype == "string" else -1
+    unknown = "never-seen" if id_dtype == "string" else 987654321
+
+    def pick(values, size):
+        idx = rng.integers(-1, len(values), size)  # -1 = an unknown raw id
+        raw = np.array([unknown if i < 0 else values[i] for i in idx.ravel()], dtype=object)
+        dense = np.where(idx < 0, schema.OOV_ID, idx + schema.FIRST_ID)
+        return raw.reshape(size), dense.reshape(size)
+
+    raw, dense = {}, {}
+    for name, values in ((schema.USER_ID, users), (schema.ITEM_ID, items),
+                         (schema.CATE_ID, cates)):
+        raw[name], dense[name] = pick(values, (n,))
+    valid = np.arange(SEQ)[None, :] >= SEQ - hist_len[:, None]
+    for name, values in ((schema.HIST_ITEM_ID, items), (schema.HIST_CATE_ID, cates)):
+        r, d = pick(values, (n, SEQ))
+        # Outside the last hist_len positions: garbage ids, which must be ignored.
+        raw[name] = np.where(valid, r, pick(values, (n, SEQ))[0])
+        dense[name] = np.where(valid, d, schema.PAD_ID)
+        if n > 1:
+            raw[name][1] = pad  # an explicitly padded row
+            dense[name][1] = schema.PAD_ID
+    raw[schema.HIST_LEN] = dense[schema.HIST_LEN] = hist_len
+    if n > 1:
+        hist_len[1] = SEQ
+    tensors = {}
+    for name, value in raw.items():
+        if value.dtype == object:
+            value = value.astype(str if id_dtype == "string" else np.int64)
+        tensors[name] = tf.constant(value)
+    return tensors, {k: tf.constant(np.asarray(v, np.int64)) for k, v in dense.items()}
+
+
+@pytest.mark.parametrize("batch", [1, 7, 4096])
+def test_unknown_ids_empty_histories_and_batch_sizes(exported, batch):
+    id_dtype, data_dir, model, path = exported
+    rng = np.random.default_rng(batch)
+    hist_len = rng.integers(0, SEQ + 1, batch)
+    hist_len[0] = 0  # an empty history
+    raw, dense = raw_batch(id_dtype, data_dir, batch, rng, hist_len)
+    loaded = tf.saved_model.load(str(path))
+    got = loaded.signatures["serving_default"](**raw)
+    want = model(dense, training=False)
+    np.testing.assert_allclose(got["probability"].numpy(),
+                               want["probability"].numpy().reshape(-1), atol=1e-5)
+    np.testing.assert_allclose(got["gate"].numpy(), want["gate"].numpy().reshape(-1),
+                               atol=1e-5)
+    assert np.isfinite(got["probability"].numpy()).all()
+
+
+def test_examples_without_history_features(exported):
+    id_dtype, data_dir, model, path = exported
+    items = vocab(data_dir, "item", id_dtype)
+    feature = {}
+    for name, value in ((schema.USER_ID, "nobody" if id_dtype == "string" else 5),
+                        (schema.ITEM_ID, items[3]), (schema.CATE_ID, items[0])):
+        if id_dtype == "string":
+            feature[name] = tf.train.Feature(bytes_list=tf.train.BytesList(
+                value=[str(value).encode()]))
+        else:
+            feature[name] = tf.train.Feature(int64_list=tf.train.Int64List(value=[value]))
+    example = tf.train.Example(features=tf.train.Features(feature=feature))
+    loaded = tf.saved_model.load(str(path))
+    got = loaded.signatures["predict_examples"](
+        examples=tf.constant([example.SerializeToString()]))
+    dense = {
+        schema.USER_ID: [schema.OOV_ID], schema.ITEM_ID: [3 + schema.FIRST_ID],
+        schema.CATE_ID: [schema.OOV_ID],  # an item id is not a category id
+        schema.HIST_ITEM_ID: [[0] * SEQ], schema.HIST_CATE_ID: [[0] * SEQ],
+        schema.HIST_LEN: [0],
+    }
+    want = model({k: tf.constant(v, tf.int64) for k, v in dense.items()}, training=False)
+    np.testing.assert_allclose(got["probability"].numpy(),
+                               want["probability"].numpy().reshape(-1), atol=1e-5)
+
+
+def test_versions_increment_and_nothing_temporary_is_left(tmp_path):
+    data_dir = write_dataset(tmp_path / "data", n_train=32, n_val=32, max_seq_len=SEQ)
+    model, config = build(data_dir)
+    first = export.export_model(model, config, "tiny", data_dir, tmp_path / "saved")
+    second = export.export_model(model, config, "tiny", data_dir, tmp_path / "saved")
+    assert (first.name, second.name) == ("1", "2")
+    assert sorted(p.name for p in (tmp_path / "saved").iterdir()) == ["1", "2"]
+    info = (second / export.INFO_FILE).read_text()
+    assert '"raw_id_dtypes"' in info
+
+
+def test_export_path_that_is_a_file(tmp_path):
+    data_dir = write_dataset(tmp_path / "data", n_train=32, n_val=32, max_seq_len=SEQ)
+    model, config = build(data_dir)
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(export.ExportError, match="is a file"):
+        export.export_model(model, config, "tiny", data_dir, tmp_path / "file")
