@@ -110,8 +110,9 @@ class ExampleBuilder:
         key = ucode * np.int64(len(ts_uniq)) + tcode
         hist = ev["history"]
         h_key = key[hist]
-        h_item = self.vocabs[schema.ITEM_VOCAB].lookup(ev["item"][hist])
-        h_cate = self.vocabs[schema.CATE_VOCAB].lookup(ev["cate"][hist])
+        # dense ids fit int32; halving the (n, max_seq_len) arrays halves their copies
+        h_item = self.vocabs[schema.ITEM_VOCAB].lookup(ev["item"][hist]).astype(np.int32)
+        h_cate = self.vocabs[schema.CATE_VOCAB].lookup(ev["cate"][hist]).astype(np.int32)
         targets = np.flatnonzero(ev["target"])
         for start in range(0, len(targets), self.chunk_size):
             rows = targets[start:start + self.chunk_size]
@@ -130,8 +131,10 @@ class ExampleBuilder:
             schema.USER_ID: self.vocabs[schema.USER_VOCAB].lookup(ev["user"][rows]),
             schema.ITEM_ID: self.vocabs[schema.ITEM_VOCAB].lookup(ev["item"][rows]),
             schema.CATE_ID: self.vocabs[schema.CATE_VOCAB].lookup(ev["cate"][rows]),
-            schema.HIST_ITEM_ID: np.where(valid, h_item[idx] if len(h_item) else 0, 0),
-            schema.HIST_CATE_ID: np.where(valid, h_cate[idx] if len(h_cate) else 0, 0),
+            schema.HIST_ITEM_ID: np.where(valid, h_item[idx] if len(h_item) else 0,
+                                          np.int32(0)),
+            schema.HIST_CATE_ID: np.where(valid, h_cate[idx] if len(h_cate) else 0,
+                                          np.int32(0)),
             schema.HIST_LEN: np.minimum(end - first, seq).astype(np.int64),
             schema.TIMESTAMP: ev["ts"][rows].astype(np.int64),
         }

@@ -20,6 +20,7 @@ _CRC32C_POLY = 0x82F63B78  # reflected Castagnoli polynomial
 _MASK_DELTA = 0xA282EAD8
 _HEADER = 12  # uint64 length + uint32 masked crc of the length
 _FOOTER = 4  # uint32 masked crc of the data
+_BLOCK = 4096  # rows encoded at once
 
 
 def _byte_table() -> np.ndarray:
@@ -91,13 +92,22 @@ def _mask(crc: np.ndarray) -> np.ndarray:
     return (((crc >> 15) | (crc << 17)) + np.uint32(_MASK_DELTA)).astype(np.uint32)
 
 
+def _unsigned(values: np.ndarray) -> np.ndarray:
+    """Non-negative int32 stays 32-bit (cheaper); everything else becomes the uint64
+    two's-complement view protobuf encodes."""
+    values = np.asarray(values)
+    if values.dtype == np.int32 and (values.size == 0 or values.min() >= 0):
+        return values.view(np.uint32)
+    return values.astype(np.int64, copy=False).view(np.uint64)
+
+
 def _varint_len(values: np.ndarray) -> np.ndarray:
-    v = values.astype(np.uint64, copy=False)
+    v = _unsigned(values)
     top = int(v.max()) if v.size else 0
-    out = np.ones(v.shape, dtype=np.int64)
+    out = np.ones(v.shape, dtype=np.int8)
     k = 1
     while k < 10 and top >= (1 << (7 * k)):
-        out += v >= np.uint64(1 << (7 * k))
+        out += v >= v.dtype.type(1 << (7 * k))
         k += 1
     return out
 
@@ -114,19 +124,49 @@ def _feature_layout(max_seq_len: int):
     return layout
 
 
-def _varint_bytes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Varint bytes of an ``(n, k)`` uint64 array as ``(n, k * w)`` bytes and validity mask."""
+# _CONT[w][len]: continuation bits of a len-byte varint packed little-endian into w bytes;
+# _VALID[w][len]: 0x01 in each of its len bytes (viewed as bool, the byte mask).
+_CONT = {w: np.array([sum(0x80 << (8 * k) for k in range(n - 1)) for n in range(w + 1)],
+                     dtype=np.uint32 if w == 4 else np.uint64) for w in (4, 8)}
+_VALID = {w: np.array([sum(1 << (8 * k) for k in range(n)) for n in range(w + 1)],
+                      dtype=np.uint32 if w == 4 else np.uint64) for w in (4, 8)}
+
+
+def _varint_bytes(values: np.ndarray, lens: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Varint bytes of an ``(n, k)`` uint64 array as ``(n, k * w)`` bytes and validity mask.
+
+    Each value's 7-bit groups are packed into one little-endian machine word (4 bytes when
+    every value needs at most 4, else 8), whose bytes are then the varint's bytes.
+    """
     n, k = values.shape
-    lens = _varint_len(values)
     w = int(lens.max()) if values.size else 1
-    if w <= 4:  # values < 2**28: uint32 arithmetic is cheaper
-        values = values.astype(np.uint32)
-    shifts = (np.arange(w) * 7).astype(values.dtype)
-    pos = np.arange(w, dtype=np.int8)
-    lens8 = lens.astype(np.int8)[:, :, None]
-    groups = ((values[:, :, None] >> shifts) & values.dtype.type(0x7F)).astype(np.uint8)
-    groups |= (pos < (lens8 - 1)).view(np.uint8) << 7
-    return groups.reshape(n, k * w), (pos < lens8).reshape(n, k * w)
+    if w <= 4:
+        v = values.astype(np.uint32)
+        word = np.uint32
+        width = 4
+    elif w <= 8:
+        v = values.astype(np.uint64)
+        word = np.uint64
+        width = 8
+    else:
+        return _varint_bytes_wide(values.astype(np.uint64), lens)
+    packed = v & word(0x7F)
+    for g in range(1, w):
+        packed |= ((v >> word(7 * g)) & word(0x7F)) << word(8 * g)
+    packed |= _CONT[width][lens]
+    # all `width` bytes are kept (the mask drops the unused ones): slicing would copy
+    return (packed.view(np.uint8).reshape(n, k * width),
+            _VALID[width][lens].view(np.bool_).reshape(n, k * width))
+
+
+def _varint_bytes_wide(values: np.ndarray, lens: np.ndarray):
+    """Fallback for values needing 9 or 10 bytes (negative int64s, huge ids)."""
+    n, k = values.shape
+    pos = np.arange(10)
+    shifts = (pos * 7).astype(np.uint64)
+    groups = ((values[:, :, None] >> shifts) & np.uint64(0x7F)).astype(np.uint8)
+    groups |= (pos < (lens[:, :, None] - 1)).astype(np.uint8) << 7
+    return groups.reshape(n, k * 10), (pos < lens[:, :, None]).reshape(n, k * 10)
 
 
 def encode_examples(columns: dict, max_seq_len: int) -> bytes:
@@ -145,6 +185,9 @@ def encode_examples(columns: dict, max_seq_len: int) -> bytes:
         The concatenated TFRecord records, one ``tf.train.Example`` each, in row order.
     """
     n = len(columns[schema.LABEL])
+    if n > _BLOCK:  # blocks of a few MiB stay in cache
+        return b"".join(encode_examples({k: v[i:i + _BLOCK] for k, v in columns.items()},
+                                        max_seq_len) for i in range(0, n, _BLOCK))
     if n == 0:
         return b""
     byte_segs: list[np.ndarray] = []
@@ -152,27 +195,30 @@ def encode_examples(columns: dict, max_seq_len: int) -> bytes:
 
     def const(data: bytes):
         byte_segs.append(np.broadcast_to(np.frombuffer(data, np.uint8), (n, len(data))))
-        mask_segs.append(np.ones((n, len(data)), dtype=bool))
+        mask_segs.append(np.broadcast_to(np.True_, (n, len(data))))
 
-    def varint(values: np.ndarray):
-        b, m = _varint_bytes(values.reshape(n, -1).astype(np.uint64, copy=False))
+    def varint(values: np.ndarray, lens: np.ndarray | None = None):
+        values = _unsigned(values.reshape(n, -1))
+        lens = _varint_len(values) if lens is None else lens.reshape(n, -1)
+        b, m = _varint_bytes(values, lens)
         byte_segs.append(b)
         mask_segs.append(m)
 
     features_len = np.zeros(n, dtype=np.int64)
     pieces = []
     for name, key, width in _feature_layout(max_seq_len):
-        values = np.asarray(columns[name], dtype=np.int64).reshape(n, width).view(np.uint64)
-        packed = _varint_len(values).sum(axis=1)
+        values = _unsigned(np.asarray(columns[name]).reshape(n, width))
+        value_lens = _varint_len(values)
+        packed = value_lens.sum(axis=1, dtype=np.int64)
         int64_list = 1 + _varint_len(packed) + packed
         feature = 1 + _varint_len(int64_list) + int64_list
         entry = 2 + len(key) + 1 + _varint_len(feature) + feature
         features_len += 1 + _varint_len(entry) + entry
-        pieces.append((key, values, packed, int64_list, feature, entry))
+        pieces.append((key, values, value_lens, packed, int64_list, feature, entry))
     data_len = 1 + _varint_len(features_len) + features_len
     const(b"\x0a")
     varint(features_len)
-    for key, values, packed, int64_list, feature, entry in pieces:
+    for key, values, value_lens, packed, int64_list, feature, entry in pieces:
         const(b"\x0a")
         varint(entry)
         const(b"\x0a" + bytes([len(key)]) + key + b"\x12")
@@ -181,7 +227,7 @@ def encode_examples(columns: dict, max_seq_len: int) -> bytes:
         varint(int64_list)
         const(b"\x0a")
         varint(packed)
-        varint(values)
+        varint(values, value_lens)
     data = np.concatenate(byte_segs, axis=1)[np.concatenate(mask_segs, axis=1)]
 
     max_data = int(data_len.max())
