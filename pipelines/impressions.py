@@ -96,9 +96,10 @@ def _id_keys(arr: pa.ChunkedArray):
     values, ok = parse_int(arr)
     if ok.all():
         return values, None
-    names, codes = np.unique(np.asarray(arr.to_pylist(), dtype=object).astype(str),
-                             return_inverse=True)
-    return codes.astype(np.int64), names
+    uniq = pc.unique(arr)
+    uniq = uniq.take(pc.sort_indices(uniq))
+    codes = pc.index_in(arr, value_set=uniq).to_numpy(zero_copy_only=False)
+    return codes.astype(np.int64), np.asarray(uniq.to_pylist(), dtype=object)
 
 
 def load_events(path: str, strict: bool):

@@ -23,6 +23,7 @@ import os
 import sys
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.compute as pc
 
 from mdaf_tf import schema
@@ -120,7 +121,7 @@ class _Partitions:
 
 def _read_into_partitions(args, bad: BadRows, parts: _Partitions, counts: dict):
     users = CountAccumulator()
-    beh_set = __import__("pyarrow").array(list(BEHAVIORS))
+    beh_set = pa.array(list(BEHAVIORS))
     rows_seen = 0
     for batch in stream_csv(args.input, COLUMNS, header=False, bad=bad):
         n = batch.num_rows

@@ -97,6 +97,15 @@ def test_vocab_popularity_and_negatives_use_training_period_only(tmp_path, cli):
         # negatives come from training items only, with the sampled item's category
         assert set(split["item_id"][neg].tolist()) <= {2, 3, 4}
         np.testing.assert_array_equal(split["cate_id"][neg], split["item_id"][neg])
+    # --min-count 2: item 3 (seen once in training) maps to OOV and is never sampled
+    out2 = tmp_path / "ds2"
+    assert cli(taobao, "--input", src, "--output", out2, "--val-start", t0 + 1000,
+               "--neg-ratio", 2, "--min-count", 2)[0] == 0
+    assert read_vocab(out2, "item") == ["1", "2"]
+    train = read_split_numpy(out2, "train")
+    pos = train["label"] == 1
+    assert sorted(set(train["item_id"][pos].tolist())) == [1, 2, 3]  # item 3 -> OOV (1)
+    assert set(train["item_id"][~pos].tolist()) <= {2, 3}
 
 
 def test_negative_ratio_never_positive_and_category(tmp_path, cli):
