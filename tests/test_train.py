@@ -1,0 +1,201 @@
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from mdaf_tf import train  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+TAOBAO_43 = REPO.parent / "shared/data/taobao_user_behavior/users_43_complete_histories.csv"
+TINY_MDAF = {
+    "model": {"user_embedding_dim": 8, "item_embedding_dim": 8, "cate_embedding_dim": 4,
+              "hidden_dim": 16, "num_cross_layers": 1, "num_mamba_layers": 1, "d_state": 4,
+              "gate_hidden": 16, "output_hidden": [8]},
+    "train": {"learning_rate": 0.003, "warmup_epochs": 0.5, "batch_size": 128,
+              "deterministic": True},
+}
+
+
+def env(tmp_path):
+    return dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", MDAF_TF_DATA_CACHE=str(tmp_path / "cache"),
+                PYTHONPATH=str(REPO), PYTHONUNBUFFERED="1")
+
+
+@pytest.fixture(scope="module")
+def synthetic(tmp_path_factory):
+    out = tmp_path_factory.mktemp("synthetic") / "data"
+    subprocess.run([sys.executable, "-m", "pipelines.synthetic", "--output", str(out),
+                    "--users", "100", "--impressions-per-user", "30"],
+                   check=True, capture_output=True, cwd=REPO, env=env(out.parent))
+    return out
+
+
+@pytest.fixture(scope="module")
+def tiny_config(tmp_path_factory):
+    path = tmp_path_factory.mktemp("config") / "tiny.json"
+    path.write_text(json.dumps(TINY_MDAF))
+    return path
+
+
+def run_main(capsys, *argv):
+    code = train.main(list(argv))
+    err = capsys.readouterr().err.strip()
+    return code, err
+
+
+def test_help_describes_every_flag(capsys):
+    with pytest.raises(SystemExit) as info:
+        train.main(["--help"])
+    assert info.value.code == 0
+    text = capsys.readouterr().out
+    for flag in ("--data", "--model", "--epochs", "--batch-size", "--seed", "--output",
+                 "--export", "--config", "--resume", "--max-steps-per-epoch"):
+        assert flag in text
+
+
+def test_directory_without_metadata(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    code, err = run_main(capsys, "--data", str(tmp_path / "empty"),
+                         "--output", str(tmp_path / "run"), "--export", str(tmp_path / "e"))
+    assert code == 2 and "metadata.json" in err and len(err.splitlines()) == 1
+
+
+def test_unknown_schema_version(tmp_path, capsys):
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "metadata.json").write_text(json.dumps({"schema_version": 99}))
+    code, err = run_main(capsys, "--data", str(tmp_path / "d"),
+                         "--output", str(tmp_path / "run"), "--export", str(tmp_path / "e"))
+    assert code == 2 and "schema_version" in err and len(err.splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    "config, field",
+    [({"model": {"dropuot": 0.2}}, "dropuot"), ({"train": {"epochs": "ten"}}, "epochs"),
+     ({"learning_rate": [1]}, "learning_rate")],
+)
+def test_bad_config_fields(tmp_path, capsys, config, field):
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps(config))
+    code, err = run_main(capsys, "--config", str(path), "--output", str(tmp_path / "run"))
+    assert code == 2 and field in err and str(path) in err and len(err.splitlines()) == 1
+
+
+def test_export_path_is_a_file(tmp_path, capsys, synthetic):
+    (tmp_path / "file").write_text("")
+    code, err = run_main(capsys, "--data", str(synthetic), "--export", str(tmp_path / "file"),
+                         "--output", str(tmp_path / "run"))
+    assert code == 2 and "is a file" in err and len(err.splitlines()) == 1
+
+
+def test_resume_without_checkpoint(tmp_path, capsys, synthetic):
+    code, err = run_main(capsys, "--data", str(synthetic), "--resume",
+                         "--output", str(tmp_path / "run"), "--export", str(tmp_path / "e"))
+    assert code == 2 and "no checkpoint" in err and len(err.splitlines()) == 1
+
+
+def test_unknown_model_and_missing_data(tmp_path, capsys):
+    code, err = run_main(capsys, "--model", "nope", "--output", str(tmp_path / "run"))
+    assert code == 2 and "unknown model" in err
+    code, err = run_main(capsys, "--data", str(tmp_path / "missing.csv"),
+                         "--output", str(tmp_path / "run"), "--export", str(tmp_path / "e"))
+    assert code == 2 and "no such file" in err
+
+
+def test_error_exit_code_without_traceback_in_a_real_process(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "mdaf_tf.train", "--data", str(tmp_path)],
+        capture_output=True, text=True, cwd=tmp_path, env=env(tmp_path),
+    )
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].startswith("error: ")
+
+
+def metrics_rows(run_dir):
+    return list(csv.DictReader(open(run_dir / "metrics.csv")))
+
+
+def cli(tmp_path, *args):
+    return [sys.executable, "-m", "mdaf_tf.train", *args]
+
+
+@pytest.mark.slow
+def test_kill_during_epoch_3_then_resume_matches_uninterrupted(tmp_path, synthetic, tiny_config):
+    common = ["--data", str(synthetic), "--config", str(tiny_config), "--epochs", "4",
+              "--max-steps-per-epoch", "12"]
+    reference = tmp_path / "reference"
+    subprocess.run(cli(tmp_path, *common, "--output", str(reference),
+                       "--export", str(tmp_path / "e1")),
+                   check=True, capture_output=True, cwd=tmp_path, env=env(tmp_path))
+
+    run_dir = tmp_path / "killed"
+    args = cli(tmp_path, *common, "--output", str(run_dir), "--export", str(tmp_path / "e2"))
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            cwd=tmp_path, env=env(tmp_path))
+    killed = False
+    for line in proc.stdout:
+        if line.startswith("epoch 3/4 ["):
+            proc.send_signal(signal.SIGKILL)
+            killed = True
+            break
+    proc.wait()
+    assert killed and proc.returncode == -signal.SIGKILL
+    assert [r["epoch"] for r in metrics_rows(run_dir)] == ["1", "2"]
+
+    resumed = subprocess.run(args + ["--resume"], capture_output=True, text=True, cwd=tmp_path,
+                             env=env(tmp_path))
+    assert resumed.returncode == 0, resumed.stdout[-2000:] + resumed.stderr[-2000:]
+    assert "resumed from" in resumed.stdout and "epoch 2 done" in resumed.stdout
+    got, want = metrics_rows(run_dir), metrics_rows(reference)
+    assert len(got) == len(want) == 4
+    for a, b in zip(got, want, strict=True):
+        for key in ("train_loss", "train_auc", "val_auc", "val_log_loss", "learning_rate"):
+            assert float(a[key]) == pytest.approx(float(b[key]), abs=1e-4), (a["epoch"], key)
+
+
+@pytest.mark.slow
+def test_synthetic_end_to_end_with_export_and_evaluate(tmp_path, synthetic, tiny_config):
+    out, saved = tmp_path / "run", tmp_path / "saved"
+    proc = subprocess.run(
+        cli(tmp_path, "--data", str(synthetic), "--config", str(tiny_config), "--epochs", "2",
+            "--output", str(out), "--export", str(saved)),
+        capture_output=True, text=True, cwd=tmp_path, env=env(tmp_path))
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "examples/s" in proc.stdout and "export check" in proc.stdout
+    for name in ("metrics.csv", "report.md", "config.json", "learning_curves.png",
+                 "gate_histogram.png"):
+        assert (out / name).is_file()
+    assert "oracle (true click probability)" in (out / "report.md").read_text()
+    assert (saved / "1" / "saved_model.pb").is_file()
+    best = max(float(r["val_auc"]) for r in metrics_rows(out))
+    ev = subprocess.run(
+        [sys.executable, "-m", "mdaf_tf.evaluate", "--model", str(saved / "1"), "--data",
+         str(synthetic), "--output", str(tmp_path / "eval")],
+        capture_output=True, text=True, cwd=tmp_path, env=env(tmp_path))
+    assert ev.returncode == 0, ev.stderr[-2000:]
+    metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert metrics["auc"] == pytest.approx(best, abs=1e-4)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not TAOBAO_43.is_file(), reason="shared Taobao sample not present")
+def test_taobao_csv_end_to_end(tmp_path, tiny_config):
+    out, saved = tmp_path / "run", tmp_path / "saved"
+    proc = subprocess.run(
+        cli(tmp_path, "--data", str(TAOBAO_43), "--config", str(tiny_config), "--epochs", "2",
+            "--output", str(out), "--export", str(saved)),
+        capture_output=True, text=True, cwd=tmp_path, env=env(tmp_path))
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert [r["epoch"] for r in metrics_rows(out)] == ["1", "2"]
+    assert "AUC per gate bucket" in (out / "report.md").read_text()
+    assert (saved / "1" / "saved_model.pb").is_file()
+    assert "export check" in proc.stdout
+    cached = list((tmp_path / "cache").glob("taobao-users_43_complete_histories-*"))
+    assert len(cached) == 1 and (cached[0] / "metadata.json").is_file()
