@@ -10,6 +10,19 @@ Shapes: ``u`` and ``delta`` (batch, length, d_inner); ``A`` (d_inner, d_state), 
 ``u``. Padding positions carry ``delta = 0`` and ``u = 0``, which leaves the state untouched
 (exp(0) = 1, no input), so left padding never changes what later positions see.
 
+Implementations (``impl=``):
+
+- ``"reference"``: ``tf.scan`` over time with autodiff through the loop; for tests only.
+- ``"chunked"``: TensorFlow ops only, compiles under XLA, hand-derived backward pass with states
+  recomputed per chunk (:mod:`mdaf_tf.ops.chunked_scan`). Used on GPU/TPU and under XLA.
+- ``"fast"``: C++ CPU custom op with forward and backward kernels
+  (:mod:`mdaf_tf.ops.fast_scan`). It has no XLA kernel: a ``tf.function`` (or a Keras model)
+  that uses it must run with ``jit_compile=False``.
+- ``"auto"`` (``DEFAULT_IMPL``): ``"fast"`` when the op is available, no GPU/TPU is visible and
+  the call is not being traced inside an XLA compilation; ``"chunked"`` otherwise. Training code
+  decides ``jit_compile`` with :func:`resolve_impl` *before* compiling: when it returns
+  ``"fast"``, compile with ``jit_compile=False``.
+
 Reference: Gu & Dao, "Mamba: Linear-Time Sequence Modeling with Selective State Spaces",
 arXiv:2312.00752, Algorithm 2.
 """
@@ -17,8 +30,13 @@ arXiv:2312.00752, Algorithm 2.
 from __future__ import annotations
 
 import tensorflow as tf
+from tensorflow.python.ops import control_flow_util
 
-IMPLEMENTATIONS = ("reference",)
+from mdaf_tf.ops.chunked_scan import chunked_scan
+from mdaf_tf.ops.fast_scan import fast_scan, fast_scan_available
+
+IMPLEMENTATIONS = ("auto", "reference", "chunked", "fast")
+DEFAULT_IMPL = "auto"
 
 
 def reference_scan(u, delta, A, B, C, D):
@@ -51,8 +69,40 @@ def reference_scan(u, delta, A, B, C, D):
     return y + u * D
 
 
-def selective_scan(u, delta, A, B, C, D, impl: str = "reference"):
-    """Dispatch to the named implementation (see ``IMPLEMENTATIONS``)."""
+def _accelerator_visible() -> bool:
+    return bool(tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("TPU"))
+
+
+def _tracing_under_xla() -> bool:
+    graph = tf.compat.v1.get_default_graph()
+    return bool(control_flow_util.GraphOrParentsInXlaContext(graph))
+
+
+def resolve_impl(impl: str = DEFAULT_IMPL, jit_compile: bool = False) -> str:
+    """The concrete implementation ``impl`` stands for when run with ``jit_compile``.
+
+    ``"auto"`` gives ``"fast"`` on CPU-only machines without XLA when the op can be built, and
+    ``"chunked"`` otherwise. ``"fast"`` with ``jit_compile=True`` is an error (the op has no XLA
+    kernel). Call it before compiling a model: if it returns ``"fast"``, use ``jit_compile=False``.
+    """
+    if impl not in IMPLEMENTATIONS:
+        raise ValueError(
+            f"unknown selective scan implementation {impl!r}; one of {IMPLEMENTATIONS}"
+        )
+    if impl == "fast" and jit_compile:
+        raise ValueError("impl='fast' is a custom op without an XLA kernel; use jit_compile=False")
+    if impl != "auto":
+        return impl
+    if jit_compile or _accelerator_visible() or not fast_scan_available():
+        return "chunked"
+    return "fast"
+
+
+def selective_scan(u, delta, A, B, C, D, impl: str = DEFAULT_IMPL):
+    """Dispatch to the named implementation (see ``IMPLEMENTATIONS`` and the module docstring)."""
+    impl = resolve_impl(impl, jit_compile=_tracing_under_xla() and impl == "auto")
     if impl == "reference":
         return reference_scan(u, delta, A, B, C, D)
-    raise ValueError(f"unknown selective scan implementation {impl!r}; one of {IMPLEMENTATIONS}")
+    if impl == "chunked":
+        return chunked_scan(u, delta, A, B, C, D)
+    return fast_scan(u, delta, A, B, C, D)

@@ -1,0 +1,94 @@
+"""Compile the selective-scan custom op (``selective_scan_op.cc``) into a cached shared library.
+
+The library lives in ``$MDAF_TF_OP_CACHE`` (default ``~/.cache/mdaf_tf``) under a name keyed by
+the source's hash, the TensorFlow version and the compiler flags, so a changed source or a new
+TensorFlow rebuilds it. Builds run under a file lock and write to a temporary file renamed into
+place, so concurrent processes never load a half-written library. It is compiled for the machine
+that runs it (``-march=native``), hence at first use rather than at install time.
+
+``python -m mdaf_tf.ops.build`` builds it now and prints the path.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import tensorflow as tf
+
+SOURCE = Path(__file__).with_name("selective_scan_op.cc")
+OPT_FLAGS = ["-O3", "-ffast-math", "-march=native", "-fPIC", "-shared"]
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("MDAF_TF_OP_CACHE", Path.home() / ".cache" / "mdaf_tf"))
+
+
+def _compiler() -> str:
+    return os.environ.get("CXX", "g++")
+
+
+def library_path() -> Path:
+    """Where the library for this source, TensorFlow version and compiler flags lives."""
+    key = hashlib.sha256()
+    key.update(SOURCE.read_bytes())
+    key.update(tf.__version__.encode())
+    key.update(" ".join([_compiler(), *OPT_FLAGS, *tf.sysconfig.get_compile_flags()]).encode())
+    return cache_dir() / f"selective_scan_op-{key.hexdigest()[:16]}.so"
+
+
+def build(verbose: bool = False) -> Path:
+    """Compile the op unless the cached library exists; return its path.
+
+    Raises ``RuntimeError`` with the compiler's message when compilation fails.
+    """
+    target = library_path()
+    if target.exists():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with open(target.parent / ".build.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if target.exists():  # built by another process while we waited
+            return target
+        fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".so.tmp")
+        os.close(fd)
+        cmd = [
+            _compiler(),
+            *OPT_FLAGS,
+            str(SOURCE),
+            "-o",
+            tmp,
+            *tf.sysconfig.get_compile_flags(),
+            *tf.sysconfig.get_link_flags(),
+        ]
+        if verbose:
+            print(" ".join(cmd), file=sys.stderr)
+        try:
+            result = subprocess.run(cmd, capture_output=True, text=True)
+        except OSError as err:
+            os.unlink(tmp)
+            raise RuntimeError(f"cannot run the C++ compiler {cmd[0]!r}: {err}") from err
+        if result.returncode != 0:
+            os.unlink(tmp)
+            raise RuntimeError(f"compiling {SOURCE.name} failed:\n{result.stderr[-4000:]}")
+        os.replace(tmp, target)
+    return target
+
+
+def main() -> int:
+    try:
+        path = build(verbose=True)
+    except RuntimeError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
