@@ -46,6 +46,9 @@ class BadRows:
         self.strict = strict
         self.row_checks = row_checks  # [(column index, reason, predicate(str) -> bool)]
         self.counts: Counter = Counter()
+        self.header = False  # set by stream_csv
+        self.ncols = 0
+        self.locate = True  # False when there are no text lines to re-scan (Parquet)
 
     def add(self, reason: str, n: int = 1):
         if n <= 0:
@@ -58,10 +61,6 @@ class BadRows:
         line, reason, detail = locate_first_bad_line(self.path, self.row_checks, self.header,
                                                      self.ncols)
         raise PipelineError(f"{self.path}:{line}: malformed row ({reason}{detail})")
-
-    header = False
-    ncols = 0
-    locate = True
 
 
 def locate_first_bad_line(path, row_checks, header: bool, ncols: int):

@@ -29,6 +29,8 @@ from pipelines.output import DatasetDir, add_output_args, check_args, summary_li
 from pipelines.vocab import Vocabulary, group_count
 
 COLUMNS = ["user_id", "item_id", "cate_id", "timestamp", "label"]
+TRUE_LABELS = ("1", "1.0", "true", "True")
+FALSE_LABELS = ("0", "0.0", "false", "False")
 _ID_COLUMNS = (("user_id", schema.USER_VOCAB), ("item_id", schema.ITEM_VOCAB),
                ("cate_id", schema.CATE_VOCAB))
 
@@ -55,9 +57,9 @@ def _row_checks(header: list[str]):
     return [(pos["user_id"], "missing_user_id", nonempty),
             (pos["item_id"], "missing_item_id", nonempty),
             (pos["cate_id"], "missing_cate_id", nonempty),
-            (pos["timestamp"], "bad_timestamp", is_int),
+            (pos["timestamp"], "bad_timestamp", lambda s: is_int(s.strip())),
             (pos["label"], "missing_label", nonempty),
-            (pos["label"], "bad_label", lambda s: s.strip() in ("0", "1"))]
+            (pos["label"], "bad_label", lambda s: s.strip() in TRUE_LABELS + FALSE_LABELS)]
 
 
 def _read_csv(path: str, bad: BadRows):
@@ -129,11 +131,9 @@ def load_events(path: str, strict: bool):
     ok = pc.not_equal(label_str, "").to_numpy(zero_copy_only=False)
     _count_bad(bad, "missing_label", good, ok, path)
     good &= ok
-    label_float = pc.cast(pc.if_else(pc.is_in(label_str, pa.array(
-        ["0", "1", "0.0", "1.0", "true", "false", "True", "False"])), label_str, "nan"),
-        pa.string()).to_numpy(zero_copy_only=False)
-    label = np.where(np.isin(label_float, ["1", "1.0", "true", "True"]), 1,
-                     np.where(np.isin(label_float, ["0", "0.0", "false", "False"]), 0, -1))
+    is_true = pc.is_in(label_str, pa.array(TRUE_LABELS)).to_numpy(zero_copy_only=False)
+    is_false = pc.is_in(label_str, pa.array(FALSE_LABELS)).to_numpy(zero_copy_only=False)
+    label = np.where(is_true, 1, np.where(is_false, 0, -1))
     ok = label >= 0
     _count_bad(bad, "bad_label", good, ok, path)
     good &= ok

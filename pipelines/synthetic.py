@@ -96,8 +96,8 @@ def simulate(args) -> dict:
     gaps = np.maximum(1, np.round(rng.exponential(mean_gap, (n_u, steps)))).astype(np.int64)
     offsets = rng.integers(0, int(mean_gap) + 1, n_u)[:, None]
     ts = START_TIME + offsets + np.cumsum(gaps, axis=1)
-    out = {k: np.zeros((steps, n_u), dtype=np.float64 if k.startswith("p") or k in (
-        "static", "seq") else np.int64) for k in ("item", "label", "static", "seq")}
+    out = {"item": np.zeros((steps, n_u), np.int64), "label": np.zeros((steps, n_u), np.int64),
+           "static": np.zeros((steps, n_u)), "seq": np.zeros((steps, n_u))}
     users = np.arange(n_u)
     for t in range(steps):
         item = rng.integers(0, n_i, n_u)
