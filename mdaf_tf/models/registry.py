@@ -13,6 +13,12 @@ _MODELS = {
     "mdaf_ta": ("mdaf_tf.models.mdaf", "MDAF", {"target_in_sequence": True}),
     "mdaf_concat": ("mdaf_tf.models.mdaf", "MDAF", {"fusion": "concat"}),
     "mdaf_fixed": ("mdaf_tf.models.mdaf", "MDAF", {"fusion": "fixed"}),
+    "dcnv3": ("mdaf_tf.models.static_only", "StaticOnly", {}),
+    "mdaf_seq": ("mdaf_tf.models.sequence_only", "SequenceOnly", {}),
+    "bst": ("mdaf_tf.models.bst", "BST", {}),
+    "mamba4rec": ("mdaf_tf.models.mamba4rec", "Mamba4Rec", {}),
+    "dcnv2": ("mdaf_tf.models.dcnv2", "DCNv2", {}),
+    "autoint": ("mdaf_tf.models.autoint", "AutoInt", {}),
 }
 
 MODEL_NAMES = tuple(_MODELS)

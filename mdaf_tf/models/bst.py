@@ -1,0 +1,81 @@
+"""``bst``: Behavior Sequence Transformer (Chen et al. 2019)."""
+
+from __future__ import annotations
+
+import keras
+
+from mdaf_tf import config as config_lib
+from mdaf_tf.layers.mlp import MLP
+from mdaf_tf.layers.position_embedding import PositionEmbedding
+from mdaf_tf.layers.transformer_encoder import TransformerEncoder
+from mdaf_tf.models._inputs import embedded_inputs, history_with_target
+
+
+def masked_mean(h, mask):
+    """Mean of ``h`` (B, T, d) over the positions where ``mask`` (B, T) is true."""
+    weights = keras.ops.cast(mask, h.dtype)[..., None]
+    total = keras.ops.sum(h * weights, axis=1)
+    return total / keras.ops.maximum(keras.ops.sum(weights, axis=1), 1.0)
+
+
+@keras.saving.register_keras_serializable(package="mdaf_tf")
+class BST(keras.Model):
+    """Behavior Sequence Transformer (Chen et al. 2019, arXiv:1905.06874).
+
+    The target's (item, category) token is appended to the left-padded history as the LAST
+    position; learned position embeddings count back from that position, so the target
+    always gets row L (of L + 1) whatever the history length::
+
+        S   = [E(hist_1) .. E(hist_L); E(target)] + P                  (B, L+1, 96)
+        H   = TransformerEncoder^{bst_layers}(S, key mask = valid)      (B, L+1, 96)
+        z   = [H_target; MaskedMean(H); e_user; e_item; e_cate]         (B, 96+96+176)
+        p   = sigmoid(MLP_{deep_hidden -> 1}(z))                        (B, 1)
+
+    Padded positions are never attended to and are left out of the mean, so the output
+    does not depend on the padding. Heads = ``bst_heads`` (8; 96 / 8 = 12 per head).
+
+    Inputs: the schema's model-input dict. Output: ``{"probability": (B, 1)}``.
+    """
+
+    def __init__(self, config: config_lib.ModelConfig | dict, **kwargs):
+        if isinstance(config, dict):
+            config = config_lib.from_dict(config_lib.ModelConfig, config)
+        c = config
+        inputs, embedded = embedded_inputs(c)
+        tokens, mask = history_with_target(embedded)
+        positions = PositionEmbedding(c.max_seq_len + 1, name="position_embedding")(tokens)
+        h = keras.layers.Add(name="bst_tokens")([tokens, positions])
+        for i in range(c.bst_layers):
+            h = TransformerEncoder(
+                num_heads=c.bst_heads, dropout=c.dropout, name=f"transformer_{i}"
+            )(h, padding_mask=mask)
+        target_out = h[:, -1, :]
+        features = keras.layers.Concatenate()(
+            [target_out, masked_mean(h, mask), embedded["user"], embedded["item"],
+             embedded["cate"]]
+        )
+        probability = MLP(
+            hidden_units=c.deep_hidden,
+            dropout=c.dropout,
+            output_units=1,
+            output_activation="sigmoid",
+            name="output_mlp",
+        )(features)
+        probability = keras.layers.Identity(name="probability")(probability)
+        super().__init__(inputs=inputs, outputs={"probability": probability}, **kwargs)
+        self.config = c
+
+    @property
+    def components(self):
+        return {
+            "embeddings": ("feature_embedding", "position_embedding"),
+            "transformer": tuple(f"transformer_{i}" for i in range(self.config.bst_layers)),
+            "output": ("output_mlp",),
+        }
+
+    def get_config(self):
+        return {"config": config_lib.to_dict(self.config), "name": self.name}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
