@@ -281,8 +281,9 @@ def verify_export(
     vocabs = read_vocabularies(data_dir, meta)
     raw_parts, probabilities, gates = [], [], []
     taken = 0
+    predict = tf.function(lambda features: model(features, training=False))
     for features, _ in data.make_dataset(data_dir, split, batch_size, training=False):
-        outputs = model(features, training=False)
+        outputs = predict(features)
         raw_parts.append(dense_to_raw({k: v.numpy() for k, v in features.items()}, vocabs))
         probabilities.append(np.asarray(outputs["probability"]).reshape(-1))
         if "gate" in outputs:

@@ -15,6 +15,7 @@ import math
 import os
 import platform
 import shutil
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -473,11 +474,12 @@ def train(
     if export_dir is not None:
         from mdaf_tf import export
 
+        started = time.perf_counter()
         result.export_path = export.export_model(
             model, model_config, train_config.model, data_dir, export_dir,
             parameters=parameters,
         )
-        log(f"exported to {result.export_path}")
+        log(f"exported to {result.export_path} ({time.perf_counter() - started:.0f}s)")
     return result
 
 
