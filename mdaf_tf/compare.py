@@ -1,0 +1,192 @@
+"""Train several models with several seeds and write the seed thesis's comparison tables.
+
+    python -m mdaf_tf.compare --data DIR --models mdaf,mdaf_ta,bst,mamba4rec,dcnv2,autoint \\
+        --seeds 42,123,7 --output runs/compare-NAME [--epochs N]
+
+Every (model, seed) run goes to OUTPUT/runs/MODEL/seed-SEED; a finished run (result.json,
+same configuration and data) is skipped on a rerun, an interrupted one resumes from its last
+checkpoint, and a failing one is reported while the others go on. Then OUTPUT gets
+table3.md/.csv (models vs the reference, paired t-test over seeds), table8.md (MDAF vs its
+ablations), table9.md (efficiency on this machine), runs.csv (one row per run) and
+auc_bar.png. Exit status: 0, 1 when some run failed, 2 for bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+DEFAULT_MODELS = (
+    "mdaf", "mdaf_ta", "bst", "mamba4rec", "dcnv2", "autoint",
+    "dcnv3", "mdaf_seq", "mdaf_concat", "mdaf_fixed",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m mdaf_tf.compare",
+        description="Train every model with every seed (resumable) and write table3.md/.csv, "
+        "table8.md, table9.md, runs.csv and auc_bar.png into --output.",
+    )
+    p.add_argument("--data", metavar="DIR|FILE",
+                   help="dataset directory from a pipelines.* command, or a raw Taobao CSV / "
+                   "impression log (built once into the data cache, as mdaf_tf.train does). "
+                   "Default: the synthetic dataset.")
+    p.add_argument("--models", default=",".join(DEFAULT_MODELS),
+                   help="comma-separated model names (default: all ten: %(default)s)")
+    p.add_argument("--seeds", default="42,123,7",
+                   help="comma-separated integer seeds, one run per model and seed "
+                   "(default %(default)s)")
+    p.add_argument("--output", metavar="DIR", default="runs/compare",
+                   help="comparison directory (default %(default)s)")
+    p.add_argument("--epochs", type=int, help="maximum epochs per run (default: the config's, 10)")
+    p.add_argument("--max-steps-per-epoch", type=int, metavar="N",
+                   help="cap the training steps per epoch (default: the whole split)")
+    p.add_argument("--batch-size", type=int, help="examples per training step (default 2048)")
+    p.add_argument("--reference", default="bst",
+                   help="model the others are compared with in table3 (default %(default)s)")
+    p.add_argument("--config", metavar="FILE.json",
+                   help="ModelConfig/TrainConfig fields for every run (nested or flat JSON, "
+                   "as for mdaf_tf.train); the flags above override it; model and seed are "
+                   "set per run")
+    p.add_argument("--inference-batch-size", type=int, default=2048,
+                   help="batch size of the inference timing in table9 (default %(default)s)")
+    p.add_argument("--timing-repeats", type=int, default=10,
+                   help="timed inference calls per run, median reported (default %(default)s)")
+    p.add_argument("--quiet", action="store_true", help="no per-step progress bars")
+    return p
+
+
+def parse_models(text: str) -> list[str]:
+    from mdaf_tf.config import ConfigError
+    from mdaf_tf.models import MODEL_NAMES
+
+    models = [m.strip() for m in text.split(",") if m.strip()]
+    if not models:
+        raise ConfigError("--models: no model given")
+    unknown = [m for m in models if m not in MODEL_NAMES]
+    if unknown:
+        raise ConfigError(
+            f"--models: unknown model(s) {', '.join(unknown)}; one of: {', '.join(MODEL_NAMES)}"
+        )
+    if len(set(models)) != len(models):
+        raise ConfigError(f"--models: a model is listed twice in {text!r}")
+    return models
+
+
+def parse_seeds(text: str) -> list[int]:
+    from mdaf_tf.config import ConfigError
+
+    parts = [s.strip() for s in text.split(",") if s.strip()]
+    try:
+        seeds = [int(s) for s in parts]
+    except ValueError:
+        raise ConfigError(f"--seeds: {text!r} is not a comma-separated list of integers") from None
+    if not seeds:
+        raise ConfigError("--seeds: no seed given")
+    if any(s < 0 for s in seeds):
+        raise ConfigError(f"--seeds: seeds must be >= 0, got {text!r}")
+    if len(set(seeds)) != len(seeds):
+        raise ConfigError(f"--seeds: a seed is listed twice in {text!r}")
+    return seeds
+
+
+def resolve_configs(args):
+    from mdaf_tf.config import ConfigError, ModelConfig, TrainConfig
+    from mdaf_tf.training import config_file
+
+    if args.config:
+        model_config, train_config = config_file.load(args.config)
+    else:
+        model_config, train_config = ModelConfig(), TrainConfig()
+    overrides = {
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "max_steps_per_epoch": args.max_steps_per_epoch,
+    }
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    train_config = dataclasses.replace(train_config, **overrides)
+    for name in ("epochs", "batch_size"):
+        if getattr(train_config, name) < 1:
+            raise ConfigError(f"--{name.replace('_', '-')} must be >= 1")
+    if train_config.max_steps_per_epoch < 0:
+        raise ConfigError("--max-steps-per-epoch must be >= 0")
+    for flag in ("inference_batch_size", "timing_repeats"):
+        if getattr(args, flag) < 1:
+            raise ConfigError(f"--{flag.replace('_', '-')} must be >= 1")
+    return model_config, train_config
+
+
+def write_reports(output: Path, outcomes, models, reference: str) -> dict:
+    """Tables, runs.csv and the bar chart from the runs' results; returns their paths."""
+    from mdaf_tf.comparison import efficiency, tables
+    from mdaf_tf.training.runner import write_text_atomic
+
+    results = [o.result for o in outcomes if o.result is not None]
+    failures = [f"{o.model} seed {o.seed}: {o.error}" for o in outcomes if o.status == "failed"]
+    grouped = tables.by_model(results, models)
+    paths = {}
+    md3, csv3 = tables.table3(grouped, reference, failures)
+    for name, text in (
+        ("table3.md", md3),
+        ("table3.csv", csv3),
+        ("table8.md", tables.table8(grouped)),
+        ("table9.md", tables.table9(grouped, efficiency.hardware())),
+        ("runs.csv", tables.runs_csv(results)),
+    ):
+        write_text_atomic(output / name, text)
+        paths[name] = output / name
+    if grouped:
+        tables.auc_bar_chart(grouped, reference, output / "auc_bar.png")
+        paths["auc_bar.png"] = output / "auc_bar.png"
+    return paths
+
+
+def main(argv=None, *, train_fn=None) -> int:
+    args = build_parser().parse_args(argv)
+    from mdaf_tf.cli_errors import USER_ERRORS, fail
+    from mdaf_tf.config import ConfigError
+
+    try:
+        models = parse_models(args.models)
+        seeds = parse_seeds(args.seeds)
+        if args.reference not in models:
+            raise ConfigError(f"--reference {args.reference} is not one of --models")
+        model_config, train_config = resolve_configs(args)
+        output = Path(args.output)
+        if output.exists() and not output.is_dir():
+            raise ConfigError(f"--output {output} is a file, not a directory")
+
+        from mdaf_tf.comparison import runs
+        from mdaf_tf.training import data_source, runner
+
+        data_dir = data_source.resolve(args.data)
+        runner.load_metadata(data_dir)  # a bad dataset fails here, before any run
+        output.mkdir(parents=True, exist_ok=True)
+        outcomes = runs.run_all(
+            models, seeds, data_dir, output, model_config, train_config,
+            progress=not args.quiet, timing_repeats=args.timing_repeats,
+            inference_batch_size=args.inference_batch_size, train_fn=train_fn,
+        )
+    except USER_ERRORS as e:
+        return fail(e, "compare")
+
+    paths = write_reports(output, outcomes, models, args.reference)
+    print((output / "table3.md").read_text())
+    print((output / "table8.md").read_text())
+    print(f"wrote {', '.join(str(p) for p in paths.values())}")
+    failed = [o for o in outcomes if o.status == "failed"]
+    if failed:
+        print(f"{len(failed)} of {len(outcomes)} runs failed: "
+              + "; ".join(f"{o.model} seed {o.seed}" for o in failed), file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,159 @@
+"""Train every (model, seed) pair once; a finished run leaves ``result.json`` behind.
+
+``result.json`` is written atomically as the last step of a run, so its presence (with the
+same request: configs and dataset) marks the run finished and a rerun skips it. A run that
+was interrupted resumes from its last checkpoint when it can. A run that raises is recorded
+in ``error.txt`` and the others go on.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gc
+import json
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+
+from mdaf_tf import config as config_lib
+from mdaf_tf.comparison import efficiency
+from mdaf_tf.config import ModelConfig, TrainConfig
+
+RESULT_FILE = "result.json"
+ERROR_FILE = "error.txt"
+
+
+@dataclasses.dataclass
+class RunOutcome:
+    model: str
+    seed: int
+    status: str  # "trained", "skipped" (finished before) or "failed"
+    result: dict | None = None
+    error: str | None = None
+
+
+def run_dir(output: Path, model: str, seed: int) -> Path:
+    return Path(output) / "runs" / model / f"seed-{seed}"
+
+
+def request(model_config: ModelConfig, train_config: TrainConfig, data_sha: str) -> dict:
+    """What a finished run must match to be reused."""
+    return {
+        "model": config_lib.to_dict(model_config),
+        "train": config_lib.to_dict(train_config),
+        "data_metadata_sha256": data_sha,
+    }
+
+
+def finished_result(directory: Path, wanted: dict) -> dict | None:
+    path = directory / RESULT_FILE
+    if not path.is_file():
+        return None
+    try:
+        result = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return result if result.get("request") == wanted else None
+
+
+def _median(values):
+    values = sorted(v for v in values if v is not None)
+    if not values:
+        return float("nan")
+    mid = len(values) // 2
+    return values[mid] if len(values) % 2 else 0.5 * (values[mid - 1] + values[mid])
+
+
+def train_one(model_config, train_config, data_dir, directory, *, progress, log,
+              timing_repeats, inference_batch_size, train_fn) -> dict:
+    """One run: train (resuming if a checkpoint is there), then measure inference."""
+    from mdaf_tf.training import checkpoint
+
+    efficiency.reset_peak_rss()
+    started = time.perf_counter()
+    resume = checkpoint.latest(directory / "checkpoints") is not None
+    kwargs = dict(progress=progress, write_reports=False, log=log)
+    try:
+        result = train_fn(model_config, train_config, data_dir, directory, resume=resume,
+                          **kwargs)
+    except checkpoint.CheckpointError as e:
+        if not resume:
+            raise
+        log(f"  cannot resume ({e}); training from scratch")
+        result = train_fn(model_config, train_config, data_dir, directory, resume=False,
+                          **kwargs)
+    batch = efficiency.inference_batch(data_dir, inference_batch_size)
+    timing = efficiency.time_inference(result.model, result.jit_compile, batch,
+                                       repeats=timing_repeats)
+    summary = {
+        "model": train_config.model,
+        "seed": train_config.seed,
+        "val_auc": float(result.best["auc"]),
+        "val_log_loss": float(result.best["log_loss"]),
+        "best_epoch": int(result.best_epoch),
+        "epochs_run": len(result.history),
+        "parameters": int(result.parameters["total"]),
+        "parameter_components": {k: int(v) for k, v in result.parameters.items()},
+        "train_examples_per_second": _median(
+            [row.get("examples_per_second") for row in result.history]
+        ),
+        **timing,
+        "peak_rss_mib": efficiency.peak_rss_mib(),
+        "wall_seconds": time.perf_counter() - started,
+        "jit_compile": bool(result.jit_compile),
+        "oracle_auc": (result.metadata.get("oracle") or {}).get("auc"),
+    }
+    del result
+    return summary
+
+
+def run_all(models, seeds, data_dir, output, model_config: ModelConfig,
+            train_config: TrainConfig, *, progress: bool = True, log=print,
+            timing_repeats: int = 10, inference_batch_size: int = 2048,
+            train_fn: Callable | None = None) -> list[RunOutcome]:
+    """Train each model with each seed into ``output/runs/MODEL/seed-SEED``."""
+    import keras
+
+    from mdaf_tf.training import runner
+
+    train_fn = train_fn or runner.train
+    data_sha = runner.metadata_sha256(data_dir)
+    outcomes = []
+    total = len(models) * len(seeds)
+    for i, (model, seed) in enumerate(((m, s) for m in models for s in seeds), start=1):
+        tc = dataclasses.replace(train_config, model=model, seed=seed)
+        wanted = request(model_config, tc, data_sha)
+        directory = run_dir(output, model, seed)
+        tag = f"[{i}/{total}] {model} seed {seed}"
+        done = finished_result(directory, wanted)
+        if done is not None:
+            log(f"{tag}: finished before (val AUC {done['val_auc']:.4f}), skipped")
+            outcomes.append(RunOutcome(model, seed, "skipped", result=done))
+            continue
+        directory.mkdir(parents=True, exist_ok=True)
+        for stale in (RESULT_FILE, ERROR_FILE):
+            (directory / stale).unlink(missing_ok=True)
+        log(f"{tag}: training in {directory}")
+        try:
+            summary = train_one(
+                model_config, tc, data_dir, directory, progress=progress, log=log,
+                timing_repeats=timing_repeats, inference_batch_size=inference_batch_size,
+                train_fn=train_fn,
+            )
+            summary["request"] = wanted
+            runner.write_json_atomic(directory / RESULT_FILE, summary)
+            log(
+                f"{tag}: val AUC {summary['val_auc']:.4f} log loss "
+                f"{summary['val_log_loss']:.4f} ({summary['wall_seconds']:.0f} s)"
+            )
+            outcomes.append(RunOutcome(model, seed, "trained", result=summary))
+        except Exception as e:  # noqa: BLE001 -- one failing run must not stop the others
+            message = " ".join(f"{type(e).__name__}: {e}".split())
+            runner.write_text_atomic(directory / ERROR_FILE, traceback.format_exc())
+            log(f"{tag}: FAILED: {message} (traceback in {directory / ERROR_FILE})")
+            outcomes.append(RunOutcome(model, seed, "failed", error=message))
+        finally:
+            keras.backend.clear_session()
+            gc.collect()
+    return outcomes
