@@ -1,0 +1,82 @@
+"""Shared checks for the baseline model tests: .keras round trips and numpy building blocks."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+
+from mdaf_tf import schema
+
+
+def predict(model, batch) -> dict:
+    return {k: np.asarray(v) for k, v in model(batch, training=False).items()}
+
+
+def assert_keras_round_trip(model, cls, batch, tmp_path):
+    """Save to .keras, load: same class, same config, identical outputs."""
+    path = tmp_path / f"{model.name}.keras"
+    model.save(path)
+    restored = keras.models.load_model(path)
+    assert isinstance(restored, cls)
+    assert restored.config == model.config
+    expected = predict(model, batch)
+    actual = predict(restored, batch)
+    assert set(actual) == set(expected) == {"probability"}
+    np.testing.assert_array_equal(actual["probability"], expected["probability"])
+    assert expected["probability"].shape == (len(batch[schema.USER_ID]), 1)
+    clone = cls.from_config(model.get_config())
+    assert clone.config == model.config
+    return restored
+
+
+def tables(model) -> dict:
+    """The embedding tables as numpy: {"user", "item", "cate"}."""
+    emb = model.get_layer("feature_embedding")
+    return {
+        "user": np.asarray(emb.user_embedding.embeddings),
+        "item": np.asarray(emb.item_embedding.embeddings),
+        "cate": np.asarray(emb.cate_embedding.embeddings),
+    }
+
+
+def static_x0(model, batch) -> np.ndarray:
+    """[e_user; e_item; e_cate] looked up in numpy."""
+    t = tables(model)
+    return np.concatenate(
+        [t["user"][batch[schema.USER_ID]], t["item"][batch[schema.ITEM_ID]],
+         t["cate"][batch[schema.CATE_ID]]], axis=-1
+    )
+
+
+def history_tokens(model, batch) -> tuple[np.ndarray, np.ndarray]:
+    """History tokens (zeroed at padding) and mask, looked up in numpy."""
+    t = tables(model)
+    mask = batch[schema.HIST_ITEM_ID] != schema.PAD_ID
+    tokens = np.concatenate(
+        [t["item"][batch[schema.HIST_ITEM_ID]], t["cate"][batch[schema.HIST_CATE_ID]]], axis=-1
+    )
+    return tokens * mask[..., None], mask
+
+
+def dense(layer, x, activation=None):
+    y = x @ np.asarray(layer.kernel)
+    if layer.bias is not None:
+        y = y + np.asarray(layer.bias)
+    return activation(y) if activation else y
+
+
+def relu(x):
+    return np.maximum(x, 0.0)
+
+
+def sigmoid(x):
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def mlp(layer, x):
+    """An ``MLP`` layer without normalization, at inference (dropout off)."""
+    for d in layer.dense_layers:
+        x = relu(dense(d, x))
+    if layer.output_layer is not None:
+        x = dense(layer.output_layer, x)
+    return x
