@@ -8,6 +8,10 @@ and varints (values and the nested message lengths). Map keys are written sorted
 ``tf.train.Example.SerializeToString(deterministic=True)`` does. TFRecord framing
 (little-endian length, masked CRC-32C of the length, data, masked CRC-32C of the data)
 is computed vectorised too; ``pipelines.output`` gzips the records.
+
+The compiled encoder of ``pipelines.native`` produces the same bytes much faster and is
+used whenever it can be built; this module's numpy encoder is the fallback and the
+reference the tests compare it with.
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ from __future__ import annotations
 import numpy as np
 
 from mdaf_tf import schema
+from pipelines import native
+from pipelines.windows import Windows
 
 _CRC32C_POLY = 0x82F63B78  # reflected Castagnoli polynomial
 _MASK_DELTA = 0xA282EAD8
@@ -169,7 +175,7 @@ def _varint_bytes_wide(values: np.ndarray, lens: np.ndarray):
     return groups.reshape(n, k * 10), (pos < lens[:, :, None]).reshape(n, k * 10)
 
 
-def encode_examples(columns: dict, max_seq_len: int) -> bytes:
+def encode_examples(columns: dict, max_seq_len: int, *, use_native: bool = True) -> bytes:
     """Serialise rows to framed TFRecord bytes (uncompressed).
 
     Every row is laid out as a sequence of fixed-width byte segments with a validity mask
@@ -178,16 +184,22 @@ def encode_examples(columns: dict, max_seq_len: int) -> bytes:
 
     Args:
         columns: every name in ``schema.FEATURES`` -> int64 array, shape ``(n,)`` or
-            ``(n, max_seq_len)`` for sequence features.
+            ``(n, max_seq_len)`` for sequence features (or ``Windows``).
         max_seq_len: history length.
+        use_native: use the compiled encoder when it is available (same bytes).
 
     Returns:
         The concatenated TFRecord records, one ``tf.train.Example`` each, in row order.
     """
     n = len(columns[schema.LABEL])
+    lib = native.library() if use_native else None
+    if lib is not None:
+        return _encode_native(lib, columns, max_seq_len, n)
+    columns = {k: np.asarray(v) if isinstance(v, Windows) else v for k, v in columns.items()}
     if n > _BLOCK:  # blocks of a few MiB stay in cache
         return b"".join(encode_examples({k: v[i:i + _BLOCK] for k, v in columns.items()},
-                                        max_seq_len) for i in range(0, n, _BLOCK))
+                                        max_seq_len, use_native=False)
+                        for i in range(0, n, _BLOCK))
     if n == 0:
         return b""
     byte_segs: list[np.ndarray] = []
@@ -243,3 +255,53 @@ def encode_examples(columns: dict, max_seq_len: int) -> bytes:
     keep = np.concatenate([
         np.ones((n, _HEADER), bool), aligned_mask, np.ones((n, _FOOTER), bool)], axis=1)
     return framed[keep].tobytes()
+
+
+def _native_array(values, n: int, width: int) -> np.ndarray:
+    a = np.asarray(values)
+    if a.dtype not in (np.int32, np.int64):
+        a = a.astype(np.int64)
+    a = np.ascontiguousarray(a).reshape(-1)
+    if len(a) != n * width:
+        raise ValueError(f"expected {n} x {width} values, got shape {np.shape(values)}")
+    return a
+
+
+def _encode_native(lib, columns: dict, max_seq_len: int, n: int) -> bytes:
+    if n == 0:
+        return b""
+    layout = _feature_layout(max_seq_len)
+    feats = (native.Feature * len(layout))()
+    keep = []  # arrays the structs point into
+    bound = 0
+    for j, (name, key, width) in enumerate(layout):
+        col = columns[name]
+        f = feats[j]
+        if isinstance(col, Windows):
+            if col.width != width:
+                raise ValueError(f"{name}: windows of width {col.width}, expected {width}")
+            base = np.ascontiguousarray(col.base)
+            if base.dtype not in (np.int32, np.int64):
+                base = base.astype(np.int64)
+            end = np.ascontiguousarray(col.end, dtype=np.int64)
+            length = np.ascontiguousarray(col.length, dtype=np.int64)
+            if len(base) and (end.min() - length.min() < 0 or end.max() > len(base)
+                              or length.min() < 0 or length.max() > width):
+                raise ValueError(f"{name}: window outside its base array")
+            f.data, f.end, f.len = base.ctypes.data, end.ctypes.data, length.ctypes.data
+            keep += [base, end, length]
+            itemsize = base.itemsize
+        else:
+            a = _native_array(col, n, width)
+            f.data, f.end, f.len = a.ctypes.data, None, None
+            keep.append(a)
+            itemsize = a.itemsize
+        f.width, f.elsize, f.key, f.keylen = width, itemsize, key, len(key)
+        bound += 2 + len(key) + 4 * 11 + 10 * width
+    bound += 12 + 11 + 4
+    scratch = np.empty(bound, np.uint8)
+    out = np.empty(bound * n, np.uint8)  # untouched pages are never committed
+    used = lib.encode_records(n, len(layout), feats, out.ctypes.data, scratch.ctypes.data)
+    if used < 0:
+        raise ValueError("too many features for the native encoder")
+    return out[:used].tobytes()
