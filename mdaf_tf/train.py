@@ -98,6 +98,7 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     from mdaf_tf.cli_errors import USER_ERRORS, fail
 
+    output = None
     try:
         model_config, train_config = resolve_configs(args)
         check_arguments(train_config)
@@ -140,6 +141,14 @@ def main(argv=None) -> int:
         return 0
     except USER_ERRORS as e:
         return fail(e)
+    except KeyboardInterrupt:
+        from mdaf_tf.training import checkpoint
+
+        last = checkpoint.latest(output / "checkpoints") if output is not None else None
+        where = f"the last checkpoint is {last}" if last else "no checkpoint was written yet"
+        print(f"interrupted; {where}. Continue with the same command plus --resume.",
+              file=sys.stderr)
+        return 130
 
 
 def _path_error(message):
