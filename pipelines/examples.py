@@ -12,6 +12,7 @@ import numpy as np
 
 from mdaf_tf import schema
 from pipelines.errors import PipelineError
+from pipelines.windows import Windows
 
 DEFAULT_VAL_FRACTION = 225_446 / (1_052_081 + 225_446)  # the seed's split, about 17.6%
 EVENT_COLUMNS = ("user", "item", "cate", "ts", "order", "label", "target", "history")
@@ -79,6 +80,16 @@ def sort_events(ev: dict) -> dict:
     return {k: v[order] for k, v in ev.items()}
 
 
+def _user_time_key(ucode: np.ndarray, ts: np.ndarray) -> tuple[np.ndarray, int]:
+    """A key ordered like (user code, timestamp), and the key span of one user."""
+    lo, hi = int(ts.min()), int(ts.max())
+    span = hi - lo + 1
+    if span * (int(ucode[-1]) + 1) < 2**62:  # no sort needed
+        return ucode * np.int64(span) + (ts - lo), span
+    ts_uniq, tcode = np.unique(ts, return_inverse=True)
+    return ucode * np.int64(len(ts_uniq)) + tcode, len(ts_uniq)
+
+
 class ExampleBuilder:
     """Builds schema columns from sorted event tables, one user-complete table at a time."""
 
@@ -96,7 +107,10 @@ class ExampleBuilder:
         self._tables = 0
 
     def build(self, ev: dict):
-        """Yield ``(split, columns)`` for a table holding complete user histories."""
+        """Yield ``(split, columns)`` for a table holding complete user histories.
+
+        The history columns are ``Windows`` over the table's dense history ids.
+        """
         ev = sort_events(ev)
         rng = np.random.default_rng([self.seed, self._tables])
         self._tables += 1
@@ -106,43 +120,45 @@ class ExampleBuilder:
         user_change = np.ones(n, dtype=bool)
         user_change[1:] = ev["user"][1:] != ev["user"][:-1]
         ucode = np.cumsum(user_change) - 1
-        ts_uniq, tcode = np.unique(ev["ts"], return_inverse=True)
-        key = ucode * np.int64(len(ts_uniq)) + tcode
+        key, t_span = _user_time_key(ucode, ev["ts"])
         hist = ev["history"]
-        h_key = key[hist]
-        # dense ids fit int32; halving the (n, max_seq_len) arrays halves their copies
-        h_item = self.vocabs[schema.ITEM_VOCAB].lookup(ev["item"][hist]).astype(np.int32)
-        h_cate = self.vocabs[schema.CATE_VOCAB].lookup(ev["cate"][hist]).astype(np.int32)
+        all_hist = bool(hist.all())
+        h_key = key if all_hist else key[hist]
+        # dense ids fit int32: the history base arrays stay small
+        item = self.vocabs[schema.ITEM_VOCAB].lookup(ev["item"]).astype(np.int32)
+        cate = self.vocabs[schema.CATE_VOCAB].lookup(ev["cate"]).astype(np.int32)
+        user = self.vocabs[schema.USER_VOCAB].lookup(ev["user"][user_change])[ucode]
+        h_item = item if all_hist else item[hist]
+        h_cate = cate if all_hist else cate[hist]
         targets = np.flatnonzero(ev["target"])
         for start in range(0, len(targets), self.chunk_size):
             rows = targets[start:start + self.chunk_size]
-            yield from self._chunk(ev, rows, key[rows], ucode[rows] * np.int64(len(ts_uniq)),
-                                   h_key, h_item, h_cate, rng)
+            yield from self._chunk(ev, rows, key[rows], ucode[rows] * t_span, h_key,
+                                   (user, item, cate, h_item, h_cate), rng)
 
-    def _chunk(self, ev, rows, t_key, t_user_key, h_key, h_item, h_cate, rng):
+    def _chunk(self, ev, rows, t_key, t_user_key, h_key, dense, rng):
+        user, item, cate, h_item, h_cate = dense
         seq = self.max_seq_len
         end = np.searchsorted(h_key, t_key, side="left")  # strictly earlier in time
         first = np.searchsorted(h_key, t_user_key, side="left")
-        idx = end[:, None] - seq + np.arange(seq)[None, :]
-        valid = idx >= first[:, None]
-        idx = np.clip(idx, 0, None)
+        hist_len = np.minimum(end - first, seq)
         cols = {
             schema.LABEL: ev["label"][rows].astype(np.int64),
-            schema.USER_ID: self.vocabs[schema.USER_VOCAB].lookup(ev["user"][rows]),
-            schema.ITEM_ID: self.vocabs[schema.ITEM_VOCAB].lookup(ev["item"][rows]),
-            schema.CATE_ID: self.vocabs[schema.CATE_VOCAB].lookup(ev["cate"][rows]),
-            schema.HIST_ITEM_ID: np.where(valid, h_item[idx] if len(h_item) else 0,
-                                          np.int32(0)),
-            schema.HIST_CATE_ID: np.where(valid, h_cate[idx] if len(h_cate) else 0,
-                                          np.int32(0)),
-            schema.HIST_LEN: np.minimum(end - first, seq).astype(np.int64),
+            schema.USER_ID: user[rows],
+            schema.ITEM_ID: item[rows].astype(np.int64),
+            schema.CATE_ID: cate[rows].astype(np.int64),
+            schema.HIST_ITEM_ID: Windows(h_item, end, hist_len, seq),
+            schema.HIST_CATE_ID: Windows(h_cate, end, hist_len, seq),
+            schema.HIST_LEN: hist_len.astype(np.int64),
             schema.TIMESTAMP: ev["ts"][rows].astype(np.int64),
         }
         if self.neg_ratio > 0:
             cols = self._add_negatives(cols, rng)
         is_val = cols[schema.TIMESTAMP] >= self.boundary
         for split, mask in (("train", ~is_val), ("val", is_val)):
-            if mask.any():
+            if mask.all():
+                yield split, cols
+            elif mask.any():
                 yield split, {k: v[mask] for k, v in cols.items()}
 
     def _add_negatives(self, cols, rng):

@@ -20,7 +20,7 @@ import tempfile
 from pathlib import Path
 
 SOURCE = Path(__file__).with_name("native_encoder.c")
-FLAGS = ["-O2", "-fPIC", "-shared"]
+FLAGS = ["-O3", "-fPIC", "-shared"]
 _state: dict = {}
 
 

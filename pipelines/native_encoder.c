@@ -123,22 +123,40 @@ static inline uint8_t *put_varint(uint8_t *o, uint64_t v) {
     return o;
 }
 
-static inline uint64_t value_at(const feature_t *f, int64_t i) {
-    return f->elsize == 4 ? (uint64_t)(int64_t)((const int32_t *)f->data)[i]
-                          : (uint64_t)((const int64_t *)f->data)[i];
+/* Ids below 2^28 (the common case) without branches on their size, which are
+   unpredictable for ids of mixed magnitude: the 7-bit groups are spread into one 32-bit
+   word, continuation bits added by length, and 4 bytes stored (the buffer has room). */
+static inline uint8_t *put_varint32(uint8_t *o, int32_t value) {
+    uint32_t v = (uint32_t)value;
+    if (value < 0 || v >= (1u << 28)) return put_varint(o, (uint64_t)(int64_t)value);
+    static const uint32_t cont[5] = {0, 0, 0x80, 0x8080, 0x808080};
+    uint32_t n = 1 + (v >= (1u << 7)) + (v >= (1u << 14)) + (v >= (1u << 21));
+    uint32_t w = (v & 0x7F) | ((v & 0x3F80) << 1) | ((v & 0x1FC000) << 2) |
+                 ((v & 0xFE00000) << 3);
+    w |= cont[n];
+    memcpy(o, &w, 4);  /* little-endian */
+    return o + n;
+}
+
+static uint8_t *put_range(uint8_t *o, const feature_t *f, int64_t i, int64_t stop) {
+    if (f->elsize == 4) {
+        const int32_t *d = (const int32_t *)f->data;
+        for (; i < stop; i++) o = put_varint32(o, d[i]);
+    } else {
+        const int64_t *d = (const int64_t *)f->data;
+        for (; i < stop; i++) o = put_varint(o, (uint64_t)d[i]);
+    }
+    return o;
 }
 
 /* Packed values of feature f for row r written at o; returns the new end. */
 static uint8_t *put_values(uint8_t *o, const feature_t *f, int64_t r) {
     if (f->end) {
         int64_t len = f->len[r], end = f->end[r];
-        for (int64_t k = len; k < f->width; k++) *o++ = 0;
-        for (int64_t i = end - len; i < end; i++) o = put_varint(o, value_at(f, i));
-    } else {
-        for (int64_t i = r * f->width, stop = i + f->width; i < stop; i++)
-            o = put_varint(o, value_at(f, i));
+        memset(o, 0, (size_t)(f->width - len));
+        return put_range(o + (f->width - len), f, end - len, end);
     }
-    return o;
+    return put_range(o, f, r * f->width, (r + 1) * f->width);
 }
 
 /* Writes n records to out (the caller sizes it with max_record_bytes); returns the byte

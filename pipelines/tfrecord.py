@@ -175,6 +175,15 @@ def _varint_bytes_wide(values: np.ndarray, lens: np.ndarray):
     return groups.reshape(n, k * 10), (pos < lens[:, :, None]).reshape(n, k * 10)
 
 
+def encode_buffer(columns: dict, max_seq_len: int):
+    """Like ``encode_examples`` but may return a uint8 array (no copy into ``bytes``)."""
+    n = len(columns[schema.LABEL])
+    lib = native.library()
+    if lib is not None:
+        return _encode_native(lib, columns, max_seq_len, n)
+    return encode_examples(columns, max_seq_len, use_native=False)
+
+
 def encode_examples(columns: dict, max_seq_len: int, *, use_native: bool = True) -> bytes:
     """Serialise rows to framed TFRecord bytes (uncompressed).
 
@@ -194,7 +203,7 @@ def encode_examples(columns: dict, max_seq_len: int, *, use_native: bool = True)
     n = len(columns[schema.LABEL])
     lib = native.library() if use_native else None
     if lib is not None:
-        return _encode_native(lib, columns, max_seq_len, n)
+        return _encode_native(lib, columns, max_seq_len, n).tobytes()
     columns = {k: np.asarray(v) if isinstance(v, Windows) else v for k, v in columns.items()}
     if n > _BLOCK:  # blocks of a few MiB stay in cache
         return b"".join(encode_examples({k: v[i:i + _BLOCK] for k, v in columns.items()},
@@ -267,9 +276,9 @@ def _native_array(values, n: int, width: int) -> np.ndarray:
     return a
 
 
-def _encode_native(lib, columns: dict, max_seq_len: int, n: int) -> bytes:
+def _encode_native(lib, columns: dict, max_seq_len: int, n: int) -> np.ndarray:
     if n == 0:
-        return b""
+        return np.zeros(0, np.uint8)
     layout = _feature_layout(max_seq_len)
     feats = (native.Feature * len(layout))()
     keep = []  # arrays the structs point into
@@ -285,8 +294,8 @@ def _encode_native(lib, columns: dict, max_seq_len: int, n: int) -> bytes:
                 base = base.astype(np.int64)
             end = np.ascontiguousarray(col.end, dtype=np.int64)
             length = np.ascontiguousarray(col.length, dtype=np.int64)
-            if len(base) and (end.min() - length.min() < 0 or end.max() > len(base)
-                              or length.min() < 0 or length.max() > width):
+            if (length.min() < 0 or length.max() > width or (end - length).min() < 0
+                    or end.max() > len(base)):
                 raise ValueError(f"{name}: window outside its base array")
             f.data, f.end, f.len = base.ctypes.data, end.ctypes.data, length.ctypes.data
             keep += [base, end, length]
@@ -304,4 +313,4 @@ def _encode_native(lib, columns: dict, max_seq_len: int, n: int) -> bytes:
     used = lib.encode_records(n, len(layout), feats, out.ctypes.data, scratch.ctypes.data)
     if used < 0:
         raise ValueError("too many features for the native encoder")
-    return out[:used].tobytes()
+    return out[:used]
