@@ -99,6 +99,14 @@ def main(argv=None) -> int:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--output", type=Path, default=RESULTS)
     parser.add_argument(
+        "--append", action="store_true",
+        help="keep the rows already in --output, replacing those of the cases run now",
+    )
+    parser.add_argument(
+        "--skip", nargs="+", default=[], metavar="IMPL:MODE:LENGTH=NOTE",
+        help="record these cases as not run, with the note",
+    )
+    parser.add_argument(
         "--case", nargs=3, metavar=("IMPL", "MODE", "LENGTH"), help=argparse.SUPPRESS
     )
     args = parser.parse_args(argv)
@@ -110,13 +118,21 @@ def main(argv=None) -> int:
         return 0
 
     default_shape = shape == dict(batch=2048, d_inner=256, d_state=16)
+    skips = {}
+    for item in args.skip:
+        case, _, note = item.partition("=")
+        impl, mode, length = case.split(":")
+        skips[(impl, mode, int(length))] = f"skipped: {note}"
     rows = []
+    if args.append and args.output.exists():
+        rows = json.loads(args.output.read_text())["rows"]
     for length in args.lengths:
         for mode in args.modes:
             for impl in args.impls:
                 row = {"impl": impl, "mode": mode, "length": length, **shape}
                 skip = REFERENCE_SKIPS.get((mode, length)) if impl == "reference" else None
-                if skip and default_shape:
+                skip = skips.get((impl, mode, length), skip if default_shape else None)
+                if skip:
                     row["note"] = skip
                 else:
                     cmd = [sys.executable, __file__, "--case", impl, mode, str(length),
@@ -129,11 +145,14 @@ def main(argv=None) -> int:
                     else:
                         row["note"] = f"failed (exit {done.returncode}): " + (
                             done.stderr.strip().splitlines() or ["?"])[-1][:200]
-                rows.append(row)
+                rows = [r for r in rows if (r["impl"], r["mode"], r["length"])
+                        != (impl, mode, length)] + [row]
                 print(format_row(row), flush=True)
+                write_json(args.output, rows)
     for row in rows:
         ref = next((r for r in rows if r["impl"] == "reference" and r["mode"] == row["mode"]
                     and r["length"] == row["length"] and "ms" in r), None)
+        row.pop("speedup_vs_reference", None)
         if ref and "ms" in row:
             row["speedup_vs_reference"] = ref["ms"] / row["ms"]
 
@@ -142,6 +161,12 @@ def main(argv=None) -> int:
     print(f"{'x ref':>8}")
     for row in rows:
         print(format_row(row))
+    write_json(args.output, rows)
+    print(f"\nwrote {args.output}")
+    return 0
+
+
+def write_json(path: Path, rows: list) -> None:
     result = {
         "benchmark": "selective_scan",
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
@@ -150,12 +175,10 @@ def main(argv=None) -> int:
                          "from after input creation to after the timed calls",
         "rows": rows,
     }
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.output.with_suffix(".json.tmp")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(result, indent=2) + "\n")
-    tmp.replace(args.output)
-    print(f"\nwrote {args.output}")
-    return 0
+    tmp.replace(path)
 
 
 def format_row(row: dict) -> str:
