@@ -1,0 +1,92 @@
+import math
+
+import numpy as np
+import pytest
+
+from mdaf_tf.comparison.stats import (
+    mean_std,
+    paired_t_test,
+    regularized_incomplete_beta,
+    t_two_sided_p,
+)
+
+
+def _t_tail_by_quadrature(t: float, df: int) -> float:
+    """2 * integral_|t|^inf of Student's t density, by the trapezoid rule on u = 1/x."""
+    c = math.exp(math.lgamma((df + 1) / 2) - math.lgamma(df / 2)) / math.sqrt(df * math.pi)
+    # x = |t| / u maps (0, 1] onto [|t|, inf); dx = |t| / u^2 du.
+    u = np.linspace(1e-9, 1.0, 400_001)
+    x = abs(t) / u
+    f = c * (1 + x * x / df) ** (-(df + 1) / 2) * abs(t) / (u * u)
+    return float(2 * np.sum((f[1:] + f[:-1]) / 2 * np.diff(u)))
+
+
+@pytest.mark.parametrize(
+    "t, df, p",
+    [
+        (2.776, 4, 0.05),  # textbook two-sided 5% critical values
+        (12.706, 1, 0.05),
+        (4.303, 2, 0.05),
+        (2.228, 10, 0.05),
+        (4.604, 4, 0.01),
+        (0.0, 3, 1.0),
+    ],
+)
+def test_two_sided_p_at_table_values(t, df, p):
+    assert t_two_sided_p(t, df) == pytest.approx(p, abs=2e-4)
+    assert t_two_sided_p(-t, df) == pytest.approx(p, abs=2e-4)
+
+
+def test_one_degree_of_freedom_is_the_cauchy_tail():
+    for t in (0.3, 1.0, 3.0, 40.0):
+        assert t_two_sided_p(t, 1) == pytest.approx(1 - 2 / math.pi * math.atan(t), rel=1e-10)
+
+
+@pytest.mark.parametrize("t, df", [(0.7, 2), (1.9, 3), (3.3, 5), (2.1, 17)])
+def test_p_matches_numerical_integration_of_the_density(t, df):
+    assert t_two_sided_p(t, df) == pytest.approx(_t_tail_by_quadrature(t, df), abs=1e-6)
+
+
+def test_large_df_approaches_the_normal():
+    z = 1.959963984540054
+    assert t_two_sided_p(z, 1e7) == pytest.approx(0.05, abs=1e-6)
+
+
+def test_incomplete_beta_closed_forms():
+    # I_x(a, 1) = x^a; I_x(1, b) = 1 - (1 - x)^b; I_x(1/2, 1/2) = (2 / pi) asin(sqrt(x)).
+    for x in (0.05, 0.3, 0.5, 0.77, 0.99):
+        assert regularized_incomplete_beta(2.5, 1, x) == pytest.approx(x**2.5, rel=1e-10)
+        assert regularized_incomplete_beta(1, 3.5, x) == pytest.approx(1 - (1 - x) ** 3.5,
+                                                                      rel=1e-10)
+        assert regularized_incomplete_beta(0.5, 0.5, x) == pytest.approx(
+            2 / math.pi * math.asin(math.sqrt(x)), rel=1e-10)
+    with pytest.raises(ValueError):
+        regularized_incomplete_beta(1, 1, 1.5)
+
+
+def test_paired_t_test_by_hand():
+    a = [0.80, 0.82, 0.81]
+    b = [0.78, 0.81, 0.77]
+    d = [0.02, 0.01, 0.04]
+    mean = sum(d) / 3
+    sd = math.sqrt(sum((x - mean) ** 2 for x in d) / 2)
+    result = paired_t_test(a, b)
+    assert result["n"] == 3 and result["df"] == 2
+    assert result["t"] == pytest.approx(mean / (sd / math.sqrt(3)))
+    assert result["p"] == pytest.approx(t_two_sided_p(result["t"], 2))
+    assert 0.05 < result["p"] < 0.2  # t = 2.65 with 2 df
+
+
+def test_paired_t_test_edge_cases():
+    assert math.isnan(paired_t_test([0.7], [0.6])["p"])
+    assert paired_t_test([0.75, 0.5], [0.5, 0.25])["p"] == 0.0  # identical differences
+    assert paired_t_test([0.7, 0.8], [0.7, 0.8])["p"] == 1.0
+    with pytest.raises(ValueError):
+        paired_t_test([0.7], [0.6, 0.5])
+
+
+def test_mean_std_is_the_sample_standard_deviation():
+    mean, std = mean_std([1.0, 2.0, 4.0])
+    assert mean == pytest.approx(7 / 3)
+    assert std == pytest.approx(np.std([1.0, 2.0, 4.0], ddof=1))
+    assert mean_std([3.0]) == (3.0, 0.0)

@@ -1,0 +1,218 @@
+import csv
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mdaf_tf import compare
+from mdaf_tf.training import runner
+
+REPO = Path(__file__).resolve().parents[1]
+TAOBAO_SAMPLE = Path("/work/shared/data/taobao_user_behavior/users_43_complete_histories.csv")
+TINY_MODEL = {
+    "user_embedding_dim": 8, "item_embedding_dim": 8, "cate_embedding_dim": 8,
+    "hidden_dim": 16, "d_state": 4, "gate_hidden": 16, "output_hidden": [8],
+    "deep_hidden": [16, 8], "autoint_attention_dim": 8, "bst_heads": 2,
+    "num_mamba_layers": 1,
+}
+MODELS, SEEDS = ("dcnv2", "dcnv3"), (1, 2)
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    out = tmp_path_factory.mktemp("synthetic")
+    subprocess.run(
+        [sys.executable, "-m", "pipelines.synthetic", "--output", str(out), "--users", "40",
+         "--items", "30", "--categories", "5", "--impressions-per-user", "20"],
+        check=True, cwd=REPO, capture_output=True,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+    )
+    return out
+
+
+@pytest.fixture(scope="module")
+def config_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("config") / "tiny.json"
+    path.write_text(json.dumps({"model": TINY_MODEL, "train": {"batch_size": 64}}))
+    return path
+
+
+def _args(dataset, config_file, output, models=MODELS, seeds=SEEDS, reference="dcnv3"):
+    return [
+        "--data", str(dataset), "--models", ",".join(models),
+        "--seeds", ",".join(map(str, seeds)), "--output", str(output), "--epochs", "1",
+        "--max-steps-per-epoch", "2", "--reference", reference, "--config", str(config_file),
+        "--inference-batch-size", "64", "--timing-repeats", "1", "--quiet",
+    ]
+
+
+class CountingTrain:
+    """runner.train that records its calls and can be told to fail for some runs."""
+
+    def __init__(self, fail=()):
+        self.calls, self.fail = [], set(fail)
+
+    def __call__(self, model_config, train_config, *args, **kwargs):
+        key = (train_config.model, train_config.seed)
+        self.calls.append(key)
+        if key in self.fail:
+            raise RuntimeError(f"forced failure of {key}")
+        return runner.train(model_config, train_config, *args, **kwargs)
+
+
+def _read_csv(path):
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
+def _result(output, model, seed):
+    return json.loads((output / "runs" / model / f"seed-{seed}" / "result.json").read_text())
+
+
+def test_tables_agree_with_the_runs_and_a_rerun_skips_them(dataset, config_file, tmp_path,
+                                                           capsys):
+    output = tmp_path / "cmp"
+    train = CountingTrain()
+    assert compare.main(_args(dataset, config_file, output), train_fn=train) == 0
+    assert sorted(train.calls) == sorted((m, s) for m in MODELS for s in SEEDS)
+    for name in ("table3.md", "table3.csv", "table8.md", "table9.md", "runs.csv", "auc_bar.png"):
+        assert (output / name).is_file(), name
+
+    results = {(m, s): _result(output, m, s) for m in MODELS for s in SEEDS}
+    for (model, seed), r in results.items():
+        metrics = _read_csv(output / "runs" / model / f"seed-{seed}" / "metrics.csv")
+        assert len(metrics) == 1  # one epoch
+        assert r["val_auc"] == pytest.approx(float(metrics[0]["val_auc"]), abs=1e-12)
+        assert r["val_log_loss"] == pytest.approx(float(metrics[0]["val_log_loss"]), abs=1e-12)
+        assert r["train_examples_per_second"] == pytest.approx(
+            float(metrics[0]["examples_per_second"]))
+        assert r["inference_batch_size"] == 64 and r["inference_ms_per_batch"] > 0
+        assert r["inference_examples_per_second"] == pytest.approx(
+            64 / (r["inference_ms_per_batch"] / 1000))
+        assert r["peak_rss_mib"] > 50
+
+    rows = {row["model"]: row for row in _read_csv(output / "table3.csv")}
+    assert list(rows) == list(MODELS)
+    auc = {m: [results[(m, s)]["val_auc"] for s in SEEDS] for m in MODELS}
+    for model in MODELS:
+        assert float(rows[model]["val_auc_mean"]) == pytest.approx(np.mean(auc[model]))
+        assert float(rows[model]["val_auc_std"]) == pytest.approx(np.std(auc[model], ddof=1))
+        assert int(rows[model]["parameters"]) == results[(model, 1)]["parameters"]
+    # dcnv2 against the reference dcnv3: difference in bp and, with 2 seeds (1 df), the
+    # paired t-test's p is the Cauchy tail 1 - (2 / pi) atan |t|.
+    diffs = np.subtract(auc["dcnv2"], auc["dcnv3"])
+    assert float(rows["dcnv2"]["diff_bp"]) == pytest.approx(1e4 * diffs.mean())
+    t = diffs.mean() / (np.std(diffs, ddof=1) / math.sqrt(2))
+    assert float(rows["dcnv2"]["t"]) == pytest.approx(t)
+    assert float(rows["dcnv2"]["p_value"]) == pytest.approx(1 - 2 / math.pi * math.atan(abs(t)))
+    assert rows["dcnv3"]["diff_bp"] == ""
+
+    md3 = (output / "table3.md").read_text()
+    assert "paired t-test" in md3 and f"{np.mean(auc['dcnv2']):.4f}" in md3
+    table8 = (output / "table8.md").read_text()
+    assert "mdaf has no finished run" in table8
+    table9 = (output / "table9.md").read_text()
+    assert "cores" in table9 and all(f"| {m} |" in table9 for m in MODELS)
+
+    # A rerun trains nothing and leaves the results as they were.
+    before = {k: (output / "runs" / k[0] / f"seed-{k[1]}" / "result.json").stat().st_mtime_ns
+              for k in results}
+    capsys.readouterr()
+    rerun = CountingTrain()
+    assert compare.main(_args(dataset, config_file, output), train_fn=rerun) == 0
+    assert rerun.calls == []
+    assert capsys.readouterr().out.count("skipped") == 4
+    for k, mtime in before.items():
+        assert (output / "runs" / k[0] / f"seed-{k[1]}" / "result.json").stat().st_mtime_ns \
+            == mtime
+    assert {r["model"]: r for r in _read_csv(output / "table3.csv")} == rows
+
+    # A changed recipe (more steps) is not the finished run: it trains again.
+    again = CountingTrain()
+    args = _args(dataset, config_file, output, models=("dcnv3",), seeds=(1,))
+    args[args.index("--max-steps-per-epoch") + 1] = "3"
+    assert compare.main(args, train_fn=again) == 0
+    assert set(again.calls) == {("dcnv3", 1)}  # (a resume attempt is refused, then fresh)
+    assert _result(output, "dcnv3", 1)["request"]["train"]["max_steps_per_epoch"] == 3
+
+
+def test_a_failing_run_is_reported_and_the_others_finish(dataset, config_file, tmp_path,
+                                                          capsys):
+    output = tmp_path / "cmp"
+    train = CountingTrain(fail={("dcnv3", 2)})
+    assert compare.main(_args(dataset, config_file, output), train_fn=train) == 1
+    assert len(train.calls) == 4
+    captured = capsys.readouterr()
+    assert "dcnv3 seed 2: FAILED: RuntimeError: forced failure" in captured.out
+    assert "1 of 4 runs failed" in captured.err
+    failed_dir = output / "runs" / "dcnv3" / "seed-2"
+    assert not (failed_dir / "result.json").exists()
+    assert "forced failure" in (failed_dir / "error.txt").read_text()
+    rows = {row["model"]: row for row in _read_csv(output / "table3.csv")}
+    assert rows["dcnv3"]["seeds"] == "1" and rows["dcnv2"]["seeds"] == "2"
+    assert "Failed runs" in (output / "table3.md").read_text()
+
+    # Rerunning trains only the failed run.
+    retry = CountingTrain()
+    assert compare.main(_args(dataset, config_file, output), train_fn=retry) == 0
+    assert retry.calls == [("dcnv3", 2)]
+    assert not (failed_dir / "error.txt").exists()
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--models", "mdaf,nope"], "unknown model(s) nope"),
+        (["--seeds", "1,x"], "--seeds"),
+        (["--seeds", "1,1"], "listed twice"),
+        (["--models", "dcnv3", "--reference", "bst"], "--reference bst is not one of --models"),
+        (["--epochs", "0"], "--epochs must be >= 1"),
+    ],
+)
+def test_bad_input_is_one_line_with_exit_2(tmp_path, capsys, flags, message):
+    args = ["--data", str(tmp_path), "--output", str(tmp_path / "out"), *flags]
+    assert compare.main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("compare: ") and message in err and "\n" not in err
+
+
+def test_bad_data_directory_exits_2(tmp_path, capsys):
+    assert compare.main(["--data", str(tmp_path), "--output", str(tmp_path / "o"),
+                         "--models", "dcnv3", "--reference", "dcnv3"]) == 2
+    assert "metadata.json" in capsys.readouterr().err
+
+
+def test_help_lists_every_flag():
+    out = subprocess.run([sys.executable, "-m", "mdaf_tf.compare", "--help"], cwd=REPO,
+                         capture_output=True, text=True, check=True).stdout
+    for flag in ("--data", "--models", "--seeds", "--output", "--epochs",
+                 "--max-steps-per-epoch", "--reference", "--config", "--batch-size"):
+        assert flag in out
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not TAOBAO_SAMPLE.is_file(), reason="Taobao sample not available")
+def test_all_models_end_to_end_on_the_taobao_sample(tmp_path):
+    output = tmp_path / "cmp"
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2",
+           "MDAF_TF_DATA_CACHE": str(tmp_path / "cache")}
+    proc = subprocess.run(
+        [sys.executable, "-m", "mdaf_tf.compare", "--data", str(TAOBAO_SAMPLE),
+         "--seeds", "1,2", "--output", str(output), "--epochs", "1",
+         "--max-steps-per-epoch", "3", "--batch-size", "256", "--timing-repeats", "2",
+         "--quiet"],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=3600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = _read_csv(output / "table3.csv")
+    assert [r["model"] for r in rows] == list(compare.DEFAULT_MODELS)
+    assert all(r["seeds"] == "2" and 0 <= float(r["val_auc_mean"]) <= 1 for r in rows)
+    table8 = (output / "table8.md").read_text()
+    for model in ("dcnv3", "mdaf_seq", "mdaf_concat", "mdaf_fixed"):
+        assert f"| {model} |" in table8
+    assert (output / "auc_bar.png").stat().st_size > 1000
