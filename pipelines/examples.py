@@ -128,8 +128,8 @@ class ExampleBuilder:
         item = self.vocabs[schema.ITEM_VOCAB].lookup(ev["item"]).astype(np.int32)
         cate = self.vocabs[schema.CATE_VOCAB].lookup(ev["cate"]).astype(np.int32)
         user = self.vocabs[schema.USER_VOCAB].lookup(ev["user"][user_change])[ucode]
-        h_item = item if all_hist else item[hist]
-        h_cate = cate if all_hist else cate[hist]
+        h_item = Windows.over(item if all_hist else item[hist], self.max_seq_len)
+        h_cate = Windows.over(cate if all_hist else cate[hist], self.max_seq_len)
         targets = np.flatnonzero(ev["target"])
         for start in range(0, len(targets), self.chunk_size):
             rows = targets[start:start + self.chunk_size]
@@ -147,8 +147,8 @@ class ExampleBuilder:
             schema.USER_ID: user[rows],
             schema.ITEM_ID: item[rows].astype(np.int64),
             schema.CATE_ID: cate[rows].astype(np.int64),
-            schema.HIST_ITEM_ID: Windows(h_item, end, hist_len, seq),
-            schema.HIST_CATE_ID: Windows(h_cate, end, hist_len, seq),
+            schema.HIST_ITEM_ID: h_item.at(end, hist_len),
+            schema.HIST_CATE_ID: h_cate.at(end, hist_len),
             schema.HIST_LEN: hist_len.astype(np.int64),
             schema.TIMESTAMP: ev["ts"][rows].astype(np.int64),
         }

@@ -19,6 +19,8 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+import numpy as np
+
 SOURCE = Path(__file__).with_name("native_encoder.c")
 FLAGS = ["-O3", "-fPIC", "-shared"]
 _state: dict = {}
@@ -26,6 +28,7 @@ _state: dict = {}
 
 class Feature(ctypes.Structure):
     _fields_ = [("data", ctypes.c_void_p), ("end", ctypes.c_void_p), ("len", ctypes.c_void_p),
+                ("offset", ctypes.c_void_p),
                 ("width", ctypes.c_int64), ("elsize", ctypes.c_int64),
                 ("key", ctypes.c_char_p), ("keylen", ctypes.c_int64)]
 
@@ -75,6 +78,9 @@ def _load():
     lib.encode_records.restype = ctypes.c_int64
     lib.encode_records.argtypes = [ctypes.c_int64, ctypes.c_int64, ctypes.POINTER(Feature),
                                    ctypes.c_void_p, ctypes.c_void_p]
+    lib.varint_stream.restype = ctypes.c_int64
+    lib.varint_stream.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64,
+                                  ctypes.c_void_p, ctypes.c_void_p]
     lib.crc32c.restype = ctypes.c_uint32
     lib.crc32c.argtypes = [ctypes.c_char_p, ctypes.c_int64]
     lib.crc32c_uses_hardware.restype = ctypes.c_int
@@ -88,3 +94,16 @@ def library():
     if "lib" not in _state:
         _state["lib"] = _load()
     return _state["lib"]
+
+
+def varint_stream(lib, values) -> tuple:
+    """(bytes as uint8 array, int64 offsets of length n + 1) of int32/int64 ``values``."""
+    values = np.ascontiguousarray(values)
+    if values.dtype not in (np.int32, np.int64):
+        values = values.astype(np.int64)
+    n = len(values)
+    out = np.empty(10 * n + 4, np.uint8)
+    offset = np.empty(n + 1, np.int64)
+    used = lib.varint_stream(values.ctypes.data, values.itemsize, n, out.ctypes.data,
+                             offset.ctypes.data)
+    return out[:used].copy(), offset

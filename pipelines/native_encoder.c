@@ -7,16 +7,18 @@
 
    A feature is either a column (width values per row, int32 or int64) or a history
    window: the row's values are base[end - len .. end), left-padded with zeros to width.
-   Windows let callers skip building (rows, width) arrays. */
+   Windows let callers skip building (rows, width) arrays, and as the base's varints are
+   encoded once (varint_stream), a window's packed bytes are one memcpy. */
 
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 
 typedef struct {
-    const void *data;      /* column: rows * width values; window: the base values */
+    const void *data;      /* column: rows * width values; window: the base's varint bytes */
     const int64_t *end;    /* window only: one past the row's last base index */
     const int64_t *len;    /* window only: number of real values (<= width) */
+    const int64_t *offset; /* window only: base value i's bytes are data[offset[i]..[i+1]) */
     int64_t width;
     int64_t elsize;        /* 4: int32, 8: int64 */
     const uint8_t *key;
@@ -154,7 +156,10 @@ static uint8_t *put_values(uint8_t *o, const feature_t *f, int64_t r) {
     if (f->end) {
         int64_t len = f->len[r], end = f->end[r];
         memset(o, 0, (size_t)(f->width - len));
-        return put_range(o + (f->width - len), f, end - len, end);
+        o += f->width - len;
+        int64_t from = f->offset[end - len], bytes = f->offset[end] - from;
+        memcpy(o, (const uint8_t *)f->data + from, (size_t)bytes);
+        return o + bytes;
     }
     return put_range(o, f, r * f->width, (r + 1) * f->width);
 }
@@ -210,4 +215,20 @@ int64_t encode_records(int64_t n, int64_t nf, const feature_t *fs, uint8_t *out,
         o = w + 4;
     }
     return (int64_t)(o - out);
+}
+
+/* Varint bytes of n values (int32 or int64) back to back, and offset[0..n]: value i's
+   bytes are out[offset[i]..offset[i+1]). `out` needs 10 * n bytes (+3 slack). */
+int64_t varint_stream(const void *values, int64_t elsize, int64_t n, uint8_t *out,
+                      int64_t *offset) {
+    feature_t f = {0};
+    f.data = values;
+    f.elsize = elsize;
+    uint8_t *o = out;
+    for (int64_t i = 0; i < n; i++) {
+        offset[i] = (int64_t)(o - out);
+        o = put_range(o, &f, i, i + 1);
+    }
+    offset[n] = (int64_t)(o - out);
+    return offset[n];
 }

@@ -289,20 +289,19 @@ def _encode_native(lib, columns: dict, max_seq_len: int, n: int) -> np.ndarray:
         if isinstance(col, Windows):
             if col.width != width:
                 raise ValueError(f"{name}: windows of width {col.width}, expected {width}")
-            base = np.ascontiguousarray(col.base)
-            if base.dtype not in (np.int32, np.int64):
-                base = base.astype(np.int64)
+            stream, offset = col.cached("varints", lambda b: native.varint_stream(lib, b))
             end = np.ascontiguousarray(col.end, dtype=np.int64)
             length = np.ascontiguousarray(col.length, dtype=np.int64)
             if (length.min() < 0 or length.max() > width or (end - length).min() < 0
-                    or end.max() > len(base)):
+                    or end.max() >= len(offset)):
                 raise ValueError(f"{name}: window outside its base array")
-            f.data, f.end, f.len = base.ctypes.data, end.ctypes.data, length.ctypes.data
-            keep += [base, end, length]
-            itemsize = base.itemsize
+            f.data, f.end, f.len = stream.ctypes.data, end.ctypes.data, length.ctypes.data
+            f.offset = offset.ctypes.data
+            keep += [stream, offset, end, length]
+            itemsize = 4  # unused for windows
         else:
             a = _native_array(col, n, width)
-            f.data, f.end, f.len = a.ctypes.data, None, None
+            f.data, f.end, f.len, f.offset = a.ctypes.data, None, None, None
             keep.append(a)
             itemsize = a.itemsize
         f.width, f.elsize, f.key, f.keylen = width, itemsize, key, len(key)
