@@ -70,13 +70,24 @@ class PopularitySampler:
 
     def _draw(self, n: int, rng: np.random.Generator) -> np.ndarray:
         u = rng.random(n) * self.cum[-1]
-        idx = np.minimum(np.searchsorted(self.cum, u, side="right"), len(self.items) - 1)
-        return self.items[idx]
+        # ascending queries walk the table in order: same result, far fewer cache misses
+        order = np.argsort(u)
+        idx = np.empty(n, dtype=np.int64)
+        idx[order] = np.searchsorted(self.cum, u[order], side="right")
+        return self.items[np.minimum(idx, len(self.items) - 1)]
 
 
 def sort_events(ev: dict) -> dict:
     """Order by user, then time, then file position (ties keep file order)."""
-    order = np.lexsort((ev["order"], ev["ts"], ev["user"]))
+    user, ts, pos = ev["user"], ev["ts"], ev["order"]
+    order = None
+    if len(user) > 1 and bool((pos[1:] > pos[:-1]).all()):  # file order: a stable sort
+        lo, span = int(ts.min()), int(ts.max()) - int(ts.min()) + 1
+        u_lo, u_span = int(user.min()), int(user.max()) - int(user.min()) + 1
+        if u_span * span < 2**62:  # one int64 key; cheap on the nearly sorted files
+            order = np.argsort((user - u_lo) * np.int64(span) + (ts - lo), kind="stable")
+    if order is None:
+        order = np.lexsort((pos, ts, user))
     return {k: v[order] for k, v in ev.items()}
 
 

@@ -14,6 +14,9 @@ def group_count(*keys: np.ndarray, weights: np.ndarray | None = None):
     n = len(keys[0])
     if n == 0:
         return tuple(k[:0] for k in keys), np.zeros(0, dtype=np.int64)
+    if len(keys) == 1 and weights is None:  # a value sort is cheaper than an argsort
+        uniq, counts = np.unique(keys[0], return_counts=True)
+        return (uniq,), counts.astype(np.int64)
     order = np.lexsort(keys[::-1])
     sorted_keys = [k[order] for k in keys]
     change = np.zeros(n, dtype=bool)
