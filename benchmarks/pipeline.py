@@ -5,14 +5,18 @@
 Runs the pipeline (default arguments: all four behaviours positive, 1.5 negatives per
 positive, history 50, gzip level 1) on the shared 110k-row Tianchi slice and on a
 generated file in the same format (users with time-sorted histories of about 100 rows,
-as in the full file), then compares the example writers on the same examples: the
-vectorised numpy encoder + zlib used by the pipelines against one ``tf.train.Example``
-per row written with ``tf.io.TFRecordWriter``. Prints a table and writes JSON.
+as in the full file), once with the default zlib and once with ``--gzip-library isal``
+when the isal package is installed, then compares the example writers on the same
+examples: the pipelines' encoder (compiled, or numpy without a C compiler) + zlib against
+one ``tf.train.Example`` per row written with ``tf.io.TFRecordWriter``. Prints a table
+and writes JSON. Besides wall seconds it reports the process's CPU seconds and the load
+average: on a shared machine rows per CPU-second is the steadier figure.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import tempfile
@@ -24,7 +28,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from mdaf_tf import schema
-from pipelines import taobao
+from pipelines import native, taobao
 from pipelines.tfrecord import encode_examples
 
 SHARED = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "data",
@@ -58,18 +62,23 @@ def generate(path: str, rows: int, seed: int = 0, chunk: int = 2_000_000):
             done += n
 
 
-def run_pipeline(path: str, out: str) -> dict:
-    args = taobao.parse_args(["--input", path, "--output", out])
-    start = time.perf_counter()
+def run_pipeline(path: str, out: str, extra: tuple = ()) -> dict:
+    args = taobao.parse_args(["--input", path, "--output", out, *extra])
+    load_before = os.getloadavg()[0]
+    start, cpu_start = time.perf_counter(), time.process_time()
     meta = taobao.build(args)
     seconds = time.perf_counter() - start
+    cpu = time.process_time() - cpu_start
     examples = sum(s["examples"] for s in meta["splits"].values())
     size = sum(os.path.getsize(os.path.join(out, n)) for n in os.listdir(out)
                if n.endswith(".tfrecord.gz"))
-    return {"input_rows": meta["counts"]["rows_read"], "examples": examples,
-            "seconds": round(seconds, 2),
-            "input_rows_per_s": round(meta["counts"]["rows_read"] / seconds),
+    rows = meta["counts"]["rows_read"]
+    return {"args": list(extra), "input_rows": rows, "examples": examples,
+            "seconds": round(seconds, 2), "cpu_seconds": round(cpu, 2),
+            "input_rows_per_s": round(rows / seconds),
             "examples_per_s": round(examples / seconds),
+            "input_rows_per_cpu_s": round(rows / cpu),
+            "load_average": [round(load_before, 1), round(os.getloadavg()[0], 1)],
             "input_bytes": os.path.getsize(path), "output_gz_bytes": size}
 
 
@@ -106,27 +115,36 @@ def main(argv=None):
     p.add_argument("--json", default="pipeline_benchmark.json")
     p.add_argument("--workdir", default=None, help="temporary space (default: system temp)")
     args = p.parse_args(argv)
-    results = {"cpu_count": os.cpu_count()}
+    results = {"cpu_count": os.cpu_count(), "native_encoder": native.library() is not None}
+    variants = [("", ())]
+    if importlib.util.find_spec("isal") is not None:
+        variants.append(("_isal", ("--gzip-library", "isal")))
     with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
         if os.path.exists(args.shared_file):
             out = os.path.join(tmp, "shared")
-            results["shared_110k"] = run_pipeline(args.shared_file, out)
+            for suffix, extra in variants:
+                results[f"shared_110k{suffix}"] = run_pipeline(args.shared_file,
+                                                               out + suffix, extra)
             results["writers"] = compare_writers(out)
         if args.rows > 0:
             path = os.path.join(tmp, "generated.csv")
             start = time.perf_counter()
             generate(path, args.rows)
             results["generate_seconds"] = round(time.perf_counter() - start, 2)
-            results[f"generated_{args.rows}"] = run_pipeline(path, os.path.join(tmp, "gen"))
-    print(f"{'input':<22}{'rows':>12}{'examples':>12}{'seconds':>10}{'rows/s':>12}"
-          f"{'examples/s':>12}")
+            for suffix, extra in variants:
+                results[f"generated_{args.rows}{suffix}"] = run_pipeline(
+                    path, os.path.join(tmp, "gen" + suffix), extra)
+    print(f"{'input':<26}{'rows':>10}{'examples':>11}{'seconds':>9}{'rows/s':>9}"
+          f"{'examples/s':>11}{'cpu s':>8}{'rows/cpu-s':>11}{'load':>11}")
     for name, r in results.items():
         if isinstance(r, dict) and "input_rows" in r:
-            print(f"{name:<22}{r['input_rows']:>12}{r['examples']:>12}{r['seconds']:>10}"
-                  f"{r['input_rows_per_s']:>12}{r['examples_per_s']:>12}")
+            load = "-".join(str(x) for x in r["load_average"])
+            print(f"{name:<26}{r['input_rows']:>10}{r['examples']:>11}{r['seconds']:>9}"
+                  f"{r['input_rows_per_s']:>9}{r['examples_per_s']:>11}{r['cpu_seconds']:>8}"
+                  f"{r['input_rows_per_cpu_s']:>11}{load:>11}")
     if "writers" in results:
         w = results["writers"]
-        print(f"writers on {w['examples']} examples: numpy encoder + zlib "
+        print(f"writers on {w['examples']} examples: pipeline encoder + zlib "
               f"{w['numpy_encoder_zlib_per_s']}/s, tf.train.Example + TFRecordWriter "
               f"{w['tf_example_writer_per_s']}/s")
     with open(args.json, "w") as f:
