@@ -287,8 +287,9 @@ def _encode_native(lib, columns: dict, max_seq_len: int, n: int) -> np.ndarray:
         col = columns[name]
         f = feats[j]
         if isinstance(col, Windows):
-            if col.width != width:
-                raise ValueError(f"{name}: windows of width {col.width}, expected {width}")
+            if col.width != width or len(col) != n:
+                raise ValueError(f"{name}: {len(col)} windows of width {col.width}, "
+                                 f"expected {n} of width {width}")
             stream, offset = col.cached("varints", lambda b: native.varint_stream(lib, b))
             end = np.ascontiguousarray(col.end, dtype=np.int64)
             length = np.ascontiguousarray(col.length, dtype=np.int64)
