@@ -17,6 +17,7 @@ import hashlib
 import os
 import subprocess
 import tempfile
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +25,7 @@ import numpy as np
 SOURCE = Path(__file__).with_name("native_encoder.c")
 FLAGS = ["-O3", "-fPIC", "-shared"]
 _state: dict = {}
+_lock = threading.Lock()  # shard writer threads may ask first
 
 
 class Feature(ctypes.Structure):
@@ -91,9 +93,10 @@ def _load():
 
 def library():
     """The loaded library, or None when it cannot be built (the numpy path is used)."""
-    if "lib" not in _state:
-        _state["lib"] = _load()
-    return _state["lib"]
+    with _lock:
+        if "lib" not in _state:
+            _state["lib"] = _load()
+        return _state["lib"]
 
 
 def varint_stream(lib, values) -> tuple:
