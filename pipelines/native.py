@@ -18,6 +18,7 @@ import os
 import subprocess
 import tempfile
 import threading
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -75,7 +76,9 @@ def _load():
         return None
     try:
         lib = ctypes.CDLL(str(build()))
-    except (RuntimeError, OSError):
+    except (RuntimeError, OSError) as err:
+        warnings.warn(f"compiled record encoder unavailable, using the slower numpy one: "
+                      f"{str(err).splitlines()[0]}", RuntimeWarning, stacklevel=3)
         return None
     lib.encode_records.restype = ctypes.c_int64
     lib.encode_records.argtypes = [ctypes.c_int64, ctypes.c_int64, ctypes.POINTER(Feature),
