@@ -195,8 +195,8 @@ def auc_bar_chart(grouped, reference: str, path) -> None:
     pad = max(0.005, 0.15 * (high - low))
     ax.set_ylim(max(0.0, low - pad), min(1.0, high + pad))
     seeds = max(len(grouped[m]) for m in models)
-    ax.set_ylabel(f"validation AUC (mean +- std, up to {seeds} seeds)")
-    ax.set_title(f"AUC by model (reference {reference} in orange)")
+    ax.set_ylabel(f"val AUC, mean +- std ({seeds} seeds)")
+    ax.set_title(f"reference {reference} in orange", fontsize=9)
     fig.tight_layout()
     tmp = f"{path}.tmp.png"
     fig.savefig(tmp, dpi=120)
