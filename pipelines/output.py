@@ -192,8 +192,12 @@ class ShardWriter:
             self._file.close()
 
 
+# options added after datasets were first written: their value for an older dataset
+_LATER_DEFAULTS = {"gzip_library": "zlib"}
+
+
 def comparable_args(args: dict) -> dict:
-    return {k: v for k, v in args.items() if k not in _NOT_COMPARED}
+    return {**_LATER_DEFAULTS, **{k: v for k, v in args.items() if k not in _NOT_COMPARED}}
 
 
 class DatasetDir:
