@@ -1,4 +1,5 @@
 import gzip
+import json
 
 import numpy as np
 import pytest
@@ -42,3 +43,18 @@ def test_isal_gzip_holds_the_same_records(tmp_path, cli):
     code, err = cli(taobao, "--input", src, "--output", tmp_path / "x", "--gzip-library",
                     "isal", "--compression-level", "6")
     assert code == 2 and "0 to 3" in err and "Traceback" not in err
+
+
+def test_dataset_from_before_gzip_library_counts_as_zlib(tmp_path, cli):
+    src = _log(tmp_path)
+    out = tmp_path / "ds"
+    assert cli(taobao, "--input", src, "--output", out)[0] == 0
+    meta_path = out / "metadata.json"
+    meta = json.loads(meta_path.read_text())
+    del meta["args"]["gzip_library"]
+    meta_path.write_text(json.dumps(meta))
+    assert cli(taobao, "--input", src, "--output", out)[0] == 0  # a rerun, not a clash
+    meta_path.write_text(json.dumps(meta))
+    pytest.importorskip("isal")
+    code, err = cli(taobao, "--input", src, "--output", out, "--gzip-library", "isal")
+    assert code == 2 and "different dataset" in err
