@@ -1,0 +1,199 @@
+"""Serving latency of an exported MDAF SavedModel, loaded in a fresh process.
+
+    python benchmarks/serving.py [--size default|tiny] [--length 50] [--batches 1 32 2048]
+        [--calls 200] [--large-calls 10] [--vocab 10000 50000 5000]
+        [--output benchmarks/results/serving.json]
+
+An MDAF model (untrained weights: latency does not depend on them) at the seed config
+(``--size default``) or a small one (``--size tiny``) is exported with
+``mdaf_tf.export.export_model`` (raw-id vocabulary lookups in the graph, the portable
+"chunked" scan) into a temporary directory, together with a minimal data directory
+(``metadata.json`` + ``vocab/*.txt``) that the export reads. A fresh Python process that
+does not import ``mdaf_tf`` then loads it with ``tf.saved_model.load`` and calls the
+``serving_default`` signature on raw int64 ids: one warm-up call per batch size, then
+``--calls`` timed calls (``--large-calls`` for batches above 32), each wall-clock timed
+from the call to the outputs as numpy arrays. Reported: p50 and p99 latency per batch size
+and examples/s (batch / median latency).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from benchmarks import common  # noqa: E402
+
+OUTPUT = common.RESULTS_DIR / "serving.json"
+TINY = dict(hidden_dim=32, user_embedding_dim=16, item_embedding_dim=16, cate_embedding_dim=16,
+            num_mamba_layers=1, d_state=4, gate_hidden=16, output_hidden=(8,))
+RAW_BASE = {"user": 10**6, "item": 2 * 10**6, "cate": 3 * 10**6}
+
+# The timing child: plain TensorFlow, no mdaf_tf import (as a serving process would be).
+CHILD = r"""
+import json, sys, time
+import numpy as np
+import tensorflow as tf
+
+export, spec = sys.argv[1], json.loads(sys.argv[2])
+start = time.perf_counter()
+loaded = tf.saved_model.load(export)
+serve = loaded.signatures["serving_default"]
+load_s = time.perf_counter() - start
+rng = np.random.default_rng(0)
+length = spec["length"]
+
+def raw_ids(kind, shape):
+    return spec["raw_base"][kind] + rng.integers(0, spec["vocab_lines"][kind], shape)
+
+rows = []
+for batch in spec["batches"]:
+    hist_len = rng.integers(1, length + 1, batch)
+    valid = np.arange(length)[None, :] >= (length - hist_len[:, None])
+    inputs = {
+        "user_id": raw_ids("user", batch), "item_id": raw_ids("item", batch),
+        "cate_id": raw_ids("cate", batch),
+        "hist_item_id": np.where(valid, raw_ids("item", (batch, length)), -1),
+        "hist_cate_id": np.where(valid, raw_ids("cate", (batch, length)), -1),
+        "hist_len": hist_len,
+    }
+    inputs = {k: tf.constant(v, dtype=tf.int64) for k, v in inputs.items()}
+
+    def call():
+        return {k: v.numpy() for k, v in serve(**inputs).items()}
+
+    start = time.perf_counter()
+    out = call()
+    first = time.perf_counter() - start
+    assert out["probability"].shape == (batch,) and np.isfinite(out["probability"]).all()
+    calls = spec["calls"] if batch <= 32 else spec["large_calls"]
+    times = []
+    for _ in range(calls):
+        start = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - start)
+    rows.append({"batch": batch, "calls": calls, "first_call_s": first,
+                 "p50_ms": 1000 * float(np.percentile(times, 50)),
+                 "p99_ms": 1000 * float(np.percentile(times, 99)),
+                 "mean_ms": 1000 * float(np.mean(times)),
+                 "examples_per_s": batch / float(np.percentile(times, 50))})
+import resource
+print(json.dumps({"load_s": load_s, "rows": rows,
+                  "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20}))
+"""
+
+
+def write_data_dir(path: Path, length: int, vocab) -> dict:
+    """The metadata and vocabularies ``export_model`` reads; returns the lines per vocab."""
+    from mdaf_tf import schema
+
+    (path / "vocab").mkdir(parents=True)
+    lines = {}
+    for name, size in zip(("user", "item", "cate"), vocab, strict=True):
+        lines[name] = size - schema.FIRST_ID
+        text = "".join(f"{RAW_BASE[name] + i}\n" for i in range(lines[name]))
+        (path / "vocab" / f"{name}.txt").write_text(text)
+    meta = {
+        "schema_version": schema.SCHEMA_VERSION,
+        "max_seq_len": length,
+        "vocab_sizes": dict(zip(("user", "item", "cate"), vocab, strict=True)),
+        "raw_id_dtypes": {"user": "int64", "item": "int64", "cate": "int64"},
+    }
+    (path / "metadata.json").write_text(json.dumps(meta))
+    return lines
+
+
+def export(args, tmp: Path) -> tuple[Path, dict, float]:
+    import keras
+
+    from mdaf_tf import models
+    from mdaf_tf.export import export_model
+
+    data_dir = tmp / "data"
+    lines = write_data_dir(data_dir, args.length, args.vocab)
+    overrides = TINY if args.size == "tiny" else {}
+    config = common.model_config(args.length, tuple(args.vocab), **overrides)
+    keras.utils.set_random_seed(0)
+    model = models.build_model("mdaf", config)
+    model(common.random_features(2, args.length, tuple(args.vocab)), training=False)
+    start = time.perf_counter()
+    path = export_model(model, config, "mdaf", data_dir, tmp / "export")
+    return path, lines, time.perf_counter() - start
+
+
+def rows(result: dict) -> list[list]:
+    out = []
+    for r in result["rows"]:
+        target = " (target < 5 ms)" if r["batch"] == 1 else ""
+        out.append([r["batch"], r["calls"], f"{r['p50_ms']:.2f}{target}", f"{r['p99_ms']:.2f}",
+                    f"{r['examples_per_s']:.0f}"])
+    return out
+
+
+HEADER = ["batch", "calls", "p50 ms", "p99 ms", "examples/s"]
+
+
+def markdown(result: dict) -> str:
+    head = (f"MDAF ({result['size']} config, L={result['length']}), SavedModel loaded in a "
+            f"fresh process in {result['load_s']:.1f} s (export took {result['export_s']:.1f} s)"
+            f"; load average {result['load_average_start']} -> {result['load_average_end']}")
+    return head + "\n\n" + common.markdown_table(HEADER, rows(result))
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", choices=["default", "tiny"], default="default")
+    parser.add_argument("--length", type=int, default=50)
+    parser.add_argument("--batches", type=int, nargs="+", default=[1, 32, 2048])
+    parser.add_argument("--calls", type=int, default=200)
+    parser.add_argument("--large-calls", type=int, default=10)
+    parser.add_argument("--vocab", type=int, nargs=3, default=list(common.DEFAULT_VOCAB),
+                        metavar=("USERS", "ITEMS", "CATES"))
+    parser.add_argument("--output", type=Path, default=OUTPUT)
+    args = parser.parse_args(argv)
+    if min(args.batches + [args.length, args.calls, args.large_calls]) < 1:
+        parser.exit(2, "error: length, batches and call counts must be at least 1\n")
+    if min(args.vocab) < 3:
+        parser.exit(2, "error: --vocab sizes must be at least 3 (PAD, OOV and one id)\n")
+
+    load_start = common.load_average()
+    with tempfile.TemporaryDirectory(prefix="mdaf-serving-") as tmp:
+        path, lines, export_s = export(args, Path(tmp))
+        spec = {"length": args.length, "batches": args.batches, "calls": args.calls,
+                "large_calls": args.large_calls, "raw_base": RAW_BASE, "vocab_lines": lines}
+        env = {**os.environ, "PYTHONPATH": "", "TF_CPP_MIN_LOG_LEVEL": "2"}
+        done = subprocess.run([sys.executable, "-c", CHILD, str(path), json.dumps(spec)],
+                              capture_output=True, text=True, env=env, cwd=tmp)
+    if done.returncode != 0:
+        tail = (done.stderr.strip().splitlines() or ["?"])[-1]
+        print(f"serving benchmark: the loading process failed: {tail}", file=sys.stderr)
+        return 1
+    child = json.loads(done.stdout.strip().splitlines()[-1])
+    result = {
+        "benchmark": "serving",
+        "size": args.size,
+        "length": args.length,
+        "vocab": args.vocab,
+        "export_s": export_s,
+        **child,
+        "machine": common.machine(),
+        "load_average_start": load_start,
+        "load_average_end": common.load_average(),
+    }
+    print(markdown(result).split("\n\n")[0])
+    print(common.text_table(HEADER, rows(result)))
+    common.write_json(args.output, result)
+    print(f"\nwrote {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
