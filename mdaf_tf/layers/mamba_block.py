@@ -24,7 +24,11 @@ positions whatever the padding length or the padded values. Outputs at padded po
 finite but meaningless; callers mask them.
 
 The recurrence runs in :func:`mdaf_tf.ops.selective_scan.selective_scan`; ``scan`` names the
-implementation and is passed through unchanged.
+implementation and is passed through unchanged. When it resolves to ``"fast"`` (the CPU custom
+op, read at call time so an export can switch it), the block runs its fused CPU path instead: one
+op for the convolution + bias + SiLU + mask, one for softplus + scan + D skip + SiLU(z) gate
+(:mod:`mdaf_tf.ops.fast_scan`), and 2-D matmuls on kernel slices in between, so no
+(batch, length, d_inner) elementwise intermediate is materialised. Same formulas, same weights.
 """
 
 from __future__ import annotations
@@ -35,7 +39,8 @@ import keras
 import tensorflow as tf
 from tensorflow.python.ops import control_flow_util
 
-from mdaf_tf.ops.selective_scan import selective_scan
+from mdaf_tf.ops import fast_scan
+from mdaf_tf.ops.selective_scan import resolve_impl, selective_scan
 
 
 def _tracing_under_xla() -> bool:
@@ -211,7 +216,56 @@ class MambaBlock(keras.layers.Layer):
         )
         return tf.nn.bias_add(out[:, 0], bias)
 
+    def _uses_fused_ops(self):
+        under_xla = _tracing_under_xla()
+        impl = resolve_impl(self.scan, jit_compile=under_xla and self.scan == "auto")
+        return impl == "fast"
+
+    def _fused_call(self, x, mask):
+        """The block through the fused CPU ops (module docstring); same result as ``call``."""
+        dtype = x.dtype
+        e, d, n, r = self.d_inner, self.d_model, self.d_state, self.rank
+        batch, length = tf.shape(x)[0], tf.shape(x)[1]
+        if mask is None:
+            valid = tf.ones(tf.stack([batch, length]), tf.bool)
+        else:
+            valid = tf.cast(mask, tf.bool)
+            x = tf.where(valid[..., None], x, tf.zeros_like(x))
+
+        def rows(t, width):
+            return tf.reshape(t, tf.stack([-1, width]))
+
+        def sequences(t, width):
+            return tf.reshape(t, tf.stack([batch, length, width]))
+
+        x2 = rows(x, d)
+        in_kernel = tf.cast(self.in_proj_kernel, dtype)
+        x_in = sequences(tf.matmul(x2, in_kernel[:, :e]), e)
+        z = sequences(tf.matmul(x2, in_kernel[:, e:]), e)
+        u = fast_scan.causal_conv_silu(
+            x_in, tf.cast(self.conv_kernel, dtype), tf.cast(self.conv_bias, dtype), valid
+        )
+        u2 = rows(u, e)
+        x_kernel = tf.cast(self.x_proj_kernel, dtype)
+        dt = tf.matmul(tf.matmul(u2, x_kernel[:, :r]), tf.cast(self.dt_proj_kernel, dtype))
+        bc = tf.matmul(u2, x_kernel[:, r:])
+        A = -tf.exp(tf.cast(self.A_log, dtype))
+        y = fast_scan.gated_scan(
+            u,
+            sequences(dt, e),
+            tf.cast(self.dt_proj_bias, dtype),
+            A,
+            sequences(bc, 2 * n),
+            tf.cast(self.D, dtype),
+            z,
+            valid,
+        )
+        out = tf.matmul(rows(y, e), tf.cast(self.out_proj_kernel, dtype))
+        return sequences(out, d)
+
     def call(self, x, mask=None):
+        if self._uses_fused_ops():
+            return self._fused_call(x, mask)
         dtype = x.dtype
         e, n, r = self.d_inner, self.d_state, self.rank
         valid = None

@@ -1,4 +1,9 @@
-"""The C++ custom-op selective scan (CPU only): forward and hand-derived backward kernels.
+"""The C++ custom ops (CPU only), each with a hand-derived backward kernel.
+
+- :func:`fast_scan`: the selective scan of :mod:`mdaf_tf.ops.selective_scan`.
+- :func:`causal_conv_silu` and :func:`gated_scan`: the rest of ``MambaBlock``'s elementwise work
+  fused around the scan (its ``scan="fast"`` path), so that no (batch, length, d_inner)
+  intermediate of SiLU, softplus, the convolution or the gate is written to memory.
 
 The op is compiled on first use by :mod:`mdaf_tf.ops.build`. When that fails (no compiler, no
 TensorFlow headers) :func:`fast_scan_available` returns False after ONE warning and
@@ -35,6 +40,14 @@ def _load():
     def _selective_scan_grad(op, dy):
         return module.mdaf_selective_scan_grad(*op.inputs, dy)
 
+    @tf.RegisterGradient("MdafCausalConvSilu")
+    def _causal_conv_silu_grad(op, du):
+        return [*module.mdaf_causal_conv_silu_grad(*op.inputs, du), None]
+
+    @tf.RegisterGradient("MdafGatedScan")
+    def _gated_scan_grad(op, dout):
+        return [*module.mdaf_gated_scan_grad(*op.inputs, dout), None]
+
     return module
 
 
@@ -45,7 +58,33 @@ def fast_scan_available() -> bool:
 
 def fast_scan(u, delta, A, B, C, D):
     """Selective scan through the C++ op; differentiable via its registered gradient."""
+    return _module().mdaf_selective_scan(u, delta, A, B, C, D)
+
+
+def _module():
     module = _load()
     if module is None:
         raise RuntimeError("the fast selective scan op is unavailable; use impl='chunked'")
-    return module.mdaf_selective_scan(u, delta, A, B, C, D)
+    return module
+
+
+def causal_conv_silu(x, kernel, bias, valid):
+    """``SiLU(bias + sum_j kernel[j] * x[:, t - (K-1) + j])`` at valid positions, 0 elsewhere.
+
+    ``x`` (batch, length, d), ``kernel`` (K, d), ``bias`` (d,), ``valid`` (batch, length) bool;
+    ``x`` before time 0 counts as zero (causal, left zero padding). Differentiable in x, kernel
+    and bias.
+    """
+    return _module().mdaf_causal_conv_silu(x, kernel, bias, valid)
+
+
+def gated_scan(u, dt, dt_bias, A, bc, D, z, valid):
+    """``(selective_scan(u, delta, A, B, C, D)) * SiLU(z)`` with the step size computed inside.
+
+    ``delta = softplus(dt + dt_bias)`` at valid positions and 0 elsewhere; ``B = bc[..., :N]``,
+    ``C = bc[..., N:]`` with ``N = A.shape[1]``. Shapes: ``u``, ``dt``, ``z`` (batch, length, d);
+    ``dt_bias``, ``D`` (d,); ``A`` (d, N); ``bc`` (batch, length, 2N); ``valid`` (batch, length)
+    bool. Differentiable in every input but ``valid``. This is mamba-ssm's
+    ``selective_scan_fn(u, delta, A, B, C, D, z, delta_bias, delta_softplus=True)`` with a mask.
+    """
+    return _module().mdaf_gated_scan(u, dt, dt_bias, A, bc, D, z, valid)
