@@ -1,0 +1,51 @@
+"""The suite's target table and the benchmarks' shared input helpers."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from benchmarks import common, run_all, serving
+
+
+def test_targets_report_each_ratio_and_whether_it_is_met():
+    results = {
+        "scan": {"rows": [{"impl": "fast", "mode": "fwd+bwd", "length": 50, "ms": 1.0,
+                           "speedup_vs_reference": 12.5}]},
+        "train": {"fraction_of_matmul": 0.3, "achieved_gflops": 30.0, "matmul_gflops": 100.0,
+                  "peak_rss_gib": 3.0, "batch": 2048},
+        "seq": {"summary": {"mdaf_cost_800_vs_50": 16.0, "mdaf_over_bst_at_800": 1.5}},
+        "serving": {"rows": [{"batch": 1, "p50_ms": 2.0}, {"batch": 32, "p50_ms": 9.0}]},
+    }
+    met = {target: flag for target, _, flag in run_all.targets(results)}
+    assert met["fast scan fwd+bwd >= 10x reference (L=50)"] == "yes"
+    assert met["MDAF training >= 40% of matmul GFLOP/s"] == "**no**"
+    assert met["peak RSS < 8 GiB at batch 2048"] == "yes"
+    assert met["MDAF cost at L=800 <= 20x its L=50 cost"] == "yes"
+    assert met["MDAF inference >= 3x BST's at L=800"] == "**no**"
+    assert met["serving batch-1 p50 < 5 ms"] == "yes"
+    assert run_all.targets({}) == []
+
+
+def test_random_features_are_left_padded_ids_in_range():
+    from mdaf_tf import schema
+
+    vocab = (7, 11, 5)
+    features = {k: v.numpy() for k, v in common.random_features(64, 9, vocab).items()}
+    hist_len = features[schema.HIST_LEN]
+    assert hist_len.min() >= 1 and hist_len.max() <= 9
+    padded = np.arange(9)[None, :] < 9 - hist_len[:, None]
+    for name, size in ((schema.HIST_ITEM_ID, 11), (schema.HIST_CATE_ID, 5)):
+        values = features[name]
+        assert (values[padded] == schema.PAD_ID).all()
+        assert (values[~padded] >= schema.FIRST_ID).all() and (values < size).all()
+    assert features[schema.USER_ID].max() < 7 and features[schema.USER_ID].min() >= 2
+
+
+def test_serving_data_dir_is_readable_by_the_export(tmp_path):
+    from mdaf_tf import export
+    from mdaf_tf.training.runner import load_metadata
+
+    lines = serving.write_data_dir(tmp_path, 12, (5, 9, 4))
+    assert lines == {"user": 3, "item": 7, "cate": 2}
+    vocabs = export.read_vocabularies(tmp_path, load_metadata(tmp_path))
+    assert [len(vocabs[k]) for k in ("user", "item", "cate")] == [5, 9, 4]
