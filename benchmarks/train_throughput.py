@@ -70,6 +70,7 @@ def run(args) -> dict:
     one_step()
     first_step_s = time.perf_counter() - start
     times = common.time_calls(one_step, args.steps)
+    breakdown = step_breakdown(model, optimizer, features, config, jit) if args.breakdown else {}
     matmul_after = common.matmul_gflops(args.matmul_size, args.matmul_repeats)
 
     forward = flops.forward_flops_per_example(config)
@@ -92,6 +93,8 @@ def run(args) -> dict:
         "examples_per_s": examples_per_s,
         "forward_flops_per_example": forward,
         "training_flops_per_example": train_flop,
+        "training_matmul_flops_per_example":
+            flops.TRAINING_MULTIPLIER * flops.mdaf_flops(config)["total"].matmul,
         "flop_convention": "mdaf_tf.flops: training = 3 x forward; matmul 2mnk, scan, "
                            "elementwise counted; lookups, masking, dropout, optimizer excluded",
         "achieved_gflops": achieved,
@@ -100,12 +103,65 @@ def run(args) -> dict:
         "matmul_gflops": reference,
         "fraction_of_matmul": achieved / reference,
         "roofline_examples_per_s": reference * 1e9 / train_flop,
+        "breakdown_s": breakdown,
         "peak_rss_gib": common.peak_rss_gib(),
         "parameters": int(model.count_params()),
         "machine": common.machine(),
         "load_average_start": load_start,
         "load_average_end": common.load_average(),
     }
+
+
+def step_breakdown(model, optimizer, features, config, jit: bool, repeats: int = 2) -> dict:
+    """Seconds (median of ``repeats``) of parts of a step, each timed on its own after the
+    timed steps: the forward pass (training mode, no gradient), the selective scans' forward
+    + backward alone (``num_mamba_layers`` calls on random inputs of the model's shapes, with
+    the implementation the model resolves to) and one optimizer update with zero gradients."""
+    import statistics
+
+    import tensorflow as tf
+
+    from mdaf_tf.ops.selective_scan import resolve_impl, selective_scan
+
+    forward = tf.function(lambda f: model(f, training=True)["probability"], jit_compile=jit)
+    forward(features).numpy()
+    result = {"forward": statistics.median(
+        common.time_calls(lambda: forward(features).numpy(), repeats))}
+
+    batch, length = features["hist_item_id"].shape
+    d_inner, d_state = config.expand * config.hidden_dim, config.d_state
+    impl = resolve_impl(config.scan, jit_compile=jit)
+    shapes = {"u": (batch, length, d_inner), "delta": (batch, length, d_inner),
+              "B": (batch, length, d_state), "C": (batch, length, d_state)}
+    x = {k: tf.random.normal(v, seed=3) for k, v in shapes.items()}
+    x["delta"] = 0.05 * tf.abs(x["delta"])
+    A = -tf.tile(tf.range(1.0, d_state + 1.0)[None], (d_inner, 1))
+    D = tf.ones((d_inner,))
+
+    @tf.function(jit_compile=jit)
+    def scan_fwd_bwd():
+        with tf.GradientTape() as tape:
+            tape.watch(list(x.values()))
+            y = selective_scan(x["u"], x["delta"], A, x["B"], x["C"], D, impl=impl)
+            loss = tf.reduce_sum(y)
+        return tf.add_n([tf.reduce_sum(g) for g in tape.gradient(loss, list(x.values()))])
+
+    scan_fwd_bwd().numpy()
+    one_scan = statistics.median(common.time_calls(lambda: scan_fwd_bwd().numpy(), repeats))
+    result["scans_fwd_bwd"] = config.num_mamba_layers * one_scan
+
+    variables = model.trainable_variables
+    zeros = [tf.zeros_like(v) for v in variables]
+
+    @tf.function(jit_compile=jit)
+    def update():
+        optimizer.apply_gradients(zip(zeros, variables, strict=True))
+        return tf.constant(0)
+
+    update().numpy()
+    result["optimizer_update"] = statistics.median(
+        common.time_calls(lambda: update().numpy(), repeats))
+    return result
 
 
 def rows(result: dict) -> list[list]:
@@ -124,6 +180,10 @@ def rows(result: dict) -> list[list]:
         ["achieved / matmul", f"{100 * r['fraction_of_matmul']:.1f}% (target >= 40%)"],
         ["roofline examples/s (matmul rate)", f"{r['roofline_examples_per_s']:.0f}"],
         ["peak RSS", f"{r['peak_rss_gib']:.2f} GiB (target < 8 GiB)"],
+        *[[f"  part: {name.replace('_', ' ')} (alone)", f"{seconds:.2f} s"]
+          for name, seconds in r.get("breakdown_s", {}).items()],
+        ["  part: training matmuls at the matmul rate",
+         f"{r['training_matmul_flops_per_example'] * r['batch'] / r['matmul_gflops'] / 1e9:.2f} s"],
         ["load average start / end",
          f"{r['load_average_start']} / {r['load_average_end']}"],
     ]
@@ -144,6 +204,8 @@ def main(argv=None) -> int:
     parser.add_argument("--matmul-repeats", type=int, default=10)
     parser.add_argument("--scan", default="auto")
     parser.add_argument("--jit-compile", default="auto", choices=["auto", "true", "false"])
+    parser.add_argument("--no-breakdown", dest="breakdown", action="store_false",
+                        help="skip timing the forward pass, the scans and the optimizer alone")
     parser.add_argument("--output", type=Path, default=OUTPUT)
     args = parser.parse_args(argv)
     if min(args.batch, args.length, args.steps, args.matmul_size, args.matmul_repeats) < 1:
