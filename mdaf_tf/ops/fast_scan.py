@@ -45,8 +45,9 @@ def _load():
         return [*module.mdaf_causal_conv_silu_grad(*op.inputs, du), None]
 
     @tf.RegisterGradient("MdafGatedScan")
-    def _gated_scan_grad(op, dout):
-        return [*module.mdaf_gated_scan_grad(*op.inputs, dout), None]
+    def _gated_scan_grad(op, dout, _):
+        # outputs[1]: the states entering every chunk of the scan, kept for this backward pass.
+        return [*module.mdaf_gated_scan_grad(*op.inputs, op.outputs[1], dout), None]
 
     return module
 
@@ -87,4 +88,4 @@ def gated_scan(u, dt, dt_bias, A, bc, D, z, valid):
     bool. Differentiable in every input but ``valid``. This is mamba-ssm's
     ``selective_scan_fn(u, delta, A, B, C, D, z, delta_bias, delta_softplus=True)`` with a mask.
     """
-    return _module().mdaf_gated_scan(u, dt, dt_bias, A, bc, D, z, valid)
+    return _module().mdaf_gated_scan(u, dt, dt_bias, A, bc, D, z, valid)[0]

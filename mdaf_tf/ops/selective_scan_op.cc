@@ -338,7 +338,9 @@ REGISTER_KERNELS(double)
 // 0 elsewhere (x before time 0 is zero). MdafGatedScan: delta = softplus(dt + dt_bias) at valid
 // positions (0 elsewhere), the selective scan with B = bc[..., :N], C = bc[..., N:], and
 // out = (C.h + D u) * SiLU(z). The gradient kernels recompute the activations (pre-activation of
-// the conv, softplus, C.h) instead of storing them, and vectorise over channels.
+// the conv, softplus, C.h) instead of storing them, and vectorise over channels. MdafGatedScan's
+// second output holds the state entering every chunk of kChunk steps, (batch, chunks, N d_inner),
+// which its gradient kernel starts each chunk's recomputation from.
 
 static inline float Sigmoid(float x) { return 1.0f / (1.0f + FastExp(-x)); }
 static inline double Sigmoid(double x) { return 1.0 / (1.0 + std::exp(-x)); }
@@ -618,8 +620,14 @@ class GatedScanOp : public OpKernel {
   void Compute(OpKernelContext* ctx) override {
     GatedDims dims;
     OP_REQUIRES_OK(ctx, CheckGatedInputs(ctx, &dims));
+    const int64_t L = dims.length, E = dims.d_inner, N = dims.d_state;
+    const int64_t num_chunks = (L + kChunk - 1) / kChunk;
     Tensor* out_tensor = nullptr;
+    Tensor* ckpt_tensor = nullptr;
     OP_REQUIRES_OK(ctx, ctx->allocate_output(0, ctx->input(0).shape(), &out_tensor));
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(1, TensorShape({dims.batch, num_chunks, E * N}),
+                                             &ckpt_tensor));
+    T* checkpoints = ckpt_tensor->flat<T>().data();
     const T* u = ctx->input(0).flat<T>().data();
     const T* dt = ctx->input(1).flat<T>().data();
     const T* dt_bias = ctx->input(2).flat<T>().data();
@@ -628,7 +636,6 @@ class GatedScanOp : public OpKernel {
     const T* z = ctx->input(6).flat<T>().data();
     const bool* valid = ctx->input(7).flat<bool>().data();
     T* out = out_tensor->flat<T>().data();
-    const int64_t L = dims.length, E = dims.d_inner, N = dims.d_state;
     const std::vector<T> At = Transposed(ctx->input(3).flat<T>().data(), E, N);
 
     auto work = [&](int64_t begin, int64_t end) {
@@ -636,6 +643,10 @@ class GatedScanOp : public OpKernel {
       for (int64_t b = begin; b < end; ++b) {
         std::fill(h.begin(), h.end(), T(0));
         for (int64_t t = 0; t < L; ++t) {
+          if (t % kChunk == 0) {
+            std::memcpy(checkpoints + (b * num_chunks + t / kChunk) * E * N, h.data(),
+                        E * N * sizeof(T));
+          }
           const int64_t bt = b * L + t;
           DeltaRow<T>(dt + bt * E, dt_bias, valid[bt], delta.data(), sig.data(), E);
           const T* __restrict ut = u + bt * E;
@@ -664,9 +675,16 @@ class GatedScanGradOp : public OpKernel {
   void Compute(OpKernelContext* ctx) override {
     GatedDims dims;
     OP_REQUIRES_OK(ctx, CheckGatedInputs(ctx, &dims));
-    const Tensor& dout_tensor = ctx->input(8);
+    const int64_t num_chunks = (dims.length + kChunk - 1) / kChunk;
+    const Tensor& ckpt_tensor = ctx->input(8);
+    const Tensor& dout_tensor = ctx->input(9);
     OP_REQUIRES(ctx, dout_tensor.shape() == ctx->input(0).shape(),
                 InvalidArgument("gated scan grad: dout shape != u shape"));
+    OP_REQUIRES(ctx,
+                ckpt_tensor.shape() ==
+                    TensorShape({dims.batch, num_chunks, dims.d_inner * dims.d_state}),
+                InvalidArgument("gated scan grad: checkpoints do not match the inputs"));
+    const T* all_checkpoints = ckpt_tensor.flat<T>().data();
     // Gradients of u, dt, dt_bias, A, bc, D, z (input 7, valid, has none).
     Tensor* outs[7];
     for (int i = 0; i < 7; ++i) {
@@ -689,7 +707,6 @@ class GatedScanGradOp : public OpKernel {
     T* dz = outs[6]->flat<T>().data();
     const int64_t L = dims.length, E = dims.d_inner, N = dims.d_state;
     const int64_t S = E * N;
-    const int64_t num_chunks = (L + kChunk - 1) / kChunk;
     const std::vector<T> At = Transposed(ctx->input(3).flat<T>().data(), E, N);
     std::fill(dA, dA + S, T(0));
     std::fill(dD, dD + E, T(0));
@@ -697,31 +714,19 @@ class GatedScanGradOp : public OpKernel {
     std::mutex reduce_mutex;
 
     auto work = [&](int64_t begin, int64_t end) {
-      std::vector<T> checkpoints(num_chunks * S);
       std::vector<T> states((kChunk + 1) * S);  // h_{t0-1} .. h_{t0+k-1} of one chunk
       std::vector<T> decays(kChunk * S);
       std::vector<T> deltas(kChunk * E), sigs(kChunk * E), dtus(kChunk * E);
       std::vector<T> dh_next(S), dA_local(S, T(0)), dD_local(E, T(0)), db_local(E, T(0));
       std::vector<T> g(E), w(E), dd(E), yc(E);
       for (int64_t b = begin; b < end; ++b) {
-        // Forward keeping only the state entering each chunk.
-        std::vector<T>& h = dh_next;  // scratch for the forward
-        std::fill(h.begin(), h.end(), T(0));
-        for (int64_t t = 0; t < L; ++t) {
-          if (t % kChunk == 0) std::memcpy(&checkpoints[(t / kChunk) * S], h.data(), S * sizeof(T));
-          const int64_t bt = b * L + t;
-          DeltaRow<T>(dt_raw + bt * E, dt_bias, valid[bt], deltas.data(), sigs.data(), E);
-          const T* __restrict ut = u + bt * E;
-          for (int64_t d = 0; d < E; ++d) dtus[d] = deltas[d] * ut[d];
-          const T* Bt = bc + bt * 2 * N;
-          GatedStep<T>(At.data(), Bt, Bt + N, deltas.data(), dtus.data(), h.data(), h.data(),
-                       nullptr, yc.data(), E, N);
-        }
+        // The forward op's states entering each chunk.
+        const T* checkpoints = all_checkpoints + b * num_chunks * S;
         std::fill(dh_next.begin(), dh_next.end(), T(0));
         for (int64_t c = num_chunks - 1; c >= 0; --c) {
           const int64_t t0 = c * kChunk;
           const int64_t k = std::min(kChunk, L - t0);
-          std::memcpy(states.data(), &checkpoints[c * S], S * sizeof(T));
+          std::memcpy(states.data(), checkpoints + c * S, S * sizeof(T));
           for (int64_t i = 0; i < k; ++i) {
             const int64_t bt = b * L + t0 + i;
             T* delta = &deltas[i * E];
@@ -837,8 +842,13 @@ REGISTER_OP("MdafGatedScan")
     .Input("z: T")
     .Input("valid: bool")
     .Output("out: T")
+    .Output("checkpoints: T")
     .Attr("T: {float, double}")
-    .SetShapeFn([](InferenceContext* c) { return SameShapeAsInputs(c, 1); });
+    .SetShapeFn([](InferenceContext* c) {
+      c->set_output(0, c->input(0));
+      c->set_output(1, c->UnknownShapeOfRank(3));
+      return absl::OkStatus();
+    });
 
 REGISTER_OP("MdafGatedScanGrad")
     .Input("u: T")
@@ -849,6 +859,7 @@ REGISTER_OP("MdafGatedScanGrad")
     .Input("d: T")
     .Input("z: T")
     .Input("valid: bool")
+    .Input("checkpoints: T")
     .Input("dout: T")
     .Output("du: T")
     .Output("ddt: T")
