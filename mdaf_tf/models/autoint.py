@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import keras
 
-from mdaf_tf import config as config_lib
+from mdaf_tf.config import ModelConfig
 from mdaf_tf.layers.field_self_attention import FieldSelfAttention
 from mdaf_tf.layers.mlp import MLP
-from mdaf_tf.models._inputs import embedded_inputs, static_fields
+from mdaf_tf.models._blocks import ConfiguredModel, as_config, embedded_inputs, static_fields
 
 
 @keras.saving.register_keras_serializable(package="mdaf_tf")
-class AutoInt(keras.Model):
+class AutoInt(ConfiguredModel):
     """AutoInt with a parallel MLP (AutoInt+, Song et al. 2019, arXiv:1810.11921).
 
     The three static fields (user, target item, target category; MDAF's embedding sizes
@@ -30,10 +30,8 @@ class AutoInt(keras.Model):
     Inputs: the schema's model-input dict. Output: ``{"probability": (B, 1)}``.
     """
 
-    def __init__(self, config: config_lib.ModelConfig | dict, **kwargs):
-        if isinstance(config, dict):
-            config = config_lib.from_dict(config_lib.ModelConfig, config)
-        c = config
+    def __init__(self, config: ModelConfig | dict, **kwargs):
+        c = as_config(config)
         inputs, embedded = embedded_inputs(c)
         fields = [
             keras.layers.Dense(c.autoint_attention_dim, use_bias=False, name=f"{key}_field")(
@@ -59,8 +57,7 @@ class AutoInt(keras.Model):
         )(static_fields(embedded))
         logit = keras.layers.Add()([attention_logit, mlp_logit])
         probability = keras.layers.Activation("sigmoid", name="probability")(logit)
-        super().__init__(inputs=inputs, outputs={"probability": probability}, **kwargs)
-        self.config = c
+        super().__init__(inputs=inputs, outputs={"probability": probability}, config=c, **kwargs)
 
     @property
     def components(self):
@@ -73,10 +70,3 @@ class AutoInt(keras.Model):
             + ("attention_logit",),
             "mlp": ("deep_mlp",),
         }
-
-    def get_config(self):
-        return {"config": config_lib.to_dict(self.config), "name": self.name}
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import keras
 
-from mdaf_tf import config as config_lib
-from mdaf_tf.layers.mlp import MLP
+from mdaf_tf.config import ModelConfig
 from mdaf_tf.layers.position_embedding import PositionEmbedding
 from mdaf_tf.layers.transformer_encoder import TransformerEncoder
-from mdaf_tf.models._inputs import embedded_inputs, history_with_target
+from mdaf_tf.models._blocks import (
+    ConfiguredModel,
+    as_config,
+    embedded_inputs,
+    history_with_target,
+    output_probability,
+)
 
 
 def masked_mean(h, mask):
@@ -19,7 +24,7 @@ def masked_mean(h, mask):
 
 
 @keras.saving.register_keras_serializable(package="mdaf_tf")
-class BST(keras.Model):
+class BST(ConfiguredModel):
     """Behavior Sequence Transformer (Chen et al. 2019, arXiv:1905.06874).
 
     The target's (item, category) token is appended to the left-padded history as the LAST
@@ -37,10 +42,8 @@ class BST(keras.Model):
     Inputs: the schema's model-input dict. Output: ``{"probability": (B, 1)}``.
     """
 
-    def __init__(self, config: config_lib.ModelConfig | dict, **kwargs):
-        if isinstance(config, dict):
-            config = config_lib.from_dict(config_lib.ModelConfig, config)
-        c = config
+    def __init__(self, config: ModelConfig | dict, **kwargs):
+        c = as_config(config)
         inputs, embedded = embedded_inputs(c)
         tokens, mask = history_with_target(embedded)
         positions = PositionEmbedding(c.max_seq_len + 1, name="position_embedding")(tokens)
@@ -54,16 +57,8 @@ class BST(keras.Model):
             [target_out, masked_mean(h, mask), embedded["user"], embedded["item"],
              embedded["cate"]]
         )
-        probability = MLP(
-            hidden_units=c.deep_hidden,
-            dropout=c.dropout,
-            output_units=1,
-            output_activation="sigmoid",
-            name="output_mlp",
-        )(features)
-        probability = keras.layers.Identity(name="probability")(probability)
-        super().__init__(inputs=inputs, outputs={"probability": probability}, **kwargs)
-        self.config = c
+        probability = output_probability(c, c.deep_hidden, features)
+        super().__init__(inputs=inputs, outputs={"probability": probability}, config=c, **kwargs)
 
     @property
     def components(self):
@@ -72,10 +67,3 @@ class BST(keras.Model):
             "transformer": tuple(f"transformer_{i}" for i in range(self.config.bst_layers)),
             "output": ("output_mlp",),
         }
-
-    def get_config(self):
-        return {"config": config_lib.to_dict(self.config), "name": self.name}
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)

@@ -5,13 +5,13 @@ from __future__ import annotations
 import keras
 import keras_rs
 
-from mdaf_tf import config as config_lib
+from mdaf_tf.config import ConfigError, ModelConfig
 from mdaf_tf.layers.mlp import MLP
-from mdaf_tf.models._inputs import embedded_inputs, static_fields
+from mdaf_tf.models._blocks import ConfiguredModel, as_config, embedded_inputs, static_fields
 
 
 @keras.saving.register_keras_serializable(package="mdaf_tf")
-class DCNv2(keras.Model):
+class DCNv2(ConfiguredModel):
     """DCN-V2, parallel structure (Wang et al. 2021, arXiv:2008.13535).
 
     Over the static fields x_0 = [e_user; e_item; e_cate] (B, 176 at the default sizes)::
@@ -31,16 +31,14 @@ class DCNv2(keras.Model):
     Inputs: the schema's model-input dict. Output: ``{"probability": (B, 1)}``.
     """
 
-    def __init__(self, config: config_lib.ModelConfig | dict, **kwargs):
-        if isinstance(config, dict):
-            config = config_lib.from_dict(config_lib.ModelConfig, config)
-        c = config
+    def __init__(self, config: ModelConfig | dict, **kwargs):
+        c = as_config(config)
         if c.dcnv2_num_experts < 1:
-            raise config_lib.ConfigError(
+            raise ConfigError(
                 f"config field 'dcnv2_num_experts' must be >= 1, got {c.dcnv2_num_experts}"
             )
         if c.dcnv2_num_experts > 1 and c.dcnv2_low_rank < 1:
-            raise config_lib.ConfigError(
+            raise ConfigError(
                 "config field 'dcnv2_low_rank' must be >= 1 when dcnv2_num_experts > 1"
             )
         inputs, embedded = embedded_inputs(c)
@@ -70,8 +68,7 @@ class DCNv2(keras.Model):
             keras.layers.Concatenate()([x, deep])
         )
         probability = keras.layers.Identity(name="probability")(probability)
-        super().__init__(inputs=inputs, outputs={"probability": probability}, **kwargs)
-        self.config = c
+        super().__init__(inputs=inputs, outputs={"probability": probability}, config=c, **kwargs)
 
     @property
     def components(self):
@@ -84,10 +81,3 @@ class DCNv2(keras.Model):
             "mlp": ("deep_mlp",),
             "output": ("output_logit",),
         }
-
-    def get_config(self):
-        return {"config": config_lib.to_dict(self.config), "name": self.name}
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)

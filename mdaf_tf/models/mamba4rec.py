@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import keras
 
-from mdaf_tf import config as config_lib
-from mdaf_tf.layers.mamba4rec_encoder import Mamba4RecEncoder
-from mdaf_tf.layers.mlp import MLP
-from mdaf_tf.models._inputs import embedded_inputs, history_with_target
+from mdaf_tf.config import ModelConfig
+from mdaf_tf.models._blocks import (
+    ConfiguredModel,
+    as_config,
+    embedded_inputs,
+    history_with_target,
+    output_probability,
+    sequence_encoder,
+)
 
 
 @keras.saving.register_keras_serializable(package="mdaf_tf")
-class Mamba4Rec(keras.Model):
+class Mamba4Rec(ConfiguredModel):
     """Mamba4Rec as a CTR model (Liu et al. 2024, arXiv:2403.03900).
 
     The target's (item, category) token is appended as the last position of the history and
@@ -33,41 +38,13 @@ class Mamba4Rec(keras.Model):
         "output": ("output_mlp",),
     }
 
-    def __init__(self, config: config_lib.ModelConfig | dict, **kwargs):
-        if isinstance(config, dict):
-            config = config_lib.from_dict(config_lib.ModelConfig, config)
-        c = config
+    def __init__(self, config: ModelConfig | dict, **kwargs):
+        c = as_config(config)
         inputs, embedded = embedded_inputs(c)
         tokens, mask = history_with_target(embedded)
-        sequence = Mamba4RecEncoder(
-            d_model=c.hidden_dim,
-            num_layers=c.num_mamba_layers,
-            d_state=c.d_state,
-            d_conv=c.d_conv,
-            expand=c.expand,
-            ffn_multiplier=c.ffn_multiplier,
-            dropout=c.dropout,
-            pooling="last",
-            scan=c.scan,
-            name="sequence_encoder",
-        )(tokens, mask=mask)
+        sequence = sequence_encoder(c, "last")(tokens, mask=mask)
         features = keras.layers.Concatenate()(
             [sequence, embedded["user"], embedded["item"], embedded["cate"]]
         )
-        probability = MLP(
-            hidden_units=c.deep_hidden,
-            dropout=c.dropout,
-            output_units=1,
-            output_activation="sigmoid",
-            name="output_mlp",
-        )(features)
-        probability = keras.layers.Identity(name="probability")(probability)
-        super().__init__(inputs=inputs, outputs={"probability": probability}, **kwargs)
-        self.config = c
-
-    def get_config(self):
-        return {"config": config_lib.to_dict(self.config), "name": self.name}
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
+        probability = output_probability(c, c.deep_hidden, features)
+        super().__init__(inputs=inputs, outputs={"probability": probability}, config=c, **kwargs)

@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import keras
 
-from mdaf_tf import config as config_lib
-from mdaf_tf import schema
-from mdaf_tf.layers.dcnv3 import DCNv3
-from mdaf_tf.layers.feature_embedding import FeatureEmbedding
+from mdaf_tf.config import ModelConfig
 from mdaf_tf.layers.gated_fusion import GatedFusion
-from mdaf_tf.layers.mamba4rec_encoder import Mamba4RecEncoder
-from mdaf_tf.layers.mlp import MLP
+from mdaf_tf.models._blocks import (
+    ConfiguredModel,
+    as_config,
+    embedded_inputs,
+    history_with_target,
+    output_probability,
+    sequence_encoder,
+    static_branch,
+)
 
 
 @keras.saving.register_keras_serializable(package="mdaf_tf")
-class MDAF(keras.Model):
+class MDAF(ConfiguredModel):
     """MDAF: a DCNv3 static branch and a Mamba4Rec sequence branch fused by a learned gate.
 
     ::
@@ -48,79 +52,23 @@ class MDAF(keras.Model):
         "gate + output": ("fusion", "output_mlp"),
     }
 
-    def __init__(self, config: config_lib.ModelConfig | dict, **kwargs):
-        if isinstance(config, dict):
-            config = config_lib.from_dict(config_lib.ModelConfig, config)
-        c = config
-        inputs = schema.keras_inputs(c.max_seq_len)
-        embedded = FeatureEmbedding(
-            user_vocab_size=c.user_vocab_size,
-            item_vocab_size=c.item_vocab_size,
-            cate_vocab_size=c.cate_vocab_size,
-            user_dim=c.user_embedding_dim,
-            item_dim=c.item_embedding_dim,
-            cate_dim=c.cate_embedding_dim,
-            name="feature_embedding",
-        )(inputs)
-
-        static_in = keras.layers.Concatenate()(
-            [embedded["user"], embedded["item"], embedded["cate"]]
-        )
-        static = keras.layers.Dense(c.hidden_dim, name="static_projection")(static_in)
-        static = DCNv3(
-            num_layers=c.num_cross_layers,
-            dropout=c.dropout,
-            use_layer_norm=c.cross_layer_norm,
-            name="static_dcnv3",
-        )(static)
-
-        tokens, mask = embedded["history"], embedded["history_mask"]
-        pooling = c.pooling
+    def __init__(self, config: ModelConfig | dict, **kwargs):
+        c = as_config(config)
+        inputs, embedded = embedded_inputs(c)
+        static = static_branch(c, embedded)
+        tokens, mask, pooling = embedded["history"], embedded["history_mask"], c.pooling
         if c.target_in_sequence:
-            target = keras.layers.Concatenate()([embedded["item"], embedded["cate"]])
-            tokens = keras.layers.Concatenate(axis=1)(
-                [tokens, keras.layers.Reshape((1, -1))(target)]
-            )
-            mask = keras.ops.concatenate(
-                [mask, keras.ops.ones_like(mask[:, :1])], axis=1
-            )
+            tokens, mask = history_with_target(embedded)
             pooling = "last"
-        sequence = Mamba4RecEncoder(
-            d_model=c.hidden_dim,
-            num_layers=c.num_mamba_layers,
-            d_state=c.d_state,
-            d_conv=c.d_conv,
-            expand=c.expand,
-            ffn_multiplier=c.ffn_multiplier,
-            dropout=c.dropout,
-            pooling=pooling,
-            scan=c.scan,
-            name="sequence_encoder",
-        )(tokens, mask=mask)
-
+        sequence = sequence_encoder(c, pooling)(tokens, mask=mask)
         fused, gate = GatedFusion(
             mode=c.fusion,
             hidden_units=c.gate_hidden,
             fixed_weight=c.fixed_gate_weight,
             name="fusion",
         )(static, sequence)
-        probability = MLP(
-            hidden_units=c.output_hidden,
-            dropout=c.dropout,
-            output_units=1,
-            output_activation="sigmoid",
-            name="output_mlp",
-        )(fused)
         outputs = {
-            "probability": keras.layers.Identity(name="probability")(probability),
+            "probability": output_probability(c, c.output_hidden, fused),
             "gate": keras.layers.Identity(name="gate")(gate),
         }
-        super().__init__(inputs=inputs, outputs=outputs, **kwargs)
-        self.config = c
-
-    def get_config(self):
-        return {"config": config_lib.to_dict(self.config), "name": self.name}
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
+        super().__init__(inputs=inputs, outputs=outputs, config=c, **kwargs)

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import keras
 
-from mdaf_tf import config as config_lib
-from mdaf_tf.layers.mamba4rec_encoder import Mamba4RecEncoder
-from mdaf_tf.layers.mlp import MLP
-from mdaf_tf.models._inputs import embedded_inputs
+from mdaf_tf.config import ModelConfig
+from mdaf_tf.models._blocks import (
+    ConfiguredModel,
+    as_config,
+    embedded_inputs,
+    output_probability,
+    sequence_encoder,
+)
 
 
 @keras.saving.register_keras_serializable(package="mdaf_tf")
-class SequenceOnly(keras.Model):
+class SequenceOnly(ConfiguredModel):
     """MDAF without its static branch and gate: the Mamba4Rec branch feeds the output MLP.
 
     ::
@@ -34,37 +38,11 @@ class SequenceOnly(keras.Model):
         "output": ("output_mlp",),
     }
 
-    def __init__(self, config: config_lib.ModelConfig | dict, **kwargs):
-        if isinstance(config, dict):
-            config = config_lib.from_dict(config_lib.ModelConfig, config)
-        c = config
+    def __init__(self, config: ModelConfig | dict, **kwargs):
+        c = as_config(config)
         inputs, embedded = embedded_inputs(c)
-        sequence = Mamba4RecEncoder(
-            d_model=c.hidden_dim,
-            num_layers=c.num_mamba_layers,
-            d_state=c.d_state,
-            d_conv=c.d_conv,
-            expand=c.expand,
-            ffn_multiplier=c.ffn_multiplier,
-            dropout=c.dropout,
-            pooling=c.pooling,
-            scan=c.scan,
-            name="sequence_encoder",
-        )(embedded["history"], mask=embedded["history_mask"])
-        probability = MLP(
-            hidden_units=c.output_hidden,
-            dropout=c.dropout,
-            output_units=1,
-            output_activation="sigmoid",
-            name="output_mlp",
-        )(sequence)
-        outputs = {"probability": keras.layers.Identity(name="probability")(probability)}
-        super().__init__(inputs=inputs, outputs=outputs, **kwargs)
-        self.config = c
-
-    def get_config(self):
-        return {"config": config_lib.to_dict(self.config), "name": self.name}
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
+        sequence = sequence_encoder(c, c.pooling)(
+            embedded["history"], mask=embedded["history_mask"]
+        )
+        probability = output_probability(c, c.output_hidden, sequence)
+        super().__init__(inputs=inputs, outputs={"probability": probability}, config=c, **kwargs)

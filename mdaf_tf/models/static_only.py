@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import keras
 
-from mdaf_tf import config as config_lib
-from mdaf_tf.layers.dcnv3 import DCNv3
-from mdaf_tf.layers.mlp import MLP
-from mdaf_tf.models._inputs import embedded_inputs, static_fields
+from mdaf_tf.config import ModelConfig
+from mdaf_tf.models._blocks import (
+    ConfiguredModel,
+    as_config,
+    embedded_inputs,
+    output_probability,
+    static_branch,
+)
 
 
 @keras.saving.register_keras_serializable(package="mdaf_tf")
-class StaticOnly(keras.Model):
+class StaticOnly(ConfiguredModel):
     """MDAF without its sequence branch and gate: the DCNv3 static branch feeds the output MLP.
 
     ::
@@ -33,34 +37,8 @@ class StaticOnly(keras.Model):
         "output": ("output_mlp",),
     }
 
-    def __init__(self, config: config_lib.ModelConfig | dict, **kwargs):
-        if isinstance(config, dict):
-            config = config_lib.from_dict(config_lib.ModelConfig, config)
-        c = config
+    def __init__(self, config: ModelConfig | dict, **kwargs):
+        c = as_config(config)
         inputs, embedded = embedded_inputs(c)
-        static = keras.layers.Dense(c.hidden_dim, name="static_projection")(
-            static_fields(embedded)
-        )
-        static = DCNv3(
-            num_layers=c.num_cross_layers,
-            dropout=c.dropout,
-            use_layer_norm=c.cross_layer_norm,
-            name="static_dcnv3",
-        )(static)
-        probability = MLP(
-            hidden_units=c.output_hidden,
-            dropout=c.dropout,
-            output_units=1,
-            output_activation="sigmoid",
-            name="output_mlp",
-        )(static)
-        outputs = {"probability": keras.layers.Identity(name="probability")(probability)}
-        super().__init__(inputs=inputs, outputs=outputs, **kwargs)
-        self.config = c
-
-    def get_config(self):
-        return {"config": config_lib.to_dict(self.config), "name": self.name}
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
+        probability = output_probability(c, c.output_hidden, static_branch(c, embedded))
+        super().__init__(inputs=inputs, outputs={"probability": probability}, config=c, **kwargs)

@@ -1,0 +1,116 @@
+"""Pieces the models share: the config-built base class, the inputs and their embeddings,
+MDAF's two branches and the output MLP."""
+
+from __future__ import annotations
+
+import keras
+
+from mdaf_tf import config as config_lib
+from mdaf_tf import schema
+from mdaf_tf.config import ModelConfig
+from mdaf_tf.layers.dcnv3 import DCNv3
+from mdaf_tf.layers.feature_embedding import FeatureEmbedding
+from mdaf_tf.layers.mamba4rec_encoder import Mamba4RecEncoder
+from mdaf_tf.layers.mlp import MLP
+
+
+class ConfiguredModel(keras.Model):
+    """A functional model built from one ``ModelConfig``; serialises as that config.
+
+    Subclasses build their graph in ``__init__(config, **kwargs)`` from
+    ``as_config(config)`` and end with ``super().__init__(inputs=..., outputs=...)``.
+    """
+
+    def __init__(self, *args, config: ModelConfig, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.config = config
+
+    def get_config(self):
+        return {"config": config_lib.to_dict(self.config), "name": self.name}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+
+def as_config(config: ModelConfig | dict) -> ModelConfig:
+    """``config`` itself, or the ``ModelConfig`` its dict form (``get_config``) describes."""
+    if isinstance(config, dict):
+        return config_lib.from_dict(ModelConfig, config)
+    return config
+
+
+def embedded_inputs(c: ModelConfig) -> tuple[dict, dict]:
+    """The schema's Keras inputs and their ``FeatureEmbedding`` output (MDAF's sizes)."""
+    inputs = schema.keras_inputs(c.max_seq_len)
+    embedded = FeatureEmbedding(
+        user_vocab_size=c.user_vocab_size,
+        item_vocab_size=c.item_vocab_size,
+        cate_vocab_size=c.cate_vocab_size,
+        user_dim=c.user_embedding_dim,
+        item_dim=c.item_embedding_dim,
+        cate_dim=c.cate_embedding_dim,
+        name="feature_embedding",
+    )(inputs)
+    return inputs, embedded
+
+
+def static_fields(embedded: dict):
+    """``[e_user; e_item; e_cate]`` (B, user_dim + item_dim + cate_dim)."""
+    return keras.layers.Concatenate(name="static_fields")(
+        [embedded["user"], embedded["item"], embedded["cate"]]
+    )
+
+
+def history_with_target(embedded: dict):
+    """The history tokens with the target's (item, category) token appended last.
+
+    Returns ``(tokens (B, L + 1, item_dim + cate_dim), mask (B, L + 1))``; the target's
+    position is always valid.
+    """
+    target = keras.layers.Concatenate()([embedded["item"], embedded["cate"]])
+    tokens = keras.layers.Concatenate(axis=1, name="history_with_target")(
+        [embedded["history"], keras.layers.Reshape((1, -1))(target)]
+    )
+    mask = embedded["history_mask"]
+    mask = keras.ops.concatenate([mask, keras.ops.ones_like(mask[:, :1])], axis=1)
+    return tokens, mask
+
+
+def static_branch(c: ModelConfig, embedded: dict):
+    """MDAF's static branch: ``DCNv3(Dense_hidden([e_user; e_item; e_cate]))`` (B, hidden)."""
+    static = keras.layers.Dense(c.hidden_dim, name="static_projection")(static_fields(embedded))
+    return DCNv3(
+        num_layers=c.num_cross_layers,
+        dropout=c.dropout,
+        use_layer_norm=c.cross_layer_norm,
+        name="static_dcnv3",
+    )(static)
+
+
+def sequence_encoder(c: ModelConfig, pooling: str) -> Mamba4RecEncoder:
+    """MDAF's sequence branch: the Mamba4Rec encoder with ``pooling``."""
+    return Mamba4RecEncoder(
+        d_model=c.hidden_dim,
+        num_layers=c.num_mamba_layers,
+        d_state=c.d_state,
+        d_conv=c.d_conv,
+        expand=c.expand,
+        ffn_multiplier=c.ffn_multiplier,
+        dropout=c.dropout,
+        pooling=pooling,
+        scan=c.scan,
+        name="sequence_encoder",
+    )
+
+
+def output_probability(c: ModelConfig, hidden_units, features):
+    """``sigmoid(MLP(features))`` (B, 1), named ``probability``."""
+    probability = MLP(
+        hidden_units=hidden_units,
+        dropout=c.dropout,
+        output_units=1,
+        output_activation="sigmoid",
+        name="output_mlp",
+    )(features)
+    return keras.layers.Identity(name="probability")(probability)
