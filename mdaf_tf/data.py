@@ -40,18 +40,54 @@ def load_metadata(data_dir: str) -> dict:
     return meta
 
 
-def shard_paths(data_dir: str, split: str) -> list[str]:
+def shard_paths(data_dir: str, split: str, exclude=()) -> list[str]:
+    """The split's shard files in sorted order, leaving out the paths in ``exclude``."""
     if split not in SPLITS:
         raise DataError(f"unknown split {split!r}; expected one of {SPLITS}")
     paths = sorted(glob.glob(os.path.join(data_dir, f"{split}-*-of-*.tfrecord.gz")))
     if not paths:
         raise DataError(f"{data_dir}: no {split} shards ({split}-*.tfrecord.gz)")
-    return paths
+    excluded = {os.path.abspath(p) for p in exclude}
+    kept = [p for p in paths if os.path.abspath(p) not in excluded]
+    if not kept:
+        raise DataError(f"{data_dir}: every {split} shard is corrupt or excluded")
+    return kept
+
+
+def count_records(path: str) -> int:
+    """Records in one GZIP TFRecord shard; ``tf.errors.DataLossError`` when it is corrupt."""
+    import tensorflow as tf
+
+    ds = tf.data.TFRecordDataset(path, compression_type="GZIP")
+    return int(ds.reduce(np.int64(0), lambda n, _: n + 1).numpy())
+
+
+def check_shards(data_dir: str, split: str) -> tuple[dict[str, int], dict[str, str]]:
+    """Read every shard of ``split`` once: ({path: records} of the good shards,
+    {path: reason} of the corrupt or truncated ones)."""
+    import tensorflow as tf
+
+    good, bad = {}, {}
+    for path in shard_paths(data_dir, split):
+        try:
+            good[path] = count_records(path)
+        except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as e:
+            bad[path] = _short_reason(e)
+    return good, bad
+
+
+def _short_reason(error) -> str:
+    message = getattr(error, "message", str(error))
+    for marker in ("truncated record", "corrupted record", "inflate() failed", "incorrect header"):
+        at = message.find(marker)
+        if at >= 0:
+            return message[at:].split("[")[0].strip().rstrip("'").strip()
+    return message.splitlines()[0][:200]
 
 
 def make_dataset(data_dir: str, split: str, batch_size: int, *, training: bool = False,
                  seed: int = 0, repeat: bool = False, drop_remainder: bool = False,
-                 input_context=None, include_timestamp: bool = False):
+                 input_context=None, include_timestamp: bool = False, exclude=()):
     """``(features, label)`` batches: features are the schema's model inputs (int64,
     shapes ``(batch,)`` / ``(batch, max_seq_len)``), label float32 ``(batch,)``.
 
@@ -60,13 +96,14 @@ def make_dataset(data_dir: str, split: str, batch_size: int, *, training: bool =
     there are fewer shards than pipelines). Training interleaves the shards and shuffles
     with ``seed``; evaluation reads the shards in order, one after the other, so the
     order is fixed. Batches are parsed with one ``tf.io.parse_example`` call each.
-    ``include_timestamp`` adds the ``timestamp`` feature to the dict.
+    ``include_timestamp`` adds the ``timestamp`` feature to the dict; shards in
+    ``exclude`` (corrupt ones the user chose to skip) are left out.
     """
     import tensorflow as tf
 
     meta = load_metadata(data_dir)
     max_seq_len = int(meta["max_seq_len"])
-    paths = shard_paths(data_dir, split)
+    paths = shard_paths(data_dir, split, exclude)
     files = tf.data.Dataset.from_tensor_slices(paths)
     shard_records = False
     if input_context is not None and input_context.num_input_pipelines > 1:

@@ -54,6 +54,28 @@ def pad_value(dtype: tf.DType):
     return STRING_PAD if dtype == tf.string else INT_PAD
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_temporaries(base: Path) -> list[Path]:
+    """Delete ``.tmp-VERSION-PID`` directories left by exports that were killed (their
+    process is gone); TF Serving ignores them, but they hold disk space."""
+    removed = []
+    for path in base.glob(".tmp-*-*"):
+        pid = path.name.rsplit("-", 1)[-1]
+        if path.is_dir() and pid.isdigit() and not _pid_alive(int(pid)):
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
+
+
 def next_version(base: Path) -> int:
     versions = [int(p.name) for p in base.iterdir() if p.is_dir() and p.name.isdigit()]
     return max(versions, default=0) + 1
@@ -192,6 +214,7 @@ def export_model(
     if base.exists() and not base.is_dir():
         raise ExportError(f"export path {base} is a file, not a directory")
     base.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(base)
     meta = load_metadata(data_dir)
     module = ServingModule(model, Path(data_dir) / "vocab", meta, model_config.max_seq_len)
     version = next_version(base)
@@ -217,6 +240,14 @@ def export_model(
         (tmp / INFO_FILE).write_text(json.dumps(info, indent=2) + "\n")
         final = base / str(version)
         os.replace(tmp, final)
+    except (OSError, tf.errors.OpError) as e:  # disk full, quota, permissions
+        shutil.rmtree(tmp, ignore_errors=True)
+        reason = getattr(e, "strerror", None) or getattr(e, "message", None) or str(e)
+        reason = reason.splitlines()[0][:200]
+        raise ExportError(
+            f"{base}: writing export version {version} failed ({reason}); nothing of it is "
+            f"left and the earlier versions are untouched"
+        ) from e
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

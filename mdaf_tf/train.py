@@ -56,6 +56,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="continue from the latest checkpoint in --output (same configuration)")
     p.add_argument("--max-steps-per-epoch", type=int, metavar="N",
                    help="cap the training steps per epoch (default: the whole training split)")
+    p.add_argument("--strategy", choices=("default", "mirrored", "multiworker"),
+                   help="tf.distribute strategy: default (one device), mirrored (every local "
+                   "GPU, or every logical CPU device), multiworker (several hosts, from the "
+                   "TF_CONFIG environment variable; only the chief writes files). The global "
+                   "batch stays --batch-size (default: the config's, else default)")
+    p.add_argument("--deterministic", action="store_true",
+                   help="deterministic TensorFlow ops: the same seed gives the same metrics "
+                   "and the same exported predictions (slower on GPUs)")
+    p.add_argument("--skip-corrupt-shards", action="store_true",
+                   help="leave out TFRecord shards that are corrupt or truncated (reported) "
+                   "instead of stopping with an error naming them")
     return p
 
 
@@ -74,6 +85,8 @@ def resolve_configs(args):
         "batch_size": args.batch_size,
         "seed": args.seed,
         "max_steps_per_epoch": args.max_steps_per_epoch,
+        "strategy": args.strategy,
+        "deterministic": True if args.deterministic else None,
     }
     overrides = {k: v for k, v in overrides.items() if v is not None}
     return model_config, dataclasses.replace(train_config, **overrides)
@@ -115,8 +128,13 @@ def main(argv=None) -> int:
 
         data_dir = data_source.resolve(args.data)
         result = runner.train(
-            model_config, train_config, data_dir, output, resume=args.resume, export_dir=export
+            model_config, train_config, data_dir, output, resume=args.resume, export_dir=export,
+            skip_corrupt_shards=args.skip_corrupt_shards,
         )
+        if result.export_path is None:  # a non-chief worker of --strategy multiworker
+            print(f"worker done; the chief writes the run directory and the export "
+                  f"(best val AUC {result.best['auc']:.4f})")
+            return 0
         started = time.perf_counter()
         check = export_lib.verify_export(result.export_path, result.model, data_dir,
                                          max_examples=CHECK_EXAMPLES)
@@ -141,13 +159,18 @@ def main(argv=None) -> int:
         return 0
     except USER_ERRORS as e:
         return fail(e)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
         from mdaf_tf.training import checkpoint
 
-        last = checkpoint.latest(output / "checkpoints") if output is not None else None
+        last = getattr(e, "checkpoint", None)
+        if last is None and output is not None:
+            last = checkpoint.latest(output / "checkpoints")
         where = f"the last checkpoint is {last}" if last else "no checkpoint was written yet"
-        print(f"interrupted; {where}. Continue with the same command plus --resume.",
-              file=sys.stderr)
+        again = " ".join(["python -m mdaf_tf.train", *(argv if argv is not None else
+                                                         sys.argv[1:])])
+        if "--resume" not in again.split():
+            again += " --resume"
+        print(f"interrupted; {where}. Continue with: {again}", file=sys.stderr)
         return 130
 
 

@@ -95,6 +95,31 @@ def parse_int(arr: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, np.ndarray]:
         return pc.cast(cleaned, pa.int64()).to_numpy(), ok.to_numpy(zero_copy_only=False)
 
 
+def _null_invalid_utf8(batch: pa.RecordBatch) -> pa.RecordBatch:
+    """Cells that are not valid UTF-8 become empty strings, so the per-field checks count
+    their rows (as a bad or missing value of that field) instead of the whole read failing."""
+    columns = list(batch.columns)
+    changed = False
+    for i, column in enumerate(columns):
+        try:
+            column.validate(full=True)
+            continue
+        except pa.ArrowInvalid:
+            pass
+        ok = [v is None or _is_utf8(v) for v in column.cast(pa.binary()).to_pylist()]
+        columns[i] = pc.if_else(pa.array(ok), column, pa.scalar("", pa.string()))
+        changed = True
+    return pa.RecordBatch.from_arrays(columns, schema=batch.schema) if changed else batch
+
+
+def _is_utf8(value: bytes) -> bool:
+    try:
+        value.decode("utf-8")
+        return True
+    except UnicodeDecodeError:
+        return False
+
+
 def stream_csv(path: str, column_names: list[str], header: bool, bad: BadRows,
                block_size: int = 32 << 20):
     """Yield tables of string columns; rows with another column count go to ``bad``."""
@@ -115,7 +140,8 @@ def stream_csv(path: str, column_names: list[str], header: bool, bad: BadRows,
             path, read_options=read_options,
             parse_options=pacsv.ParseOptions(invalid_row_handler=on_invalid),
             convert_options=pacsv.ConvertOptions(column_types=types,
-                                                 include_columns=column_names))
+                                                 include_columns=column_names,
+                                                 check_utf8=False))
     except pa.ArrowInvalid as e:
         raise PipelineError(f"{path}: cannot read CSV: {str(e).splitlines()[0]}") from None
     while True:
@@ -128,6 +154,6 @@ def stream_csv(path: str, column_names: list[str], header: bool, bad: BadRows,
         if wrong[0]:
             bad.add(WRONG_COLUMN_COUNT, wrong[0])
             wrong[0] = 0
-        yield batch
+        yield _null_invalid_utf8(batch)
     if wrong[0]:
         bad.add(WRONG_COLUMN_COUNT, wrong[0])

@@ -15,6 +15,9 @@ import math
 import os
 import platform
 import shutil
+import signal
+import tempfile
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -24,7 +27,7 @@ import numpy as np
 import tensorflow as tf
 
 from mdaf_tf import config as config_lib
-from mdaf_tf import data, schema
+from mdaf_tf import data, distribute, schema
 from mdaf_tf.config import ConfigError, ModelConfig, TrainConfig
 from mdaf_tf.data import DataError
 from mdaf_tf.training import checkpoint, evaluation
@@ -62,6 +65,7 @@ class TrainResult:
     val_predictions: evaluation.Predictions  # of the restored (best) model
     jit_compile: bool
     export_path: Path | None = None
+    skipped_shards: dict | None = None  # {path: reason} left out by skip_corrupt_shards
 
 
 # ----------------------------------------------------------------------------------------
@@ -88,7 +92,8 @@ def metadata_sha256(data_dir) -> str:
 
 
 def split_size(data_dir, meta: dict, split: str) -> int:
-    """Examples in ``split``: from the metadata when it says, else counted from the shards."""
+    """Examples in ``split``: from the metadata when it says, else counted from the shards.
+    (With corrupt shards skipped the runner counts the good shards instead.)"""
     splits = meta.get("splits") or {}
     entry = splits.get(split)
     if isinstance(entry, int):
@@ -236,6 +241,99 @@ def _check_resume_configs(state: dict, model_config: ModelConfig, train_config: 
                 )
 
 
+def check_data_shards(data_dir, meta: dict, skip_corrupt: bool, log) -> tuple[dict, dict]:
+    """Read every shard once (``--skip-corrupt-shards``). Returns ({split: examples},
+    {path: reason} of the skipped shards).
+
+    A corrupt or truncated shard is a DataError naming it unless ``skip_corrupt``; a split
+    whose shards hold fewer records than the metadata says (a shard cut at a record
+    boundary) is reported the same way."""
+    sizes, skipped = {}, {}
+    for split in ("train", "val"):
+        good, bad = data.check_shards(str(data_dir), split)
+        if bad and not skip_corrupt:
+            raise DataError(_corrupt_message(bad))
+        skipped.update(bad)
+        if not good:
+            raise DataError(f"{data_dir}: every {split} shard is corrupt")
+        sizes[split] = sum(good.values())
+        expected = _metadata_count(meta, split)
+        if not bad and expected is not None and sizes[split] != expected:
+            message = (f"{data_dir}: the {split} shards hold {sizes[split]} records but "
+                       f"metadata.json says {expected} (a truncated or replaced shard?)")
+            if not skip_corrupt:
+                raise DataError(message)
+            log(f"warning: {message}")
+    for path, reason in skipped.items():
+        log(f"skipped corrupt shard {path}: {reason}")
+    if skipped:
+        log(f"--skip-corrupt-shards: left out {len(skipped)} shard(s); training on "
+            f"{sizes['train']} train and {sizes['val']} val examples")
+    return sizes, skipped
+
+
+def _metadata_count(meta: dict, split: str) -> int | None:
+    entry = (meta.get("splits") or {}).get(split)
+    if isinstance(entry, int):
+        return entry
+    if isinstance(entry, dict):
+        for key in ("examples", "num_examples", "count"):
+            if isinstance(entry.get(key), int):
+                return entry[key]
+    return None
+
+
+def _corrupt_message(bad: dict) -> str:
+    listed = "; ".join(f"{path}: {reason}" for path, reason in bad.items())
+    return (f"corrupt or truncated TFRecord shard(s): {listed} (rebuild the dataset, or pass "
+            "--skip-corrupt-shards to train without them)")
+
+
+def _find_corrupt_shards(data_dir, error) -> DataError:
+    """Turn a DataLossError raised while iterating into a DataError naming the shards."""
+    bad = {}
+    for split in ("train", "val"):
+        bad.update(data.check_shards(str(data_dir), split)[1])
+    if bad:
+        return DataError(_corrupt_message(bad))
+    return DataError(f"{data_dir}: reading the data failed: {str(error).splitlines()[0][:200]}")
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C: the run stopped after writing ``checkpoint`` (resume with ``--resume``)."""
+
+    def __init__(self, checkpoint_path: Path | None):
+        super().__init__(str(checkpoint_path))
+        self.checkpoint = checkpoint_path
+
+
+class _InterruptFlag:
+    """While active, the first SIGINT only sets ``requested`` (the loop finishes its step and
+    writes a checkpoint); a second SIGINT interrupts at once. Only in the main thread."""
+
+    def __init__(self):
+        self.requested = False
+        self._previous = None
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.getsignal(signal.SIGINT)
+            signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        print("\ninterrupt: finishing the current step and writing a checkpoint "
+              "(Ctrl-C again to stop at once)", flush=True)
+
+    def __exit__(self, *exc):
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+        return False
+
+
 # ----------------------------------------------------------------------------------------
 # The training loop.
 
@@ -257,6 +355,54 @@ def _make_train_step(model, optimizer, loss_fn, jit_compile: bool):
     return train_step
 
 
+def _make_distributed_train_step(strategy, model, optimizer, loss_fn, clipnorm: float,
+                                 global_batch_size: int, jit_compile: bool, element_spec):
+    """One step of ``strategy.run`` over a distributed batch; returns (mean loss over the
+    global batch, this worker's per-replica probabilities and labels).
+
+    Keras 3 clips gradients per replica before it sums them across replicas, which would
+    make the global clip-norm depend on the replica count. So the gradients are summed
+    here, clipped by their global norm, and divided by the replica count before the
+    optimizer (whose own clipping is off) sums the replicas' identical copies again."""
+    replicas = strategy.num_replicas_in_sync
+
+    @tf.function(jit_compile=jit_compile, reduce_retracing=True)
+    def gradients(features, labels):
+        with tf.GradientTape() as tape:
+            outputs = model(features, training=True)
+            probability = outputs["probability"]
+            per_example = loss_fn(tf.reshape(labels, (-1, 1)), probability)
+            loss = tf.nn.compute_average_loss(per_example, global_batch_size=global_batch_size)
+            if model.losses:
+                loss = loss + tf.nn.scale_regularization_loss(tf.add_n(model.losses))
+        return loss, probability, tape.gradient(loss, model.trainable_variables)
+
+    def replica_step(features, labels):
+        loss, probability, grads = gradients(features, labels)
+        # Embedding gradients arrive as IndexedSlices, whose all-reduce concatenates the
+        # replicas' rows; the optimizer's update is dense anyway, so densify first.
+        grads = [tf.convert_to_tensor(g) for g in grads]
+        grads = tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, grads)
+        if clipnorm > 0:
+            grads, _ = tf.clip_by_global_norm(grads, clipnorm)
+        grads = [g / replicas for g in grads]
+        optimizer.apply_gradients(zip(grads, model.trainable_variables, strict=True))
+        return loss, probability
+
+    # A fixed signature: each epoch's new distributed dataset would otherwise retrace.
+    @tf.function(input_signature=list(element_spec))
+    def train_step(features, labels):
+        loss, probability = strategy.run(replica_step, args=(features, labels))
+        return strategy.reduce(tf.distribute.ReduceOp.SUM, loss, axis=None), probability
+
+    return train_step
+
+
+def _local_values(strategy, value) -> np.ndarray:
+    parts = strategy.experimental_local_results(value)
+    return np.concatenate([np.asarray(p).reshape(-1) for p in parts])
+
+
 def _current_learning_rate(optimizer) -> float:
     lr = optimizer.learning_rate
     return float(keras.ops.convert_to_numpy(lr))
@@ -275,6 +421,7 @@ def train(
     on_epoch_end: Callable[[int, dict], None] | None = None,
     build_model: Callable[[str, ModelConfig], keras.Model] | None = None,
     log=print,
+    skip_corrupt_shards: bool = False,
 ) -> TrainResult:
     """Train ``train_config.model`` on ``data_dir`` with the recipe in ``train_config``.
 
@@ -283,6 +430,18 @@ def train(
     ``resume`` it continues from the latest checkpoint in ``output_dir`` (CheckpointError when
     there is none). With ``export_dir`` the best model is exported there for TF Serving.
     ``on_epoch_end(epoch, row)`` sees each epoch's metrics row (the tuner reports from it).
+
+    ``train_config.strategy`` picks the ``tf.distribute`` strategy (see mdaf_tf.distribute);
+    the global batch is ``batch_size`` whatever the replica count. Under
+    ``multiworker`` only the chief writes into ``output_dir`` and ``export_dir``; the other
+    workers write into a temporary directory (deleted at the end) and, with ``resume``,
+    read the chief's checkpoints from ``output_dir`` (a shared file system).
+
+    A corrupt or truncated shard met while reading is a DataError naming it (the shards are
+    then checked one by one to find it). With ``skip_corrupt_shards`` every shard is read
+    once up front and the corrupt ones are left out and reported. Ctrl-C finishes the
+    current step, writes ``checkpoints/interrupted`` and raises TrainingInterrupted; a
+    resumed run continues from that step with the same data order.
     """
     data_dir = Path(data_dir)
     output_dir = Path(output_dir)
@@ -294,6 +453,10 @@ def train(
     if train_config.batch_size < 1:
         raise ConfigError(f"config field 'batch_size' must be >= 1, got {train_config.batch_size}")
     jit_compile = resolve_jit_compile(train_config.jit_compile, model_config)
+    strategy = distribute.make_strategy(train_config.strategy)
+    distributed = train_config.strategy != "default"
+    chief = distribute.is_chief(strategy)
+    write_dir = output_dir if chief else Path(tempfile.mkdtemp(prefix="mdaf-worker-"))
 
     checkpoint_dir = output_dir / "checkpoints"
     resume_from = None
@@ -307,35 +470,67 @@ def train(
         tf.config.experimental.enable_op_determinism()
     keras.utils.set_random_seed(train_config.seed)
 
-    n_train = split_size(data_dir, meta, "train")
-    n_val = split_size(data_dir, meta, "val")
+    if skip_corrupt_shards:
+        sizes, skipped = check_data_shards(data_dir, meta, True, log)
+        n_train, n_val = sizes["train"], sizes["val"]
+    else:
+        skipped = {}
+        try:
+            n_train = split_size(data_dir, meta, "train")
+            n_val = split_size(data_dir, meta, "val")
+        except tf.errors.DataLossError as e:
+            raise _find_corrupt_shards(data_dir, e) from None
+    exclude = tuple(skipped)
     if n_train == 0 or n_val == 0:
         raise DataError(f"{data_dir}: empty split (train {n_train}, val {n_val} examples)")
     batch_size = train_config.batch_size
     if n_train < batch_size:
         log(f"note: {n_train} training examples < batch size {batch_size}; using one batch")
         batch_size = n_train
+    if distributed:
+        replicas = strategy.num_replicas_in_sync
+        if n_train < train_config.batch_size:
+            batch_size = max(replicas, batch_size - batch_size % replicas)
+        per_replica = distribute.per_replica_batch_size(batch_size, strategy)
+        log(f"strategy {train_config.strategy}: {replicas} replicas, global batch {batch_size}"
+            f" ({per_replica} per replica){'' if chief else '; not the chief: writing to '}"
+            f"{'' if chief else str(write_dir)}")
     steps_per_epoch = n_train // batch_size
     if train_config.max_steps_per_epoch > 0:
         steps_per_epoch = min(steps_per_epoch, train_config.max_steps_per_epoch)
 
-    model = build_model(train_config.model, model_config)
-    optimizer = build_optimizer(train_config, model, steps_per_epoch)
-    loss_fn = keras.losses.BinaryCrossentropy(label_smoothing=train_config.label_smoothing)
-    train_step = _make_train_step(model, optimizer, loss_fn, jit_compile)
+    with strategy.scope():
+        model = build_model(train_config.model, model_config)
+        optimizer = build_optimizer(train_config, model, steps_per_epoch)
+    if distributed:
+        optimizer.global_clipnorm = None  # clipped after the cross-replica sum instead
+        loss_fn = keras.losses.BinaryCrossentropy(
+            label_smoothing=train_config.label_smoothing, reduction=None
+        )
+        train_step = None  # made with the first distributed dataset's element spec
+    else:
+        loss_fn = keras.losses.BinaryCrossentropy(label_smoothing=train_config.label_smoothing)
+        train_step = _make_train_step(model, optimizer, loss_fn, jit_compile)
     predict_fn = evaluation.make_predict_fn(model, jit_compile)
     parameters = count_parameters(model)
 
+    output_dir = write_dir
+    checkpoint_dir = output_dir / "checkpoints"
     output_dir.mkdir(parents=True, exist_ok=True)
     stopper = EarlyStopping(patience=train_config.early_stopping_patience)
     history: list[dict] = []
     start_epoch = 0
+    start_step = 0
+    partial: dict = {}
     if resume_from is not None:
         state = checkpoint.restore(resume_from, model, optimizer)
         start_epoch = state["epoch"]
+        start_step = int(state.get("step", 0))
+        partial = checkpoint.read_partial(resume_from)
         stopper = EarlyStopping.from_state(state["early_stopping"])
         history = state["history"]
-        log(f"resumed from {resume_from} (epoch {start_epoch} done)")
+        where = f", {start_step} steps of epoch {start_epoch + 1}" if start_step else ""
+        log(f"resumed from {resume_from} (epoch {start_epoch} done{where})")
     else:
         for stale in ("checkpoints", "tensorboard"):
             shutil.rmtree(output_dir / stale, ignore_errors=True)
@@ -352,6 +547,9 @@ def train(
             "val_examples": n_val,
             "effective_batch_size": batch_size,
             "steps_per_epoch": steps_per_epoch,
+            "strategy": train_config.strategy,
+            "replicas": strategy.num_replicas_in_sync,
+            "skipped_shards": skipped,
             "versions": library_versions(),
         },
     )
@@ -360,80 +558,134 @@ def train(
     best_predictions = None
     summary = None
 
+    def state_dict(epochs_done: int, step: int = 0) -> dict:
+        state = {
+            "epoch": epochs_done,
+            "early_stopping": stopper.state(),
+            "history": history,
+            "configs": configs_dict(model_config, train_config),
+        }
+        if step:
+            state["step"] = step
+        return state
+
+    def train_batches(epoch: int, skip_steps: int):
+        seed = epoch_seed(train_config.seed, epoch)
+        if not distributed:
+            dataset = data.make_dataset(
+                data_dir, "train", batch_size, training=True, seed=seed,
+                drop_remainder=True, exclude=exclude,
+            ).take(steps_per_epoch)
+            return iter(dataset.skip(skip_steps))
+
+        def dataset_fn(context):
+            # Each input pipeline feeds num_replicas / num_pipelines replicas one batch each
+            # per step; repeat() keeps every worker's step count equal with uneven shards.
+            local = context.num_replicas_in_sync // context.num_input_pipelines
+            per_replica = context.get_per_replica_batch_size(batch_size)
+            dataset = data.make_dataset(
+                data_dir, "train", per_replica, training=True, seed=seed, repeat=True,
+                drop_remainder=True, input_context=context, exclude=exclude,
+            )
+            return dataset.take(steps_per_epoch * local).skip(skip_steps * local)
+
+        nonlocal train_step
+        dataset = strategy.distribute_datasets_from_function(dataset_fn)
+        if train_step is None:
+            train_step = _make_distributed_train_step(
+                strategy, model, optimizer, loss_fn, train_config.clipnorm, batch_size,
+                jit_compile, dataset.element_spec,
+            )
+        return iter(dataset)
+
     epoch = start_epoch
     done = stopper.stopped or start_epoch >= train_config.epochs
-    while not done:
-        epoch += 1
-        dataset = data.make_dataset(
-            data_dir,
-            "train",
-            batch_size,
-            training=True,
-            seed=epoch_seed(train_config.seed, epoch),
-            drop_remainder=True,
-        ).take(steps_per_epoch)
-        bar = ProgressBar(
-            f"epoch {epoch}/{train_config.epochs}", steps_per_epoch, enabled=progress
-        )
-        losses, train_labels, train_probs = [], [], []
-        for features, labels in dataset:
-            loss, probability = train_step(features, labels)
-            losses.append(float(loss))
-            train_labels.append(labels.numpy().reshape(-1))
-            train_probs.append(probability.numpy().reshape(-1))
-            bar.update(int(labels.shape[0]), loss=losses[-1])
-        bar.close(loss=float(np.mean(losses)) if losses else float("nan"))
-        train_seconds = bar.elapsed
-        examples_per_second = bar.examples_per_second
+    interrupt = _InterruptFlag()
+    try:
+        with interrupt:
+            while not done:
+                epoch += 1
+                bar = ProgressBar(
+                    f"epoch {epoch}/{train_config.epochs}", steps_per_epoch, enabled=progress
+                )
+                losses = list(partial.get("losses", np.zeros(0)).tolist())
+                train_labels = [partial["labels"]] if "labels" in partial else []
+                train_probs = [partial["probabilities"]] if "probabilities" in partial else []
+                step = start_step
+                batches = train_batches(epoch, start_step)
+                start_step, partial = 0, {}
+                while step < steps_per_epoch:
+                    features, labels = next(batches)
+                    loss, probability = train_step(features, labels)
+                    step += 1
+                    losses.append(float(loss))
+                    if distributed:
+                        train_labels.append(_local_values(strategy, labels))
+                        train_probs.append(_local_values(strategy, probability))
+                    else:
+                        train_labels.append(labels.numpy().reshape(-1))
+                        train_probs.append(probability.numpy().reshape(-1))
+                    bar.update(int(train_labels[-1].shape[0]), loss=losses[-1])
+                    if interrupt.requested and step < steps_per_epoch:
+                        bar.close(loss=float(np.mean(losses)))
+                        saved = checkpoint.save_interrupted(
+                            checkpoint_dir, model, optimizer, state_dict(epoch - 1, step),
+                            {"losses": np.asarray(losses, np.float64),
+                             "labels": np.concatenate(train_labels),
+                             "probabilities": np.concatenate(train_probs)},
+                        )
+                        raise TrainingInterrupted(saved)
+                bar.close(loss=float(np.mean(losses)) if losses else float("nan"))
+                train_seconds = bar.elapsed
+                examples_per_second = bar.examples_per_second
 
-        val_dataset = data.make_dataset(data_dir, "val", batch_size, training=False)
-        predictions = evaluation.predict_dataset(
-            predict_fn, val_dataset, batch_size, val_steps, progress, label="  validation"
-        )
-        summary = predictions.summary()
-        row = {
-            "epoch": epoch,
-            "train_loss": float(np.mean(losses)),
-            "train_auc": _exact_auc(train_labels, train_probs),
-            "val_auc": summary["auc"],
-            "val_log_loss": summary["log_loss"],
-            "learning_rate": _current_learning_rate(optimizer),
-            "examples_per_second": examples_per_second,
-            "epoch_seconds": train_seconds,
-        }
-        history.append(row)
-        if stopper.update(epoch, summary["auc"]):
-            best_predictions = predictions
-        log(
-            f"epoch {epoch}: train_loss {row['train_loss']:.4f} train_auc {row['train_auc']:.4f}"
-            f" val_auc {row['val_auc']:.4f} val_log_loss {row['val_log_loss']:.4f}"
-            f" lr {row['learning_rate']:.3g} {examples_per_second:.0f} examples/s"
-        )
-        writer.scalars(epoch, {k: row[k] for k in METRICS_COLUMNS[1:]})
-        if predictions.gates is not None:
-            writer.histogram(epoch, "val_gate", predictions.gates)
-        write_metrics_csv(output_dir / "metrics.csv", history)
-        checkpoint.save(
-            checkpoint_dir,
-            epoch,
-            model,
-            optimizer,
-            {
-                "epoch": epoch,
-                "early_stopping": stopper.state(),
-                "history": history,
-                "configs": configs_dict(model_config, train_config),
-            },
-            keep={stopper.best_epoch},
-        )
-        if on_epoch_end is not None:
-            on_epoch_end(epoch, row)
-        done = stopper.stopped or epoch >= train_config.epochs
-        if stopper.stopped:
-            log(
-                f"early stopping: no val_auc improvement for {stopper.wait} epochs; "
-                f"restoring epoch {stopper.best_epoch}"
-            )
+                val_dataset = data.make_dataset(
+                    data_dir, "val", batch_size, training=False, exclude=exclude
+                )
+                predictions = evaluation.predict_dataset(
+                    predict_fn, val_dataset, batch_size, val_steps, progress,
+                    label="  validation",
+                )
+                summary = predictions.summary()
+                row = {
+                    "epoch": epoch,
+                    "train_loss": float(np.mean(losses)),
+                    "train_auc": _exact_auc(train_labels, train_probs),
+                    "val_auc": summary["auc"],
+                    "val_log_loss": summary["log_loss"],
+                    "learning_rate": _current_learning_rate(optimizer),
+                    "examples_per_second": examples_per_second,
+                    "epoch_seconds": train_seconds,
+                }
+                history.append(row)
+                if stopper.update(epoch, summary["auc"]):
+                    best_predictions = predictions
+                log(
+                    f"epoch {epoch}: train_loss {row['train_loss']:.4f} "
+                    f"train_auc {row['train_auc']:.4f} val_auc {row['val_auc']:.4f} "
+                    f"val_log_loss {row['val_log_loss']:.4f} lr {row['learning_rate']:.3g} "
+                    f"{examples_per_second:.0f} examples/s"
+                )
+                writer.scalars(epoch, {k: row[k] for k in METRICS_COLUMNS[1:]})
+                if predictions.gates is not None:
+                    writer.histogram(epoch, "val_gate", predictions.gates)
+                write_metrics_csv(output_dir / "metrics.csv", history)
+                saved = checkpoint.save(
+                    checkpoint_dir, epoch, model, optimizer, state_dict(epoch),
+                    keep={stopper.best_epoch},
+                )
+                if on_epoch_end is not None:
+                    on_epoch_end(epoch, row)
+                done = stopper.stopped or epoch >= train_config.epochs
+                if stopper.stopped:
+                    log(
+                        f"early stopping: no val_auc improvement for {stopper.wait} epochs; "
+                        f"restoring epoch {stopper.best_epoch}"
+                    )
+                if interrupt.requested and not done:
+                    raise TrainingInterrupted(saved)
+    except tf.errors.DataLossError as e:
+        raise _find_corrupt_shards(data_dir, e) from None
     writer.close()
     write_metrics_csv(output_dir / "metrics.csv", history)
 
@@ -442,7 +694,9 @@ def train(
         raise checkpoint.CheckpointError(f"best epoch {stopper.best_epoch} checkpoint is missing")
     checkpoint.load_model_weights(best_dir, model)
     if best_predictions is None:
-        val_dataset = data.make_dataset(data_dir, "val", batch_size, training=False)
+        val_dataset = data.make_dataset(
+            data_dir, "val", batch_size, training=False, exclude=exclude
+        )
         best_predictions = evaluation.predict_dataset(
             predict_fn, val_dataset, batch_size, val_steps, progress, label="  validation"
         )
@@ -450,6 +704,7 @@ def train(
     last = history[-1]
     result = TrainResult(
         output_dir=output_dir,
+        skipped_shards=skipped,
         data_dir=data_dir,
         model=model,
         model_config=model_config,
@@ -474,12 +729,17 @@ def train(
     if export_dir is not None:
         from mdaf_tf import export
 
+        if not chief:
+            export_dir = write_dir / "export"
         started = time.perf_counter()
         result.export_path = export.export_model(
             model, model_config, train_config.model, data_dir, export_dir,
             parameters=parameters,
         )
         log(f"exported to {result.export_path} ({time.perf_counter() - started:.0f}s)")
+    if not chief:
+        shutil.rmtree(write_dir, ignore_errors=True)
+        result.export_path = None
     return result
 
 
