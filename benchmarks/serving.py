@@ -13,7 +13,9 @@ does not import ``mdaf_tf`` then loads it with ``tf.saved_model.load`` and calls
 ``serving_default`` signature on raw int64 ids: one warm-up call per batch size, then
 ``--calls`` timed calls (``--large-calls`` for batches above 32), each wall-clock timed
 from the call to the outputs as numpy arrays. Reported: p50 and p99 latency per batch size
-and examples/s (batch / median latency).
+and examples/s (batch / median latency). For comparison the same model is then timed in the
+exporting process through the evaluation predict function on dense ids (no lookups; the
+scan and ``jit_compile`` the training command would use), unless ``--no-keras``.
 """
 
 from __future__ import annotations
@@ -111,7 +113,28 @@ def write_data_dir(path: Path, length: int, vocab) -> dict:
     return lines
 
 
-def export(args, tmp: Path) -> tuple[Path, dict, float]:
+def keras_latency(model, config, args) -> list[dict]:
+    """The same model in this process through evaluation's predict function (dense ids,
+    ``jit_compile`` and scan as the training command resolves them), for comparison."""
+    import numpy as np
+
+    from mdaf_tf.training import evaluation, runner
+
+    predict = evaluation.make_predict_fn(model, runner.resolve_jit_compile("auto", config))
+    out = []
+    for batch in args.batches:
+        features = common.random_features(batch, args.length, tuple(args.vocab))
+        predict(features)[0].numpy()
+        calls = args.calls if batch <= 32 else args.large_calls
+        times = common.time_calls(lambda f=features: predict(f)[0].numpy(), calls)
+        out.append({"batch": batch, "calls": calls,
+                    "p50_ms": 1000 * float(np.percentile(times, 50)),
+                    "p99_ms": 1000 * float(np.percentile(times, 99)),
+                    "examples_per_s": batch / float(np.percentile(times, 50))})
+    return out
+
+
+def export(args, tmp: Path):
     import keras
 
     from mdaf_tf import models
@@ -126,19 +149,21 @@ def export(args, tmp: Path) -> tuple[Path, dict, float]:
     model(common.random_features(2, args.length, tuple(args.vocab)), training=False)
     start = time.perf_counter()
     path = export_model(model, config, "mdaf", data_dir, tmp / "export")
-    return path, lines, time.perf_counter() - start
+    return path, lines, time.perf_counter() - start, model, config
 
 
 def rows(result: dict) -> list[list]:
     out = []
-    for r in result["rows"]:
-        target = " (target < 5 ms)" if r["batch"] == 1 else ""
-        out.append([r["batch"], r["calls"], f"{r['p50_ms']:.2f}{target}", f"{r['p99_ms']:.2f}",
-                    f"{r['examples_per_s']:.0f}"])
+    for path, key in (("SavedModel (raw ids)", "rows"),
+                      ("Keras, same process (dense ids)", "keras_in_process")):
+        for r in result.get(key, []):
+            target = " (target < 5 ms)" if r["batch"] == 1 and key == "rows" else ""
+            out.append([path, r["batch"], r["calls"], f"{r['p50_ms']:.2f}{target}",
+                        f"{r['p99_ms']:.2f}", f"{r['examples_per_s']:.0f}"])
     return out
 
 
-HEADER = ["batch", "calls", "p50 ms", "p99 ms", "examples/s"]
+HEADER = ["path", "batch", "calls", "p50 ms", "p99 ms", "examples/s"]
 
 
 def markdown(result: dict) -> str:
@@ -157,6 +182,8 @@ def main(argv=None) -> int:
     parser.add_argument("--large-calls", type=int, default=10)
     parser.add_argument("--vocab", type=int, nargs=3, default=list(common.DEFAULT_VOCAB),
                         metavar=("USERS", "ITEMS", "CATES"))
+    parser.add_argument("--no-keras", dest="compare_keras", action="store_false",
+                        help="skip timing the same model in-process with Keras")
     parser.add_argument("--output", type=Path, default=OUTPUT)
     args = parser.parse_args(argv)
     if min(args.batches + [args.length, args.calls, args.large_calls]) < 1:
@@ -166,7 +193,7 @@ def main(argv=None) -> int:
 
     load_start = common.load_average()
     with tempfile.TemporaryDirectory(prefix="mdaf-serving-") as tmp:
-        path, lines, export_s = export(args, Path(tmp))
+        path, lines, export_s, model, config = export(args, Path(tmp))
         spec = {"length": args.length, "batches": args.batches, "calls": args.calls,
                 "large_calls": args.large_calls, "raw_base": RAW_BASE, "vocab_lines": lines}
         env = {**os.environ, "PYTHONPATH": "", "TF_CPP_MIN_LOG_LEVEL": "2"}
@@ -177,6 +204,7 @@ def main(argv=None) -> int:
         print(f"serving benchmark: the loading process failed: {tail}", file=sys.stderr)
         return 1
     child = json.loads(done.stdout.strip().splitlines()[-1])
+    in_process = keras_latency(model, config, args) if args.compare_keras else []
     result = {
         "benchmark": "serving",
         "size": args.size,
@@ -184,6 +212,7 @@ def main(argv=None) -> int:
         "vocab": args.vocab,
         "export_s": export_s,
         **child,
+        "keras_in_process": in_process,
         "machine": common.machine(),
         "load_average_start": load_start,
         "load_average_end": common.load_average(),
