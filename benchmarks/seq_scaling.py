@@ -12,8 +12,10 @@ subprocess (its memory is its own): the model's inference ``tf.function`` (the o
 evaluation uses, with ``jit_compile`` resolved as the training command does) is called once
 to trace and compile, then ``--repeats`` times on a batch of in-memory random ids. Cost =
 seconds per example (the median call's time / batch); each model's cost is also given
-relative to its own cost at the shortest length. ``--batch`` is kept small by default
-because BST's attention scores take ``batch x 8 x (L+1)^2`` floats (5 GB at 256 x 801).
+relative to its own cost at the shortest length, and the analytic forward FLOPs per example
+(``mdaf_tf.flops.mdaf_flops`` / ``bst_flops``) with the GFLOP/s they imply. ``--batch`` is
+kept small by default because BST's attention scores take ``batch x 8 x (L+1)^2`` floats
+(5 GB at 256 x 801).
 """
 
 from __future__ import annotations
@@ -78,8 +80,10 @@ def run_case(model_name: str, length: int, args) -> dict:
         "us_per_example": 1e6 * median / args.batch,
         "peak_rss_gib": common.peak_rss_gib(),
     }
-    if model_name == "mdaf":
-        row["forward_mflop_per_example"] = flops.forward_flops_per_example(config) / 1e6
+    count = flops.bst_flops if model_name == "bst" else flops.mdaf_flops
+    if model_name in ("mdaf", "bst"):
+        row["forward_mflop_per_example"] = count(config)["total"].total / 1e6
+        row["achieved_gflops"] = row["forward_mflop_per_example"] * row["examples_per_s"] / 1e3
     return row
 
 
@@ -109,19 +113,21 @@ def table_rows(rows: list[dict]) -> list[list]:
     out = []
     for r in rows:
         if "us_per_example" not in r:
-            out.append([r["model"], r["length"], "-", "-", "-", "-", "-", r.get("note", "")])
+            out.append([r["model"], r["length"], "-", "-", "-", "-", "-", "-", "-",
+                        r.get("note", "")])
             continue
         ratio = r.get("mdaf_over_bst_throughput")
         out.append([
             r["model"], r["length"], f"{r['ms_per_batch']:.0f}", f"{r['examples_per_s']:.0f}",
             f"{r['us_per_example']:.0f}", f"{r['cost_vs_shortest']:.2f}",
+            f"{r.get('forward_mflop_per_example', 0):.0f}", f"{r.get('achieved_gflops', 0):.1f}",
             f"{r['peak_rss_gib']:.2f}", f"{ratio:.2f}" if ratio else "",
         ])
     return out
 
 
 HEADER = ["model", "L", "ms/batch", "examples/s", "us/example", "cost vs own shortest L",
-          "peak RSS GiB", "MDAF/BST throughput"]
+          "MFLOP/example", "GFLOP/s", "peak RSS GiB", "MDAF/BST throughput"]
 
 
 def markdown(result: dict) -> str:

@@ -174,6 +174,46 @@ def mdaf_flops(config: ModelConfig) -> dict[str, Flops]:
     return parts
 
 
+def bst_flops(config: ModelConfig) -> dict[str, Flops]:
+    """Forward FLOPs of one BST example (``mdaf_tf.models.bst``), same conventions.
+
+    Tokens ``T = max_seq_len + 1`` (the target appended) of width ``d = item + cate dims``;
+    per transformer layer and token: Q, K, V and output projections (4 ``d x d`` with bias),
+    scores and the weighted sum (``2 T d`` each: every token against every key, summed over
+    the heads), softmax over ``heads x T`` scores per token (mask add, max, subtract, exp,
+    sum, divide = 6 each), residual adds and LayerNorms, FFN ``d -> 4d -> d`` with LeakyReLU
+    (2 per element). Attention cost grows as ``T^2``; everything else as ``T``.
+    """
+    c = config
+    d = c.item_embedding_dim + c.cate_embedding_dim
+    tokens = c.max_seq_len + 1
+    heads, ffn = c.bst_heads, 4 * d
+    per_token = (
+        4 * dense(d, d)
+        + Flops(matmul=2 * (2 * tokens * d))  # Q K^T and A V
+        + Flops(elementwise=6 * heads * tokens)  # masked softmax
+        + Flops(elementwise=2 * (ADD + LAYER_NORM) * d)  # two residual + norm
+        + dense(d, ffn, activation=2)  # LeakyReLU: compare + select
+        + dense(ffn, d)
+    )
+    d_out = 2 * d + c.user_embedding_dim + c.item_embedding_dim + c.cate_embedding_dim
+    head, width = Flops(), d_out
+    for units in c.deep_hidden:
+        head += dense(width, units, activation=RELU)
+        width = units
+    parts = {
+        "embeddings": Flops(elementwise=MUL * c.max_seq_len * d + tokens * d),  # mask, +pos
+        "transformer": c.bst_layers * tokens * per_token,
+        "pooling + output": Flops(elementwise=tokens * d + d)  # masked mean
+        + head + dense(width, 1, activation=SIGMOID),
+    }
+    total = Flops()
+    for part in parts.values():
+        total += part
+    parts["total"] = total
+    return parts
+
+
 def forward_flops_per_example(config: ModelConfig) -> int:
     return mdaf_flops(config)["total"].total
 

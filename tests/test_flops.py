@@ -122,3 +122,23 @@ def test_table_lists_every_component():
     table = flops.flops_table(ModelConfig())
     for name in ("embeddings", "static branch", "sequence branch", "gate + output", "total"):
         assert f"| {name} |" in table
+
+
+def test_bst_matmuls_match_a_hand_computation_and_attention_grows_quadratically():
+    # d = 96, T = 51, 1 layer: 4 projections, scores + weighted sum, FFN 96 -> 384 -> 96;
+    # output MLP (96 + 96 + 80 + 64 + 32 = 368) -> 256 -> 128 -> 1.
+    T, d = 51, 96
+    expected = (
+        T * (4 * 2 * d * d + 2 * 2 * T * d + 2 * 2 * d * 4 * d)
+        + 2 * 368 * 256 + 2 * 256 * 128 + 2 * 128
+    )
+    assert flops.bst_flops(ModelConfig())["total"].matmul == expected
+
+    def transformer(length):
+        config = dataclasses.replace(ModelConfig(), max_seq_len=length - 1)
+        return flops.bst_flops(config)["transformer"].total
+
+    # f(T) = a T + b T^2: the second difference over equal steps is constant.
+    t = [transformer(n) for n in (100, 200, 300, 400)]
+    second = np.diff(t, 2)
+    assert second[0] == second[1] > 0
