@@ -64,7 +64,7 @@ def commands(results: Path, quick: bool) -> dict[str, list[list[str]]]:
              "--append", "--output", f"{r}/scan_run_all.json"],
         ],
         "pipeline": [[py, "-m", "benchmarks.pipeline", "--rows", "1000000",
-                      "--json", f"{r}/pipeline.json"]],
+                      "--json", f"{r}/pipeline_run_all.json"]],
         "train": [[py, "benchmarks/train_throughput.py",
                    "--output", f"{r}/train_throughput.json"]],
         "seq": [[py, "benchmarks/seq_scaling.py", "--output", f"{r}/seq_scaling.json"]],
