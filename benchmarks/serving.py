@@ -170,7 +170,9 @@ def markdown(result: dict) -> str:
     head = (f"MDAF ({result['size']} config, L={result['length']}), SavedModel loaded in a "
             f"fresh process in {result['load_s']:.1f} s (export took {result['export_s']:.1f} s)"
             f"; load average {result['load_average_start']} -> {result['load_average_end']}")
-    return head + "\n\n" + common.markdown_table(HEADER, rows(result))
+    note = ("p99 is interpolated over the timed calls; with few calls (batch 2048) it is "
+            "close to the slowest call.")
+    return head + "\n\n" + common.markdown_table(HEADER, rows(result)) + "\n\n" + note
 
 
 def main(argv=None) -> int:
