@@ -74,15 +74,31 @@ def export_predictions(version_dir, inputs):
     return loaded.signatures["serving_default"](**inputs)["probability"].numpy()
 
 
+TRAINING_STARTED = "epoch 1/3 ["
+
+
+def start_logged(args, log_path, cwd):
+    """Start ``args`` with its output in ``log_path``; wait for the first training line.
+    Returns (process, time.perf_counter() at that line)."""
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=driver_env(),
+                                cwd=cwd)
+    while TRAINING_STARTED not in log_path.read_text() and proc.poll() is None:
+        time.sleep(0.02)
+    return proc, time.perf_counter()
+
+
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory, dataset, config_file):
-    """An uninterrupted run: its metrics, export predictions and duration."""
+    """An uninterrupted run: its metrics, export predictions and how long it ran after its
+    first training line (training, checkpoints, reports, export)."""
     root = tmp_path_factory.mktemp("reference")
-    started = time.perf_counter()
-    proc = subprocess.run(driver_args(dataset, config_file, root / "run", root / "export"),
-                          capture_output=True, text=True, env=driver_env(), cwd=root)
-    seconds = time.perf_counter() - started
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    proc, training_started = start_logged(
+        driver_args(dataset, config_file, root / "run", root / "export"), root / "log.txt", root
+    )
+    returncode = proc.wait()
+    seconds = time.perf_counter() - training_started
+    assert returncode == 0, (root / "log.txt").read_text()[-3000:]
     return {"metrics": metrics(root / "run"), "seconds": seconds,
             "predictions": export_predictions(root / "export" / "1", raw_val_inputs(dataset))}
 
@@ -126,16 +142,17 @@ def assert_matches_reference(run_dir, export_dir, reference, dataset):
 
 @pytest.mark.slow
 def test_sigkill_at_random_moments_then_resume(tmp_path, dataset, config_file, reference):
+    # Kill points: seconds after the first training line, over training, checkpoints,
+    # reports and export (the moments with files being written).
     rng = np.random.default_rng(20261129)
-    delays = rng.uniform(0.2, 0.95, size=5) * reference["seconds"]
+    delays = rng.uniform(0.0, 1.0, size=5) * reference["seconds"]
     outcomes = []
     for trial, delay in enumerate(delays):
         run_dir, export_dir = tmp_path / f"run{trial}", tmp_path / f"export{trial}"
         args = driver_args(dataset, config_file, run_dir, export_dir)
-        proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                env=driver_env(), cwd=tmp_path)
+        proc, training_started = start_logged(args, tmp_path / f"log{trial}.txt", tmp_path)
         try:
-            proc.wait(timeout=delay)
+            proc.wait(timeout=max(0.0, training_started + delay - time.perf_counter()))
         except subprocess.TimeoutExpired:
             proc.send_signal(signal.SIGKILL)
             proc.wait()
@@ -321,3 +338,33 @@ def test_stale_temporary_of_a_killed_export_is_removed(tmp_path, trained):
     live.mkdir()
     path = export.export_model(keras_model, config, "tiny", data_dir, base)
     assert path.name == "1" and not stale.exists() and live.exists()
+
+
+# ----------------------------------------------------------------------------------------
+# Determinism.
+
+
+def test_deterministic_flag_reaches_the_config():
+    args = train.build_parser().parse_args(["--deterministic", "--strategy", "mirrored"])
+    _, train_config = train.resolve_configs(args)
+    assert train_config.deterministic and train_config.strategy == "mirrored"
+    _, plain = train.resolve_configs(train.build_parser().parse_args([]))
+    assert not plain.deterministic and plain.strategy == "default"
+
+
+def test_deterministic_runs_give_identical_metrics_and_exported_predictions(tmp_path):
+    data_dir = write_dataset(tmp_path / "data", n_train=512, n_val=128, seed=9)
+    inputs = raw_val_inputs(data_dir)
+    runs = []
+    for k in range(2):
+        train_config = TrainConfig(epochs=2, batch_size=32, learning_rate=0.01, seed=11,
+                                   deterministic=True, jit_compile="false")
+        result = runner.train(ModelConfig(), train_config, data_dir, tmp_path / f"run{k}",
+                              export_dir=tmp_path / f"saved{k}", progress=False,
+                              write_reports=False, build_model=tiny_model, log=lambda *_: None)
+        runs.append((metrics(tmp_path / f"run{k}"),
+                     export_predictions(result.export_path, inputs)))
+    (metrics_a, predictions_a), (metrics_b, predictions_b) = runs
+    assert metrics_a == metrics_b  # bit for bit
+    np.testing.assert_array_equal(predictions_a, predictions_b)
+    assert len(np.unique(predictions_a)) > 10  # a real model, not a constant

@@ -576,7 +576,7 @@ def train(
                 data_dir, "train", batch_size, training=True, seed=seed,
                 drop_remainder=True, exclude=exclude,
             ).take(steps_per_epoch)
-            return iter(dataset.skip(skip_steps))
+            return iter(dataset.skip(skip_steps) if skip_steps else dataset)
 
         def dataset_fn(context):
             # Each input pipeline feeds num_replicas / num_pipelines replicas one batch each
