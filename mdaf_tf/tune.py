@@ -63,6 +63,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also search the peak learning rate (log scale, default 1e-4,1e-3)")
     p.add_argument("--learning-rate", metavar="LOW,HIGH",
                    help="learning-rate range; implies --tune-learning-rate")
+    p.add_argument("--strategy", choices=("default", "mirrored", "multiworker"),
+                   help="tf.distribute strategy of every trial, as for train --strategy "
+                   "(multiworker: start the search on every worker; only the chief writes "
+                   "--output)")
     return p
 
 
@@ -76,7 +80,7 @@ def resolve_configs(args):
     else:
         model_config, train_config = ModelConfig(), TrainConfig()
     overrides = {"model": args.model, "seed": args.seed, "batch_size": args.batch_size,
-                 "max_steps_per_epoch": args.max_steps_per_epoch}
+                 "max_steps_per_epoch": args.max_steps_per_epoch, "strategy": args.strategy}
     overrides = {k: v for k, v in overrides.items() if v is not None}
     # Deterministic ops: training with best_config.json reproduces the trial's AUC.
     train_config = dataclasses.replace(train_config, **overrides, epochs=args.epochs_per_trial,
@@ -172,6 +176,13 @@ def _run(args) -> int:
     output = Path(args.output or f"runs/tune-{train_config.model}")
     if output.exists() and not output.is_dir():
         raise ConfigError(f"--output {output} is a file, not a directory")
+    if train_config.strategy == "multiworker":
+        import tempfile
+
+        from mdaf_tf import distribute
+
+        if not distribute.is_chief_task(distribute.read_tf_config()):
+            output = Path(tempfile.mkdtemp(prefix="mdaf-tune-worker-"))
 
     from mdaf_tf.training import config_file, data_source, runner
     from mdaf_tf.tuning import trial_table

@@ -169,3 +169,14 @@ def test_multiworker_two_local_workers_complete_an_epoch(tmp_path):
     assert len(rows) == 2
     assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == ["epoch-0001"]
     assert sorted(p.name for p in saved.iterdir()) == ["1"]  # the chief's export only
+
+
+def test_train_and_tune_take_the_strategy_flag():
+    from mdaf_tf import tune
+
+    for module in (train, tune):
+        _, config = module.resolve_configs(module.build_parser().parse_args(
+            ["--strategy", "mirrored"]))
+        assert config.strategy == "mirrored"
+        with pytest.raises(SystemExit):
+            module.build_parser().parse_args(["--strategy", "tpu"])
