@@ -368,3 +368,21 @@ def test_deterministic_runs_give_identical_metrics_and_exported_predictions(tmp_
     assert metrics_a == metrics_b  # bit for bit
     np.testing.assert_array_equal(predictions_a, predictions_b)
     assert len(np.unique(predictions_a)) > 10  # a real model, not a constant
+
+
+def test_shard_cut_at_a_record_boundary_is_an_error_not_a_short_epoch(tmp_path):
+    data_dir = write_dataset(tmp_path / "data", n_train=512, n_val=64)
+    paths, _ = split_train_shard(data_dir)
+    keep = list(tf.data.TFRecordDataset(str(paths[1]), compression_type="GZIP")
+                .take(10).as_numpy_iterator())
+    with tf.io.TFRecordWriter(str(paths[1]), options="GZIP") as writer:  # a valid, short shard
+        for record in keep:
+            writer.write(record)
+    with pytest.raises(DataError, match="ran out after .* fewer examples than metadata.json"):
+        runner.train(*tiny_configs(), data_dir, tmp_path / "run", progress=False,
+                     write_reports=False, build_model=tiny_model, log=lambda *_: None)
+    lines = []
+    runner.train(*tiny_configs(), data_dir, tmp_path / "run2", progress=False,
+                 write_reports=False, build_model=tiny_model, log=lines.append,
+                 skip_corrupt_shards=True)
+    assert any("hold 266 records but metadata.json says 512" in line for line in lines)

@@ -615,7 +615,14 @@ def train(
                 batches = train_batches(epoch, start_step)
                 start_step, partial = 0, {}
                 while step < steps_per_epoch:
-                    features, labels = next(batches)
+                    try:
+                        features, labels = next(batches)
+                    except StopIteration:
+                        raise DataError(
+                            f"{data_dir}: the train split ran out after {step} of "
+                            f"{steps_per_epoch} steps of {batch_size}: its shards hold fewer "
+                            "examples than metadata.json says (a truncated or replaced shard?)"
+                        ) from None
                     loss, probability = train_step(features, labels)
                     step += 1
                     losses.append(float(loss))
