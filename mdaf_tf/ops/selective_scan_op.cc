@@ -20,7 +20,7 @@
 #include "tensorflow/core/framework/op.h"
 #include "tensorflow/core/framework/op_kernel.h"
 #include "tensorflow/core/framework/shape_inference.h"
-#include "tensorflow/core/util/work_sharder.h"
+#include "tensorflow/core/platform/blocking_counter.h"
 
 namespace mdaf {
 
@@ -140,10 +140,31 @@ static Status CheckInputs(OpKernelContext* ctx, Dims* dims) {
   return absl::OkStatus();
 }
 
+// Even shards of rows, one per worker thread (the calling thread runs the first). tf::Shard's
+// cost model kept these kernels on one thread (measured: CPU time == wall time).
+static void Parallel(OpKernelContext* ctx, int64_t rows, int64_t /*cost_per_row*/,
+                     const std::function<void(int64_t, int64_t)>& work) {
+  auto* workers = ctx->device()->tensorflow_cpu_worker_threads();
+  const int64_t shards = std::min<int64_t>(rows, std::max(1, workers->num_threads));
+  if (shards <= 1) {
+    work(0, rows);
+    return;
+  }
+  tensorflow::BlockingCounter pending(static_cast<int>(shards - 1));
+  for (int64_t s = 1; s < shards; ++s) {
+    const int64_t begin = rows * s / shards, end = rows * (s + 1) / shards;
+    workers->workers->Schedule([&work, &pending, begin, end] {
+      work(begin, end);
+      pending.DecrementCount();
+    });
+  }
+  work(0, rows / shards);
+  pending.Wait();
+}
+
 static void ParallelOverBatch(OpKernelContext* ctx, const Dims& dims, int64_t cost_per_row,
                               const std::function<void(int64_t, int64_t)>& work) {
-  auto* workers = ctx->device()->tensorflow_cpu_worker_threads();
-  tensorflow::Shard(workers->num_threads, workers->workers, dims.batch, cost_per_row, work);
+  Parallel(ctx, dims.batch, cost_per_row, work);
 }
 
 template <typename T>
@@ -391,11 +412,6 @@ static Status CheckConvInputs(OpKernelContext* ctx, int64_t* batch, int64_t* len
   return absl::OkStatus();
 }
 
-static void Parallel(OpKernelContext* ctx, int64_t rows, int64_t cost_per_row,
-                     const std::function<void(int64_t, int64_t)>& work) {
-  auto* workers = ctx->device()->tensorflow_cpu_worker_threads();
-  tensorflow::Shard(workers->num_threads, workers->workers, rows, cost_per_row, work);
-}
 
 // Pre-activation of one position: acc = bias + sum_j kernel[j] * x[t - (K-1) + j].
 template <typename T>
