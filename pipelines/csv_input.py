@@ -85,7 +85,11 @@ def is_int(text: str) -> bool:
 
 def parse_int(arr: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, np.ndarray]:
     """int64 values (0 where invalid) and a validity mask for a string column."""
+    # Arrow's cast also reads hexadecimal ("0x10"); only plain decimals are ids here.
+    has_hex = pc.any(pc.match_substring(arr, "x", ignore_case=True)).as_py()
     try:
+        if has_hex:
+            raise pa.ArrowInvalid("hexadecimal")
         values = pc.cast(arr, pa.int64())
         return values.to_numpy(), np.ones(len(arr), dtype=bool)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):

@@ -20,7 +20,7 @@ def tiny_config(**overrides) -> ModelConfig:
         gate_hidden=16,
         output_hidden=(8,),
         dropout=0.1,
-        scan="reference",
+        scan="auto",
         deep_hidden=(16, 8),
         autoint_attention_dim=8,
         bst_heads=2,

@@ -1,0 +1,17 @@
+import numpy as np
+import pyarrow as pa
+
+from pipelines.csv_input import parse_int
+
+
+def test_parse_int_accepts_plain_decimals_only():
+    # Arrow's own cast reads "0x10" as 16; an id column must reject it (found by the fuzz test).
+    values, ok = parse_int(pa.array(["0x10", "12", "007", "0X1f", "-3", "1e3", "", None]))
+    np.testing.assert_array_equal(ok, [False, True, True, False, True, False, False, False])
+    np.testing.assert_array_equal(values[ok], [12, 7, -3])
+
+
+def test_parse_int_fast_path_keeps_every_value():
+    values, ok = parse_int(pa.array([str(v) for v in (0, 1, 2**40, 987654321)]))
+    assert ok.all()
+    np.testing.assert_array_equal(values, [0, 1, 2**40, 987654321])
