@@ -14,7 +14,6 @@ auc_bar.png. Exit status: 0, 1 when some run failed, 2 for bad input.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import sys
 from pathlib import Path
@@ -97,20 +96,14 @@ def parse_seeds(text: str) -> list[int]:
 
 
 def resolve_configs(args):
-    from mdaf_tf.config import ConfigError, ModelConfig, TrainConfig
+    from mdaf_tf.config import ConfigError
     from mdaf_tf.training import config_file
 
-    if args.config:
-        model_config, train_config = config_file.load(args.config)
-    else:
-        model_config, train_config = ModelConfig(), TrainConfig()
-    overrides = {
+    model_config, train_config = config_file.resolve(args.config, {
         "epochs": args.epochs,
         "batch_size": args.batch_size,
         "max_steps_per_epoch": args.max_steps_per_epoch,
-    }
-    overrides = {k: v for k, v in overrides.items() if v is not None}
-    train_config = dataclasses.replace(train_config, **overrides)
+    })
     for name in ("epochs", "batch_size"):
         if getattr(train_config, name) < 1:
             raise ConfigError(f"--{name.replace('_', '-')} must be >= 1")

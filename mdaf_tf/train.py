@@ -11,7 +11,6 @@ exit code 2.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import sys
 import time
@@ -72,14 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def resolve_configs(args):
     """Configs from --config (if any) with the command-line flags applied on top."""
-    from mdaf_tf.config import ModelConfig, TrainConfig
     from mdaf_tf.training import config_file
 
-    if args.config:
-        model_config, train_config = config_file.load(args.config)
-    else:
-        model_config, train_config = ModelConfig(), TrainConfig()
-    overrides = {
+    return config_file.resolve(args.config, {
         "model": args.model,
         "epochs": args.epochs,
         "batch_size": args.batch_size,
@@ -87,9 +81,7 @@ def resolve_configs(args):
         "max_steps_per_epoch": args.max_steps_per_epoch,
         "strategy": args.strategy,
         "deterministic": True if args.deterministic else None,
-    }
-    overrides = {k: v for k, v in overrides.items() if v is not None}
-    return model_config, dataclasses.replace(train_config, **overrides)
+    })
 
 
 def check_arguments(train_config) -> None:

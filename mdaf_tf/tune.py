@@ -13,7 +13,6 @@ continues from its last checkpoint). Writes ``best_config.json``, ``trials.csv``
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import sys
@@ -71,20 +70,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def resolve_configs(args):
-    from mdaf_tf.config import ConfigError, ModelConfig, TrainConfig
+    from mdaf_tf.config import ConfigError
     from mdaf_tf.models import MODEL_NAMES
     from mdaf_tf.training import config_file
 
-    if args.config:
-        model_config, train_config = config_file.load(args.config)
-    else:
-        model_config, train_config = ModelConfig(), TrainConfig()
-    overrides = {"model": args.model, "seed": args.seed, "batch_size": args.batch_size,
-                 "max_steps_per_epoch": args.max_steps_per_epoch, "strategy": args.strategy}
-    overrides = {k: v for k, v in overrides.items() if v is not None}
     # Deterministic ops: training with best_config.json reproduces the trial's AUC.
-    train_config = dataclasses.replace(train_config, **overrides, epochs=args.epochs_per_trial,
-                                       deterministic=True)
+    model_config, train_config = config_file.resolve(args.config, {
+        "model": args.model, "seed": args.seed, "batch_size": args.batch_size,
+        "max_steps_per_epoch": args.max_steps_per_epoch, "strategy": args.strategy,
+        "epochs": args.epochs_per_trial, "deterministic": True,
+    })
     if train_config.model not in MODEL_NAMES:
         raise ConfigError(f"unknown model {train_config.model!r}; one of: "
                           f"{', '.join(MODEL_NAMES)}")

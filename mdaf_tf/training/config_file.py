@@ -87,3 +87,11 @@ def load(path) -> tuple[ModelConfig, TrainConfig]:
     except (ValueError, UnicodeDecodeError) as e:
         raise ConfigError(f"{path}: not valid JSON ({e})") from None
     return parse(values, str(path))
+
+
+def resolve(path, train_overrides: dict) -> tuple[ModelConfig, TrainConfig]:
+    """The configs of ``path`` (or the defaults without one) with the ``train_overrides`` that
+    are not None applied on top: how every command maps its flags onto ``--config``."""
+    model_config, train_config = load(path) if path else (ModelConfig(), TrainConfig())
+    overrides = {k: v for k, v in train_overrides.items() if v is not None}
+    return model_config, dataclasses.replace(train_config, **overrides)
