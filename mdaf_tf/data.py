@@ -120,8 +120,7 @@ def make_dataset(data_dir: str, split: str, batch_size: int, *, training: bool =
             num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     else:
         ds = files.interleave(
-            lambda p: tf.data.TFRecordDataset(p, compression_type="GZIP"),
-            cycle_length=1, num_parallel_calls=None, deterministic=True)
+            lambda p: tf.data.TFRecordDataset(p, compression_type="GZIP"), cycle_length=1)
     if shard_records:
         ds = ds.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
     if training:
