@@ -13,7 +13,7 @@ from mdaf_tf import compare
 from mdaf_tf.training import runner
 
 REPO = Path(__file__).resolve().parents[1]
-TAOBAO_SAMPLE = Path("/work/shared/data/taobao_user_behavior/users_43_complete_histories.csv")
+TAOBAO_SAMPLE = REPO.parent / "shared/data/taobao_user_behavior/users_43_complete_histories.csv"
 TINY_MODEL = {
     "user_embedding_dim": 8, "item_embedding_dim": 8, "cate_embedding_dim": 8,
     "hidden_dim": 16, "d_state": 4, "gate_hidden": 16, "output_hidden": [8],
@@ -197,7 +197,9 @@ def test_help_lists_every_flag():
 
 @pytest.mark.slow
 @pytest.mark.skipif(not TAOBAO_SAMPLE.is_file(), reason="Taobao sample not available")
-def test_all_models_end_to_end_on_the_taobao_sample(tmp_path):
+def test_all_models_end_to_end_on_the_taobao_sample(tmp_path, config_file):
+    # Small layers keep 10 models x 2 seeds within the suite's budget; the pipeline, every
+    # model's graph, training, evaluation, timing and the tables are the real ones.
     output = tmp_path / "cmp"
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2",
            "MDAF_TF_DATA_CACHE": str(tmp_path / "cache")}
@@ -205,7 +207,7 @@ def test_all_models_end_to_end_on_the_taobao_sample(tmp_path):
         [sys.executable, "-m", "mdaf_tf.compare", "--data", str(TAOBAO_SAMPLE),
          "--seeds", "1,2", "--output", str(output), "--epochs", "1",
          "--max-steps-per-epoch", "3", "--batch-size", "256", "--timing-repeats", "2",
-         "--quiet"],
+         "--inference-batch-size", "256", "--config", str(config_file), "--quiet"],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=3600,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
