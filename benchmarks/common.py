@@ -10,6 +10,10 @@ import statistics
 import time
 from pathlib import Path
 
+from mdaf_tf.runtime import use_bfc_cpu_allocator
+
+use_bfc_cpu_allocator()
+
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 REPO = Path(__file__).resolve().parents[1]
 # Vocabulary sizes (rows, including PAD and OOV) the benchmarks build models with. The cost
