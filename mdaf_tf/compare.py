@@ -35,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", metavar="DIR|FILE",
                    help="dataset directory from a pipelines.* command, or a raw Taobao CSV / "
                    "impression log (built once into the data cache, as mdaf_tf.train does). "
-                   "Default: the synthetic dataset.")
+                   "Default: the synthetic dataset, with batch 256 and learning rate 3e-3.")
     p.add_argument("--models", default=",".join(DEFAULT_MODELS),
                    help="comma-separated model names (default: all ten: %(default)s)")
     p.add_argument("--seeds", default="42,123,7",
@@ -97,13 +97,13 @@ def parse_seeds(text: str) -> list[int]:
 
 def resolve_configs(args):
     from mdaf_tf.config import ConfigError
-    from mdaf_tf.training import config_file
+    from mdaf_tf.training import config_file, data_source
 
     model_config, train_config = config_file.resolve(args.config, {
         "epochs": args.epochs,
         "batch_size": args.batch_size,
         "max_steps_per_epoch": args.max_steps_per_epoch,
-    })
+    }, train_preset=data_source.train_preset(args.data))
     for name in ("epochs", "batch_size"):
         if getattr(train_config, name) < 1:
             raise ConfigError(f"--{name.replace('_', '-')} must be >= 1")

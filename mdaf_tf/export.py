@@ -339,7 +339,7 @@ def verify_export(
         np.savez(inputs, **arrays)
         env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH="")
         proc = subprocess.run(
-            [sys.executable, str(script), str(export_path), str(inputs)],
+            [sys.executable, str(script), str(Path(export_path).resolve()), str(inputs)],
             capture_output=True, text=True, env=env, cwd=tmp,
         )
     if proc.returncode != 0:

@@ -33,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--data", metavar="DIR|FILE",
                    help="dataset directory (or raw file) as for python -m mdaf_tf.train; "
-                   "default: the synthetic default dataset")
+                   "default: the synthetic default dataset, with batch 256 and learning rate 3e-3")
     p.add_argument("--model", help="model name (default: the config's, else mdaf)")
     p.add_argument("--tuner", default="bayesian",
                    help=f"search strategy: {', '.join(TUNERS)} (default bayesian)")
@@ -72,14 +72,14 @@ def build_parser() -> argparse.ArgumentParser:
 def resolve_configs(args):
     from mdaf_tf.config import ConfigError
     from mdaf_tf.models import MODEL_NAMES
-    from mdaf_tf.training import config_file
+    from mdaf_tf.training import config_file, data_source
 
     # Deterministic ops: training with best_config.json reproduces the trial's AUC.
     model_config, train_config = config_file.resolve(args.config, {
         "model": args.model, "seed": args.seed, "batch_size": args.batch_size,
         "max_steps_per_epoch": args.max_steps_per_epoch, "strategy": args.strategy,
         "epochs": args.epochs_per_trial, "deterministic": True,
-    })
+    }, train_preset=data_source.train_preset(args.data))
     if train_config.model not in MODEL_NAMES:
         raise ConfigError(f"unknown model {train_config.model!r}; one of: "
                           f"{', '.join(MODEL_NAMES)}")

@@ -42,15 +42,20 @@ USER_ID_BASE, ITEM_ID_BASE, CATE_ID_BASE = 1, 100_000, 5_000
 def parse_args(argv):
     p = argparse.ArgumentParser(prog="python -m pipelines.synthetic",
                                 description=__doc__.split("\n\n")[0])
-    p.add_argument("--users", type=int, default=1000)
-    p.add_argument("--items", type=int, default=500)
-    p.add_argument("--categories", type=int, default=25)
-    p.add_argument("--impressions-per-user", type=int, default=60,
-                   help="default 60: 60k impressions, about 49k train / 11k val")
+    p.add_argument("--users", type=int, default=100,
+                   help="users (default 100; few users with long logs, so that each user's "
+                        "affinity is learnable from their own clicks)")
+    p.add_argument("--items", type=int, default=200, help="items (default 200)")
+    p.add_argument("--categories", type=int, default=25, help="categories (default 25)")
+    p.add_argument("--impressions-per-user", type=int, default=120,
+                   help="default 120: 12k impressions, about 10k train / 2k val")
     p.add_argument("--rank", type=int, default=4, help="rank of the user x category affinity")
-    p.add_argument("--static-strength", type=float, default=1.0)
-    p.add_argument("--sequence-strength", type=float, default=0.7)
-    p.add_argument("--bias", type=float, default=-1.4)
+    p.add_argument("--static-strength", type=float, default=1.0,
+                   help="weight of the static part s in the click logit (default 1.0)")
+    p.add_argument("--sequence-strength", type=float, default=0.7,
+                   help="weight of the sequential part q in the click logit (default 0.7)")
+    p.add_argument("--bias", type=float, default=-1.4,
+                   help="constant of the click logit (default -1.4, about 40%% clicks)")
     p.add_argument("--recent-clicks", type=int, default=10,
                    help="clicks the sequential part looks back over")
     p.add_argument("--decay", type=float, default=0.8, help="recency weight per click back")

@@ -45,6 +45,15 @@ def test_fresh_process_signatures_match_keras(exported):
     assert report["mdaf_tf_imported"] is False
 
 
+def test_fresh_process_check_accepts_a_relative_export_path(exported, monkeypatch):
+    # The checking process runs in a temporary directory: the path must not be taken from
+    # the caller's working directory there (the main command exports to saved_models/NAME).
+    _, data_dir, model, path = exported
+    monkeypatch.chdir(Path(path).parent)
+    report = export.verify_export(Path(Path(path).name), model, data_dir, max_examples=32)
+    assert report["examples"] == 32
+
+
 def vocab(data_dir, name, id_dtype):
     lines = (Path(data_dir) / "vocab" / f"{name}.txt").read_text().split()
     return lines if id_dtype == "string" else [int(x) for x in lines]

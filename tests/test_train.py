@@ -199,3 +199,18 @@ def test_taobao_csv_end_to_end(tmp_path, tiny_config):
     assert "export check" in proc.stdout
     cached = list((tmp_path / "cache").glob("taobao-users_43_complete_histories-*"))
     assert len(cached) == 1 and (cached[0] / "metadata.json").is_file()
+
+
+def test_scan_flag_selects_the_implementation_over_the_config(tmp_path):
+    from mdaf_tf.train import build_parser, resolve_configs
+
+    config = tmp_path / "c.json"
+    config.write_text(json.dumps({"model": {"scan": "chunked"}}))
+    parse = build_parser().parse_args
+    model_config, _ = resolve_configs(parse(["--data", "d", "--config", str(config)]))
+    assert model_config.scan == "chunked"
+    model_config, _ = resolve_configs(
+        parse(["--data", "d", "--config", str(config), "--scan", "reference"]))
+    assert model_config.scan == "reference"
+    model_config, _ = resolve_configs(parse(["--data", "d"]))
+    assert model_config.scan == "auto"  # the fast op on CPU, chunked elsewhere

@@ -50,8 +50,10 @@ def save(path, model_config: ModelConfig, train_config: TrainConfig) -> None:
     os.replace(tmp, path)
 
 
-def parse(values: dict, source: str = "config") -> tuple[ModelConfig, TrainConfig]:
-    """Configs from a dict in either form; ConfigError prefixed with ``source``."""
+def parse(values: dict, source: str = "config",
+          train_base: TrainConfig | None = None) -> tuple[ModelConfig, TrainConfig]:
+    """Configs from a dict in either form (training fields on top of ``train_base``, else
+    the defaults); ConfigError prefixed with ``source``."""
     if not isinstance(values, dict):
         raise ConfigError(f"{source}: must be a JSON object, got {type(values).__name__}")
     try:
@@ -72,13 +74,13 @@ def parse(values: dict, source: str = "config") -> tuple[ModelConfig, TrainConfi
             train_values = {k: v for k, v in values.items() if k in _TRAIN_FIELDS}
         return (
             config_lib.from_dict(ModelConfig, model_values),
-            config_lib.from_dict(TrainConfig, train_values),
+            config_lib.from_dict(TrainConfig, train_values, base=train_base),
         )
     except ConfigError as e:
         raise ConfigError(f"{source}: {e}") from None
 
 
-def load(path) -> tuple[ModelConfig, TrainConfig]:
+def load(path, train_base: TrainConfig | None = None) -> tuple[ModelConfig, TrainConfig]:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: config file not found")
@@ -86,12 +88,17 @@ def load(path) -> tuple[ModelConfig, TrainConfig]:
         values = json.loads(path.read_text())
     except (ValueError, UnicodeDecodeError) as e:
         raise ConfigError(f"{path}: not valid JSON ({e})") from None
-    return parse(values, str(path))
+    return parse(values, str(path), train_base)
 
 
-def resolve(path, train_overrides: dict) -> tuple[ModelConfig, TrainConfig]:
+def resolve(path, train_overrides: dict,
+            train_preset: dict | None = None) -> tuple[ModelConfig, TrainConfig]:
     """The configs of ``path`` (or the defaults without one) with the ``train_overrides`` that
-    are not None applied on top: how every command maps its flags onto ``--config``."""
-    model_config, train_config = load(path) if path else (ModelConfig(), TrainConfig())
+    are not None applied on top: how every command maps its flags onto ``--config``.
+
+    ``train_preset`` (training fields, e.g. the synthetic default's) sits between the
+    defaults and the file: defaults < preset < ``--config`` < flags."""
+    base = dataclasses.replace(TrainConfig(), **(train_preset or {}))
+    model_config, train_config = load(path, base) if path else (ModelConfig(), base)
     overrides = {k: v for k, v in train_overrides.items() if v is not None}
     return model_config, dataclasses.replace(train_config, **overrides)

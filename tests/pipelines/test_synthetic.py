@@ -57,9 +57,13 @@ def test_sequence_part_is_built_from_actual_previous_clicks():
 
 
 def test_default_size_fits_the_training_budget():
+    # The main command trains MDAF for 10 epochs on the default at roughly 300 examples/s on
+    # 2 cores (README): at most six minutes of training leaves room in its 10-minute budget.
     args = synthetic.parse_args(["--output", "unused"])
-    total = args.users * args.impressions_per_user
-    assert 40_000 <= total * (1 - 0.176) <= 60_000
+    train_examples = args.users * args.impressions_per_user * (1 - 0.176)
+    assert train_examples * 10 / 300 <= 360
+    # Each user's affinity has to be learnable from that user's own clicks.
+    assert args.impressions_per_user >= 100
 
 
 def test_same_seed_same_bytes(tmp_path, cli):

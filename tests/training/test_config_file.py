@@ -48,3 +48,40 @@ def test_invalid_json(tmp_path):
     path.write_text("{not json")
     with pytest.raises(ConfigError, match="not valid JSON"):
         config_file.load(path)
+
+
+def test_preset_sits_between_defaults_and_the_file(tmp_path):
+    preset = {"batch_size": 256, "learning_rate": 3e-3}
+    _, train = config_file.resolve(None, {"epochs": None}, train_preset=preset)
+    assert (train.batch_size, train.learning_rate) == (256, 3e-3)
+    assert train.weight_decay == TrainConfig().weight_decay
+
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps({"train": {"learning_rate": 1e-3}}))
+    _, train = config_file.resolve(path, {"batch_size": 64}, train_preset=preset)
+    assert train.learning_rate == 1e-3  # the file beats the preset
+    assert train.batch_size == 64  # a flag beats both
+
+
+def test_only_an_omitted_data_flag_brings_the_synthetic_preset():
+    from mdaf_tf.training import data_source
+
+    assert data_source.train_preset(None) == data_source.SYNTHETIC_DEFAULT_TRAIN
+    assert data_source.train_preset("data/taobao") == {}
+
+
+def test_synthetic_default_cache_is_keyed_by_the_pipeline_defaults(monkeypatch):
+    from mdaf_tf.training import data_source
+    from pipelines import synthetic
+
+    key = data_source.synthetic_default_key()
+    assert key == data_source.synthetic_default_key()
+    original = synthetic.parse_args
+
+    def other_defaults(argv):
+        args = original(argv)
+        args.users += 1
+        return args
+
+    monkeypatch.setattr(synthetic, "parse_args", other_defaults)
+    assert data_source.synthetic_default_key() != key
