@@ -62,6 +62,24 @@ def count_records(path: str) -> int:
     return int(ds.reduce(np.int64(0), lambda n, _: n + 1).numpy())
 
 
+def gzip_stream_complete(path: str, chunk: int = 1 << 22) -> bool:
+    """Whether the GZIP stream of ``path`` reaches its end marker. TensorFlow's reader takes a
+    stream cut at a record boundary as a clean end of file, so a truncated shard can read as a
+    shorter good one; the missing end marker tells them apart."""
+    import zlib
+
+    inflater = zlib.decompressobj(wbits=31)
+    try:
+        with open(path, "rb") as f:
+            while not inflater.eof and (block := f.read(chunk)):
+                inflater.decompress(block, 1 << 16)
+                while inflater.unconsumed_tail and not inflater.eof:
+                    inflater.decompress(inflater.unconsumed_tail, 1 << 16)
+    except zlib.error:
+        return False
+    return inflater.eof
+
+
 def check_shards(data_dir: str, split: str) -> tuple[dict[str, int], dict[str, str]]:
     """Read every shard of ``split`` once: ({path: records} of the good shards,
     {path: reason} of the corrupt or truncated ones)."""
@@ -70,9 +88,14 @@ def check_shards(data_dir: str, split: str) -> tuple[dict[str, int], dict[str, s
     good, bad = {}, {}
     for path in shard_paths(data_dir, split):
         try:
-            good[path] = count_records(path)
+            records = count_records(path)
         except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as e:
             bad[path] = _short_reason(e)
+            continue
+        if gzip_stream_complete(path):
+            good[path] = records
+        else:
+            bad[path] = "truncated: the GZIP stream ends before its end marker"
     return good, bad
 
 

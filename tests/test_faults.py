@@ -222,8 +222,26 @@ def split_train_shard(data_dir, parts=2):
     return paths, len(records)
 
 
+def _cut_at_a_record_boundary(blob: bytes) -> bytes:
+    """The first half of the shard's records in a GZIP stream without its end marker, as a
+    copy interrupted after a flush leaves it: TensorFlow reads it as a clean, shorter shard."""
+    import struct
+    import zlib
+
+    raw = zlib.decompress(blob, wbits=31)
+    offsets, at = [], 0
+    while at < len(raw):  # TFRecord framing: length (8), crc (4), data, crc (4)
+        (length,) = struct.unpack("<Q", raw[at:at + 8])
+        at += 16 + length
+        offsets.append(at)
+    deflater = zlib.compressobj(wbits=31)
+    return deflater.compress(raw[: offsets[len(offsets) // 2 - 1]]) + deflater.flush(
+        zlib.Z_SYNC_FLUSH)
+
+
 CORRUPTIONS = {
     "truncated": lambda blob: blob[: len(blob) // 2],
+    "cut_at_record": _cut_at_a_record_boundary,
     "bit_flip": lambda blob: blob[:200] + bytes([blob[200] ^ 0xFF]) + blob[201:],
     "not_gzip": lambda blob: b"this is not a TFRecord shard\n" * 20,
 }

@@ -618,6 +618,9 @@ def train(
                     try:
                         features, labels = next(batches)
                     except StopIteration:
+                        bad = data.check_shards(str(data_dir), "train")[1]
+                        if bad:
+                            raise DataError(_corrupt_message(bad)) from None
                         raise DataError(
                             f"{data_dir}: the train split ran out after {step} of "
                             f"{steps_per_epoch} steps of {batch_size}: its shards hold fewer "
