@@ -10,9 +10,7 @@ import statistics
 import time
 from pathlib import Path
 
-from mdaf_tf.runtime import use_bfc_cpu_allocator
-
-use_bfc_cpu_allocator()
+import mdaf_tf  # noqa: F401 -- importing it switches on the BFC CPU allocator (mdaf_tf/runtime.py)
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 REPO = Path(__file__).resolve().parents[1]
