@@ -7,7 +7,7 @@
 An MDAF model (untrained weights: latency does not depend on them) at the seed config
 (``--size default``) or a small one (``--size tiny``) is exported with
 ``mdaf_tf.export.export_model`` (raw-id vocabulary lookups in the graph, the portable
-"chunked" scan) into a temporary directory, together with a minimal data directory
+"stepwise" scan) into a temporary directory, together with a minimal data directory
 (``metadata.json`` + ``vocab/*.txt``) that the export reads. A fresh Python process that
 does not import ``mdaf_tf`` then loads it with ``tf.saved_model.load`` and calls the
 ``serving_default`` signature on raw int64 ids: one warm-up call per batch size, then

@@ -40,7 +40,7 @@ class ModelConfig:
     expand: int = 2
     ffn_multiplier: int = 4
     pooling: str = "mean"  # "mean" (MDAF) or "last" (Mamba4Rec)
-    scan: str = "auto"  # "auto", "fast", "chunked" or "reference"
+    scan: str = "auto"  # "auto", "fast", "chunked", "stepwise" or "reference"
     target_in_sequence: bool = False  # mdaf_ta: append the target token, pool the last
     # Fusion and output.
     fusion: str = "gate"  # "gate", "concat" or "fixed"

@@ -35,6 +35,8 @@ from mdaf_tf.config import ModelConfig, to_dict
 INT_PAD = -1
 STRING_PAD = ""
 INFO_FILE = "assets.extra/mdaf_tf.json"
+# The scan an export runs in place of the CPU custom op (see portable_scans).
+PORTABLE_SCAN = "stepwise"
 
 
 class ExportError(ValueError):
@@ -179,8 +181,10 @@ class ServingModule(tf.Module):
 @contextlib.contextmanager
 def portable_scans(model):
     """Switch every layer whose selective scan resolves to the CPU custom op ("fast") to the
-    TensorFlow-ops "chunked" scan while the export traces the model: TF Serving, GPUs and a
-    process without mdaf_tf's op library can run only the latter. Yields the switched count."""
+    TensorFlow-ops "stepwise" scan while the export traces the model: TF Serving, GPUs and a
+    process without mdaf_tf's op library can run only TensorFlow ops, and of those the
+    stepwise scan executes the fewest graph nodes (batch-1 latency; ``benchmarks/serving.py``).
+    Yields the switched count."""
     from mdaf_tf.ops import selective_scan
 
     resolve_impl = getattr(selective_scan, "resolve_impl", None)
@@ -190,7 +194,7 @@ def portable_scans(model):
         if resolve_impl is not None and isinstance(impl, str):
             if resolve_impl(impl, jit_compile=False) == "fast":
                 changed.append((layer, impl))
-                layer.scan = "chunked"
+                layer.scan = PORTABLE_SCAN
     try:
         yield len(changed)
     finally:
@@ -225,7 +229,7 @@ def export_model(
         with portable_scans(model) as switched:
             tf.saved_model.save(module, str(tmp), signatures=module.signatures())
         if switched:
-            model_config = dataclasses.replace(model_config, scan="chunked")
+            model_config = dataclasses.replace(model_config, scan=PORTABLE_SCAN)
         info = {
             "model": model_name,
             "model_config": to_dict(model_config),

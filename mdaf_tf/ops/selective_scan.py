@@ -15,6 +15,9 @@ Implementations (``impl=``):
 - ``"reference"``: ``tf.scan`` over time with autodiff through the loop; for tests only.
 - ``"chunked"``: TensorFlow ops only, compiles under XLA, hand-derived backward pass with states
   recomputed per chunk (:mod:`mdaf_tf.ops.chunked_scan`). Used on GPU/TPU and under XLA.
+- ``"stepwise"``: TensorFlow ops only, one unrolled loop of a few ops per step, forward-oriented
+  (autodiff, no custom gradient); what an export runs in place of ``"fast"``, because TF
+  Serving has neither this project's op nor, by default, XLA (:mod:`mdaf_tf.ops.stepwise_scan`).
 - ``"fast"``: C++ CPU custom op with forward and backward kernels
   (:mod:`mdaf_tf.ops.fast_scan`). It has no XLA kernel: a ``tf.function`` (or a Keras model)
   that uses it must run with ``jit_compile=False``.
@@ -34,8 +37,9 @@ from tensorflow.python.ops import control_flow_util
 
 from mdaf_tf.ops.chunked_scan import chunked_scan
 from mdaf_tf.ops.fast_scan import fast_scan, fast_scan_available
+from mdaf_tf.ops.stepwise_scan import stepwise_scan
 
-IMPLEMENTATIONS = ("auto", "reference", "chunked", "fast")
+IMPLEMENTATIONS = ("auto", "reference", "chunked", "stepwise", "fast")
 DEFAULT_IMPL = "auto"
 
 
@@ -105,4 +109,6 @@ def selective_scan(u, delta, A, B, C, D, impl: str = DEFAULT_IMPL):
         return reference_scan(u, delta, A, B, C, D)
     if impl == "chunked":
         return chunked_scan(u, delta, A, B, C, D)
+    if impl == "stepwise":
+        return stepwise_scan(u, delta, A, B, C, D)
     return fast_scan(u, delta, A, B, C, D)
