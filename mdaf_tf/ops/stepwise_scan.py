@@ -5,14 +5,15 @@ Same recurrence and shapes as :mod:`mdaf_tf.ops.selective_scan`::
     h_t = exp(delta_t * A) * h_{t-1} + (delta_t * u_t) * B_t,     y_t = C_t . h_t + D * u_t
 
 The inputs are split into per-step slices once (one ``Unpack`` op per input), and each step
-then costs five small ops: ``exp(delta_t A)``, the two products and the sum of the state update,
-and ``C_t . h_t``. Only the state of the current step, (batch, d_inner, d_state), is alive at a
-time, so memory does not grow with the length.
+then costs seven small ops: two for ``exp(delta_t A)``, two products and a sum for the state
+update, and a product and a sum for ``C_t . h_t`` (eight graph nodes with the sum's axis).
+Only the state of the current step, (batch, d_inner, d_state), is alive at a time, so memory
+does not grow with the length.
 
 Why it exists: an exported model runs without this project's C++ op, and in TF Serving without
 XLA. The "chunked" scan's ``tf.scan`` over chunks then executes about 40 graph nodes per step
 (slicing the stacked chunk inputs, broadcasting, loop bookkeeping); at batch 1 the node count,
-not arithmetic, sets the latency. This scan executes about six. It needs a static length (the
+not arithmetic, sets the latency. This scan executes eight. It needs a static length (the
 export's fixed ``max_seq_len``), has no hand-written gradient (autodiff keeps every step's
 state, so it is not meant for training) and is not what XLA wants (use "chunked" there).
 """
