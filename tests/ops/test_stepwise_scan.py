@@ -10,12 +10,16 @@ from mdaf_tf.ops.chunked_scan import chunked_scan
 from mdaf_tf.ops.stepwise_scan import stepwise_scan
 
 
-def graph_nodes(fn, length, d_inner=4, d_state=3):
-    """Node types of fn's forward graph at one static length, including nested functions."""
-    spec = [tf.TensorSpec((None, length, d_inner)), tf.TensorSpec((None, length, d_inner)),
+def scan_specs(length, d_inner=4, d_state=3):
+    """TensorSpecs of (u, delta, A, B, C, D) with a dynamic batch; ``length`` may be None."""
+    return [tf.TensorSpec((None, length, d_inner)), tf.TensorSpec((None, length, d_inner)),
             tf.TensorSpec((d_inner, d_state)), tf.TensorSpec((None, length, d_state)),
             tf.TensorSpec((None, length, d_state)), tf.TensorSpec((d_inner,))]
-    graph_def = tf.function(fn).get_concrete_function(*spec).graph.as_graph_def()
+
+
+def graph_nodes(fn, length):
+    """Node types of fn's forward graph at one static length, including nested functions."""
+    graph_def = tf.function(fn).get_concrete_function(*scan_specs(length)).graph.as_graph_def()
     nodes = [n.op for n in graph_def.node]
     for function in graph_def.library.function:
         nodes += [n.op for n in function.node_def]
@@ -36,11 +40,8 @@ def test_the_chunked_scan_it_replaces_in_exports_runs_a_loop():
 
 
 def test_a_dynamic_length_is_refused_with_a_pointer_to_the_chunked_scan():
-    fn = tf.function(stepwise_scan).get_concrete_function
-    spec = [tf.TensorSpec((None, None, 4))] * 2 + [tf.TensorSpec((4, 3))] + \
-        [tf.TensorSpec((None, None, 3))] * 2 + [tf.TensorSpec((4,))]
     with pytest.raises(ValueError, match="static sequence length.*chunked"):
-        fn(*spec)
+        tf.function(stepwise_scan).get_concrete_function(*scan_specs(None))
 
 
 def test_length_zero_gives_the_skip_term_only():
