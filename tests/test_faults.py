@@ -273,7 +273,12 @@ def test_skip_corrupt_shards_goes_on_and_reports(tmp_path):
                           write_reports=False, build_model=tiny_model, log=lines.append,
                           skip_corrupt_shards=True)
     assert list(result.skipped_shards) == [str(paths[2])]
-    assert "truncated record" in result.skipped_shards[str(paths[2])]
+    # Cut mid-record, TensorFlow's reader reports the truncated record; cut where the compressed
+    # data happens to end on a record boundary, it reads a clean shorter shard and the GZIP end
+    # marker check names it (the "cut_at_record" case above reproduces that one on purpose).
+    reason = result.skipped_shards[str(paths[2])]
+    assert ("truncated record" in reason
+            or reason == "truncated: the GZIP stream ends before its end marker"), reason
     assert any(str(paths[2]) in line and "skipped" in line for line in lines)
     config = json.loads((tmp_path / "run" / "config.json").read_text())
     kept = total - len(range(2, total, 4))
