@@ -35,7 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", metavar="DIR|FILE",
                    help="dataset directory from a pipelines.* command, or a raw Taobao CSV / "
                    "impression log (built once into the data cache, as mdaf_tf.train does). "
-                   "Default: the synthetic dataset, with batch 256 and learning rate 3e-3.")
+                   "Default: the synthetic dataset, with batch 256, learning rate 3e-3 and 5 "
+                   "epochs (1 of warmup).")
     p.add_argument("--models", default=",".join(DEFAULT_MODELS),
                    help="comma-separated model names (default: all ten: %(default)s)")
     p.add_argument("--seeds", default="42,123,7",
@@ -43,7 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "(default %(default)s)")
     p.add_argument("--output", metavar="DIR", default="runs/compare",
                    help="comparison directory (default %(default)s)")
-    p.add_argument("--epochs", type=int, help="maximum epochs per run (default: the config's, 10)")
+    p.add_argument("--epochs", type=int,
+                   help="maximum epochs per run (default: the config's, 10; 5 on the synthetic "
+                   "default)")
     p.add_argument("--max-steps-per-epoch", type=int, metavar="N",
                    help="cap the training steps per epoch (default: the whole split)")
     p.add_argument("--batch-size", type=int, help="examples per training step (default 2048)")

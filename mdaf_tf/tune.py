@@ -33,7 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--data", metavar="DIR|FILE",
                    help="dataset directory (or raw file) as for python -m mdaf_tf.train; "
-                   "default: the synthetic default dataset, with batch 256 and learning rate 3e-3")
+                   "default: the synthetic default dataset, with batch 256, learning rate 3e-3 and "
+                   "1 warmup epoch")
     p.add_argument("--model", help="model name (default: the config's, else mdaf)")
     p.add_argument("--tuner", default="bayesian",
                    help=f"search strategy: {', '.join(TUNERS)} (default bayesian)")

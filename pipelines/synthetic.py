@@ -47,8 +47,8 @@ def parse_args(argv):
                         "affinity is learnable from their own clicks)")
     p.add_argument("--items", type=int, default=200, help="items (default 200)")
     p.add_argument("--categories", type=int, default=25, help="categories (default 25)")
-    p.add_argument("--impressions-per-user", type=int, default=120,
-                   help="default 120: 12k impressions, about 10k train / 2k val")
+    p.add_argument("--impressions-per-user", type=int, default=360,
+                   help="default 360: 36k impressions, about 30k train / 6k val")
     p.add_argument("--rank", type=int, default=4, help="rank of the user x category affinity")
     p.add_argument("--static-strength", type=float, default=1.0,
                    help="weight of the static part s in the click logit (default 1.0)")

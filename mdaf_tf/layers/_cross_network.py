@@ -5,6 +5,8 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from mdaf_tf.layers._initializers import fresh
+
 
 class CrossNetworkBase(keras.layers.Layer):
     """One DCNv3 cross layer stack; subclasses choose what multiplies ``H + b``.
@@ -12,6 +14,9 @@ class CrossNetworkBase(keras.layers.Layer):
     Per layer l: c = W_l x_l (d -> d/2, no bias); mask = ReLU(LayerNorm(c)) (or ReLU(c)
     without layer norm); H = concat[c, c * mask] (d);
     x_{l+1} = multiplicand(x_0, x_l) * (H + b_l) + x_l; then dropout.
+
+    The biases b_l start uniform on [0, 1) by default, as in the DCNv3 authors' code
+    (zeros gave the static branch about 55 bp less validation AUC over 3 seeds, README).
     """
 
     def __init__(
@@ -20,7 +25,7 @@ class CrossNetworkBase(keras.layers.Layer):
         dropout: float = 0.0,
         use_layer_norm: bool = True,
         kernel_initializer="glorot_uniform",
-        bias_initializer="zeros",
+        bias_initializer=None,
         kernel_regularizer=None,
         layer_norm_epsilon: float = 1e-5,
         **kwargs,
@@ -34,7 +39,10 @@ class CrossNetworkBase(keras.layers.Layer):
         self.dropout = float(dropout)
         self.use_layer_norm = bool(use_layer_norm)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
-        self.bias_initializer = keras.initializers.get(bias_initializer)
+        self.bias_initializer = keras.initializers.get(
+            keras.initializers.RandomUniform(0.0, 1.0) if bias_initializer is None
+            else bias_initializer
+        )
         self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
         self.layer_norm_epsilon = float(layer_norm_epsilon)
         self.dropout_layer = keras.layers.Dropout(self.dropout, dtype=self.dtype_policy)
@@ -56,7 +64,7 @@ class CrossNetworkBase(keras.layers.Layer):
             projection = keras.layers.Dense(
                 dim // 2,
                 use_bias=False,
-                kernel_initializer=self.kernel_initializer,
+                kernel_initializer=fresh(self.kernel_initializer),
                 kernel_regularizer=self.kernel_regularizer,
                 dtype=self.dtype_policy,
                 name=f"projection_{i}",
@@ -70,7 +78,9 @@ class CrossNetworkBase(keras.layers.Layer):
                 norm.build((*input_shape[:-1], dim // 2))
                 self.layer_norms.append(norm)
             self.biases.append(
-                self.add_weight(name=f"bias_{i}", shape=(dim,), initializer=self.bias_initializer)
+                self.add_weight(
+                    name=f"bias_{i}", shape=(dim,), initializer=fresh(self.bias_initializer)
+                )
             )
         self.built = True
 

@@ -17,7 +17,7 @@ class DCNv3(keras.layers.Layer):
     own auxiliary loss; MDAF averages the vectors and feeds them to the fusion gate.)
 
     Args: num_layers (per network, 3), dropout, use_layer_norm, kernel_initializer,
-    kernel_regularizer -- passed to both networks.
+    bias_initializer (None: uniform on [0, 1)), kernel_regularizer -- passed to both networks.
     """
 
     def __init__(
@@ -26,6 +26,7 @@ class DCNv3(keras.layers.Layer):
         dropout: float = 0.0,
         use_layer_norm: bool = True,
         kernel_initializer="glorot_uniform",
+        bias_initializer=None,
         kernel_regularizer=None,
         **kwargs,
     ):
@@ -34,12 +35,14 @@ class DCNv3(keras.layers.Layer):
         self.dropout = float(dropout)
         self.use_layer_norm = bool(use_layer_norm)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.bias_initializer = keras.initializers.get(bias_initializer)
         self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
         shared = dict(
             num_layers=self.num_layers,
             dropout=self.dropout,
             use_layer_norm=self.use_layer_norm,
             kernel_initializer=self.kernel_initializer,
+            bias_initializer=self.bias_initializer,
             kernel_regularizer=self.kernel_regularizer,
             dtype=self.dtype_policy,
         )
@@ -66,6 +69,7 @@ class DCNv3(keras.layers.Layer):
             dropout=self.dropout,
             use_layer_norm=self.use_layer_norm,
             kernel_initializer=keras.initializers.serialize(self.kernel_initializer),
+            bias_initializer=keras.initializers.serialize(self.bias_initializer),
             kernel_regularizer=keras.regularizers.serialize(self.kernel_regularizer),
         )
         return config

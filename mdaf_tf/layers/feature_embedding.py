@@ -6,6 +6,7 @@ import keras
 from keras import ops
 
 from mdaf_tf import schema
+from mdaf_tf.layers._initializers import fresh
 
 
 @keras.saving.register_keras_serializable(package="mdaf_tf")
@@ -66,7 +67,7 @@ class FeatureEmbedding(keras.layers.Layer):
             return keras.layers.Embedding(
                 vocab_size,
                 dim,
-                embeddings_initializer=self.embeddings_initializer,
+                embeddings_initializer=fresh(self.embeddings_initializer),
                 embeddings_regularizer=self.embeddings_regularizer,
                 dtype=self.dtype_policy,
                 name=name,

@@ -5,6 +5,8 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from mdaf_tf.layers._initializers import fresh
+
 
 @keras.saving.register_keras_serializable(package="mdaf_tf")
 class FieldSelfAttention(keras.layers.Layer):
@@ -48,7 +50,7 @@ class FieldSelfAttention(keras.layers.Layer):
             return self.add_weight(
                 name=name,
                 shape=shape,
-                initializer=self.kernel_initializer,
+                initializer=fresh(self.kernel_initializer),
                 regularizer=self.kernel_regularizer,
             )
 

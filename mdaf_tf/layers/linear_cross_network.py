@@ -29,7 +29,7 @@ class LinearCrossNetwork(CrossNetworkBase):
         dropout: dropout rate after each layer.
         use_layer_norm: LayerNorm inside the self-mask (True, as in DCNv3).
         kernel_initializer, bias_initializer, kernel_regularizer: for W_l and b_l
-            (b_l starts at zeros, so each layer starts close to the identity).
+            (b_l starts uniform on [0, 1), as in the DCNv3 authors' code).
         layer_norm_epsilon: epsilon of the mask's LayerNorm (1e-5).
     """
 

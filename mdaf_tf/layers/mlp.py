@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import keras
 
+from mdaf_tf.layers._initializers import fresh
+
 NORMALIZATIONS = (None, "batch", "layer")
 
 
@@ -51,7 +53,7 @@ class MLP(keras.layers.Layer):
             return keras.layers.Dense(
                 units,
                 activation=activation,
-                kernel_initializer=self.kernel_initializer,
+                kernel_initializer=fresh(self.kernel_initializer),
                 kernel_regularizer=self.kernel_regularizer,
                 dtype=self.dtype_policy,
                 name=name,

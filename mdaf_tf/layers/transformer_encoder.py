@@ -5,6 +5,8 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from mdaf_tf.layers._initializers import fresh
+
 
 @keras.saving.register_keras_serializable(package="mdaf_tf")
 class TransformerEncoder(keras.layers.Layer):
@@ -59,7 +61,7 @@ class TransformerEncoder(keras.layers.Layer):
             num_heads=self.num_heads,
             key_dim=dim // self.num_heads,
             dropout=self.dropout,
-            kernel_initializer=self.kernel_initializer,
+            kernel_initializer=fresh(self.kernel_initializer),
             name="attention",
             **common,
         )
@@ -69,11 +71,11 @@ class TransformerEncoder(keras.layers.Layer):
         )
         self.attention_norm.build(input_shape)
         self.ffn_hidden = keras.layers.Dense(
-            ffn_dim, kernel_initializer=self.kernel_initializer, name="ffn_hidden", **common
+            ffn_dim, kernel_initializer=fresh(self.kernel_initializer), name="ffn_hidden", **common
         )
         self.ffn_hidden.build(input_shape)
         self.ffn_output = keras.layers.Dense(
-            dim, kernel_initializer=self.kernel_initializer, name="ffn_output", **common
+            dim, kernel_initializer=fresh(self.kernel_initializer), name="ffn_output", **common
         )
         self.ffn_output.build((*input_shape[:-1], ffn_dim))
         self.ffn_norm = keras.layers.LayerNormalization(

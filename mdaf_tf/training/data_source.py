@@ -26,9 +26,12 @@ SYNTHETIC_DEFAULT = "synthetic-default"
 
 # Training fields used when --data is omitted (the synthetic default), beneath --config and
 # the flags. The seed's batch 2048 and lr 3e-4 are sized for the Taobao log's millions of
-# examples: on the synthetic default's 10k training examples they give 5 steps an epoch and
+# examples: on the synthetic default's 30k training examples they give 15 steps an epoch and
 # the static branch learns little more than item and category marginals (README, Training).
-SYNTHETIC_DEFAULT_TRAIN = {"batch_size": 256, "learning_rate": 3e-3}
+# Five epochs (one of warmup) keep the main command within 10 minutes on 2 cores; MDAF's
+# validation AUC still rises at the fifth.
+SYNTHETIC_DEFAULT_TRAIN = {"batch_size": 256, "learning_rate": 3e-3, "epochs": 5,
+                           "warmup_epochs": 1.0}
 
 
 def train_preset(data: str | None) -> dict:

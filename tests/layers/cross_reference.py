@@ -40,7 +40,7 @@ def layer_parameters(layer):
 
 
 def randomize(layer, rng, scale=0.5):
-    """Non-trivial parameters (the default bias is zero and LN starts at gamma=1, beta=0)."""
+    """Non-trivial parameters (LN starts at gamma=1, beta=0)."""
     for p in layer.projections:
         p.kernel.assign(rng.normal(scale=scale, size=p.kernel.shape))
     for b in layer.biases:

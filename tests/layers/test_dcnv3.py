@@ -30,6 +30,23 @@ def test_networks_have_separate_parameters():
     assert len({id(w) for w in layer.trainable_weights}) == len(layer.trainable_weights)
 
 
+def test_cross_biases_start_uniform_on_unit_interval_unless_given():
+    keras.utils.set_random_seed(0)
+    layer = DCNv3(num_layers=3)
+    layer.build((None, 64))
+    biases = [np.asarray(b) for net in (layer.linear, layer.exponential) for b in net.biases]
+    values = np.concatenate(biases)
+    assert values.min() >= 0.0 and values.max() < 1.0
+    # 384 draws of U[0, 1): mean 0.5 +- 0.015 (one standard error), so 0.45..0.55 is safe
+    assert 0.45 < values.mean() < 0.55
+    assert len({b.tobytes() for b in biases}) == len(biases)  # every layer draws its own
+
+    zeros = DCNv3(num_layers=2, bias_initializer="zeros")
+    zeros.build((None, D))
+    assert all(not np.asarray(b).any() for b in zeros.exponential.biases)
+    assert assert_config_round_trip(zeros).linear.bias_initializer.__class__.__name__ == "Zeros"
+
+
 def test_config_and_keras_round_trip(tmp_path):
     rng = np.random.default_rng(1)
     layer = DCNv3(num_layers=2, dropout=0.25)
