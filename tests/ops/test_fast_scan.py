@@ -29,6 +29,22 @@ def test_float32_fast_exp_keeps_outputs_within_1e5_of_float64():
     assert np.max(np.abs(y32 - y64)) <= 1e-5 * np.max(np.abs(y64))
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("d_state", [16, 5])
+def test_compile_time_and_runtime_state_counts_match_numpy(d_state, dtype):
+    """d_state 16 (the model's) runs kernels specialised for it; other counts the generic loops."""
+    from tests.ops.test_selective_scan import RTOL, assert_close, numpy_scan, random_inputs, run
+
+    rng = np.random.default_rng(d_state)
+    inputs = random_inputs(rng, batch=3, length=37, d_inner=4, d_state=d_state)
+    weights = rng.normal(size=(3, 37, 4))
+    _, expected_grads = run("reference", inputs, weights)
+    y, grads = run("fast", [x.astype(dtype) for x in inputs], weights.astype(dtype))
+    assert_close(y, numpy_scan(*inputs), RTOL[dtype], "y")
+    for name, g, ref in zip("u delta A B C D".split(), grads, expected_grads, strict=True):
+        assert_close(g, ref, RTOL[dtype], f"d{name}")
+
+
 def _softplus(x):
     return np.logaddexp(0.0, x)
 
