@@ -1,7 +1,7 @@
 """Inference throughput of MDAF and BST as the behaviour sequence grows.
 
     python benchmarks/seq_scaling.py [--lengths 50 100 200 400 800] [--models mdaf bst]
-        [--batch 128] [--repeats 3] [--d-model 128] [--vocab 10000 50000 5000]
+        [--batch 128] [--repeats 3] [--rounds 3] [--d-model 128] [--vocab 10000 50000 5000]
         [--jit-compile auto] [--output benchmarks/results/seq_scaling.json]
 
 Both models get the same token width ``d_model``: the item embedding is ``d_model - 32``
@@ -13,7 +13,11 @@ evaluation uses, with ``jit_compile`` resolved as the training command does) is 
 to trace and compile, then ``--repeats`` times on a batch of in-memory random ids. Cost =
 seconds per example (the median call's time / batch); each model's cost is also given
 relative to its own cost at the shortest length, and the analytic forward FLOPs per example
-(``mdaf_tf.flops.mdaf_flops`` / ``bst_flops``) with the GFLOP/s they imply. ``--batch`` is
+(``mdaf_tf.flops.mdaf_flops`` / ``bst_flops``) with the GFLOP/s they imply. At each length the
+models run ``--rounds`` times in alternating order (MDAF, BST, BST, MDAF, ...), each round in
+fresh subprocesses, and a case's time is the median of its rounds' medians: the VM's speed
+drifts by about 10% over minutes, and interleaving puts both models of a ratio under the same
+drift. ``--batch`` is
 kept small by default because BST's attention scores take ``batch x 8 x (L+1)^2`` floats
 (5 GB at 256 x 801).
 """
@@ -87,6 +91,29 @@ def run_case(model_name: str, length: int, args) -> dict:
     return row
 
 
+def merge_rounds(rounds: list[dict]) -> dict:
+    """One row per case from its rounds: the median of the rounds' median call times."""
+    timed = [r for r in rounds if "ms_per_batch" in r]
+    if not timed:
+        return rounds[-1]
+    row = dict(timed[0])
+    median_s = statistics.median(r["ms_per_batch"] for r in timed) / 1000
+    row.update(
+        rounds_ms=[r["ms_per_batch"] for r in timed],
+        call_s=[t for r in timed for t in r["call_s"]],
+        first_call_s=min(r["first_call_s"] for r in timed),
+        ms_per_batch=1000 * median_s,
+        examples_per_s=row["batch"] / median_s,
+        us_per_example=1e6 * median_s / row["batch"],
+        peak_rss_gib=max(r["peak_rss_gib"] for r in timed),
+    )
+    if "forward_mflop_per_example" in row:
+        row["achieved_gflops"] = row["forward_mflop_per_example"] * row["examples_per_s"] / 1e3
+    if len(timed) < len(rounds):
+        row["note"] = f"{len(rounds) - len(timed)} of {len(rounds)} rounds failed"
+    return row
+
+
 def summarize(rows: list[dict]) -> dict:
     """Cost relative to each model's shortest length, and the MDAF/BST throughput ratios."""
     timed = [r for r in rows if "us_per_example" in r]
@@ -137,12 +164,24 @@ def markdown(result: dict) -> str:
     return "\n".join(lines)
 
 
+def run_subprocess(model: str, length: int, passthrough: list[str], batch: int) -> dict:
+    cmd = [sys.executable, __file__, "--case", model, str(length), *passthrough]
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode == 0:
+        return json.loads(done.stdout.strip().splitlines()[-1])
+    tail = (done.stderr.strip().splitlines() or ["?"])[-1][:200]
+    return {"model": model, "length": length, "batch": batch,
+            "note": f"failed (exit {done.returncode}): {tail}"}
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lengths", type=int, nargs="+", default=[50, 100, 200, 400, 800])
     parser.add_argument("--models", nargs="+", default=["mdaf", "bst"])
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="interleaved rounds per length (default 3)")
     parser.add_argument("--d-model", type=int, default=128)
     parser.add_argument("--vocab", type=int, nargs=3, default=list(common.DEFAULT_VOCAB),
                         metavar=("USERS", "ITEMS", "CATES"))
@@ -150,8 +189,8 @@ def main(argv=None) -> int:
     parser.add_argument("--output", type=Path, default=OUTPUT)
     parser.add_argument("--case", nargs=2, metavar=("MODEL", "LENGTH"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if min(args.lengths + [args.batch, args.repeats]) < 1 or args.d_model <= CATE_DIM:
-        parser.exit(2, f"error: lengths, batch and repeats must be >= 1 and --d-model > "
+    if min(args.lengths + [args.batch, args.repeats, args.rounds]) < 1 or args.d_model <= CATE_DIM:
+        parser.exit(2, f"error: lengths, batch, repeats and rounds must be >= 1 and --d-model > "
                        f"{CATE_DIM}\n")
     if args.case:
         print(json.dumps(run_case(args.case[0], int(args.case[1]), args)))
@@ -163,25 +202,25 @@ def main(argv=None) -> int:
                    "--d-model", str(args.d_model), "--jit-compile", args.jit_compile,
                    "--vocab", *map(str, args.vocab)]
     for length in sorted(args.lengths):
+        by_model = {model: [] for model in args.models}
+        for round_index in range(args.rounds):
+            order = args.models if round_index % 2 == 0 else args.models[::-1]
+            for model in order:
+                by_model[model].append(run_subprocess(model, length, passthrough, args.batch))
         for model in args.models:
-            cmd = [sys.executable, __file__, "--case", model, str(length), *passthrough]
-            done = subprocess.run(cmd, capture_output=True, text=True)
-            if done.returncode == 0:
-                row = json.loads(done.stdout.strip().splitlines()[-1])
-            else:
-                tail = (done.stderr.strip().splitlines() or ["?"])[-1][:200]
-                row = {"model": model, "length": length, "batch": args.batch,
-                       "note": f"failed (exit {done.returncode}): {tail}"}
+            row = merge_rounds(by_model[model])
             rows.append(row)
             print(f"{model:<6}L={length:<5}" + (
-                f"{row['examples_per_s']:.0f} examples/s" if "examples_per_s" in row
-                else row["note"]), flush=True)
+                f"{row['examples_per_s']:.0f} examples/s (rounds: "
+                + ", ".join(f"{ms:.0f}" for ms in row["rounds_ms"]) + " ms)"
+                if "examples_per_s" in row else row["note"]), flush=True)
     summary = summarize(rows)
     result = {
         "benchmark": "seq_scaling",
         "d_model": args.d_model,
         "batch": args.batch,
         "repeats": args.repeats,
+        "rounds": args.rounds,
         "vocab": args.vocab,
         "rows": rows,
         "summary": summary,

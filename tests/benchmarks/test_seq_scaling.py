@@ -29,3 +29,29 @@ def test_same_token_width_for_both_models():
     config = seq_scaling.case_config(200, 128, (10, 20, 5))
     assert config.item_embedding_dim + config.cate_embedding_dim == config.hidden_dim == 128
     assert config.max_seq_len == 200
+
+
+def timed_round(ms, rss=1.0):
+    return {"model": "mdaf", "length": 800, "batch": 128, "ms_per_batch": ms,
+            "call_s": [ms / 1000], "first_call_s": ms / 100, "peak_rss_gib": rss,
+            "forward_mflop_per_example": 839.0}
+
+
+def test_rounds_merge_into_the_median_of_their_medians():
+    rounds = [timed_round(1400.0), timed_round(1600.0, rss=1.5), timed_round(1280.0)]
+    row = seq_scaling.merge_rounds(rounds)
+    assert row["ms_per_batch"] == pytest.approx(1400.0)
+    assert row["examples_per_s"] == pytest.approx(128 / 1.4)
+    assert row["us_per_example"] == pytest.approx(1e6 * 1.4 / 128)
+    assert row["achieved_gflops"] == pytest.approx(839.0 * 128 / 1.4 / 1e3)
+    assert row["rounds_ms"] == [1400.0, 1600.0, 1280.0]
+    assert row["peak_rss_gib"] == 1.5 and row["first_call_s"] == pytest.approx(12.8)
+    assert "note" not in row
+
+
+def test_failed_rounds_are_left_out_and_counted():
+    failed = {"model": "mdaf", "length": 800, "batch": 128, "note": "failed (exit 1): OOM"}
+    row = seq_scaling.merge_rounds([failed, timed_round(1000.0), timed_round(1200.0)])
+    assert row["ms_per_batch"] == pytest.approx(1100.0)
+    assert row["note"] == "1 of 3 rounds failed"
+    assert seq_scaling.merge_rounds([failed, failed]) is failed
