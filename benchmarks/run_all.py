@@ -61,7 +61,7 @@ def commands(results: Path, quick: bool) -> dict[str, list[list[str]]]:
         }
     return {
         "scan": [
-            [py, "benchmarks/scan.py", "--lengths", "50", "--repeats", "1",
+            [py, "benchmarks/scan.py", "--lengths", "50", "--repeats", "3",
              "--output", f"{r}/scan_run_all.json"],
             [py, "benchmarks/scan.py", "--lengths", "200", "--impls", "fast", "--repeats", "1",
              "--append", "--output", f"{r}/scan_run_all.json"],
