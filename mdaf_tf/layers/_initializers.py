@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import keras
-
 
 def fresh(initializer):
     """A new instance of ``initializer`` built from its config.
@@ -17,4 +15,4 @@ def fresh(initializer):
     """
     if initializer is None:
         return None
-    return keras.initializers.get(type(initializer).from_config(initializer.get_config()))
+    return type(initializer).from_config(initializer.get_config())
