@@ -66,7 +66,8 @@ struct Dims {
 
 // Inner loops over d_state, on restrict pointers so GCC vectorises them. kN > 0 fixes the state
 // count at compile time, so those loops become whole vectors with no loop overhead or remainder
-// (1.4x faster forward at d_state 16 than the runtime count, measured); kN == 0 reads it from N.
+// (forward 174 -> 141 ms at batch 2048, length 50, d_inner 256, d_state 16 on the 2-core
+// machine); kN == 0 reads it from N.
 template <int kN>
 static inline int64_t StateCount(int64_t N) {
   return kN > 0 ? kN : N;
