@@ -71,7 +71,6 @@ def run_case(model_name: str, length: int, args) -> dict:
     call()
     first_s = time.perf_counter() - start
     times = common.time_calls(call, args.repeats)
-    median = statistics.median(times)
     row = {
         "model": model_name,
         "length": length,
@@ -79,16 +78,26 @@ def run_case(model_name: str, length: int, args) -> dict:
         "jit_compile": jit,
         "first_call_s": first_s,
         "call_s": times,
-        "ms_per_batch": 1000 * median,
-        "examples_per_s": args.batch / median,
-        "us_per_example": 1e6 * median / args.batch,
         "peak_rss_gib": common.peak_rss_gib(),
     }
     count = flops.bst_flops if model_name == "bst" else flops.mdaf_flops
     if model_name in ("mdaf", "bst"):
         row["forward_mflop_per_example"] = count(config)["total"].total / 1e6
-        row["achieved_gflops"] = row["forward_mflop_per_example"] * row["examples_per_s"] / 1e3
+    row.update(speed(row, statistics.median(times)))
     return row
+
+
+def speed(row: dict, median_s: float) -> dict:
+    """The speed fields of ``row`` (its batch and FLOP count) for a median call of median_s."""
+    fields = {
+        "ms_per_batch": 1000 * median_s,
+        "examples_per_s": row["batch"] / median_s,
+        "us_per_example": 1e6 * median_s / row["batch"],
+    }
+    if "forward_mflop_per_example" in row:
+        mflop = row["forward_mflop_per_example"]
+        fields["achieved_gflops"] = mflop * fields["examples_per_s"] / 1e3
+    return fields
 
 
 def merge_rounds(rounds: list[dict]) -> dict:
@@ -97,18 +106,13 @@ def merge_rounds(rounds: list[dict]) -> dict:
     if not timed:
         return rounds[-1]
     row = dict(timed[0])
-    median_s = statistics.median(r["ms_per_batch"] for r in timed) / 1000
     row.update(
         rounds_ms=[r["ms_per_batch"] for r in timed],
         call_s=[t for r in timed for t in r["call_s"]],
         first_call_s=min(r["first_call_s"] for r in timed),
-        ms_per_batch=1000 * median_s,
-        examples_per_s=row["batch"] / median_s,
-        us_per_example=1e6 * median_s / row["batch"],
         peak_rss_gib=max(r["peak_rss_gib"] for r in timed),
     )
-    if "forward_mflop_per_example" in row:
-        row["achieved_gflops"] = row["forward_mflop_per_example"] * row["examples_per_s"] / 1e3
+    row.update(speed(row, statistics.median(r["ms_per_batch"] for r in timed) / 1000))
     if len(timed) < len(rounds):
         row["note"] = f"{len(rounds) - len(timed)} of {len(rounds)} rounds failed"
     return row
