@@ -18,6 +18,8 @@ import os
 import sys
 from pathlib import Path
 
+from mdaf_tf.training import data_source
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 DEFAULT_MODELS = (
@@ -35,8 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", metavar="DIR|FILE",
                    help="dataset directory from a pipelines.* command, or a raw Taobao CSV / "
                    "impression log (built once into the data cache, as mdaf_tf.train does). "
-                   "Default: the synthetic dataset, with batch 256, learning rate 3e-3 and 5 "
-                   "epochs (1 of warmup).")
+                   f"Default: the synthetic dataset, with {data_source.describe_preset()}.")
     p.add_argument("--models", default=",".join(DEFAULT_MODELS),
                    help="comma-separated model names (default: all ten: %(default)s)")
     p.add_argument("--seeds", default="42,123,7",
@@ -100,7 +101,7 @@ def parse_seeds(text: str) -> list[int]:
 
 def resolve_configs(args):
     from mdaf_tf.config import ConfigError
-    from mdaf_tf.training import config_file, data_source
+    from mdaf_tf.training import config_file
 
     model_config, train_config = config_file.resolve(args.config, {
         "epochs": args.epochs,
@@ -159,7 +160,7 @@ def main(argv=None, *, train_fn=None) -> int:
             raise ConfigError(f"--output {output} is a file, not a directory")
 
         from mdaf_tf.comparison import runs
-        from mdaf_tf.training import data_source, runner
+        from mdaf_tf.training import runner
 
         data_dir = data_source.resolve(args.data)
         runner.load_metadata(data_dir)  # a bad dataset fails here, before any run

@@ -17,6 +17,8 @@ import sys
 import time
 from pathlib import Path
 
+from mdaf_tf.training import data_source
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 # Validation examples on which the export is checked against the Keras model after training:
@@ -38,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
         "UserBehavior CSV or an impression log (.csv with header / .parquet), which goes "
         "through its pipeline into a cached directory ($MDAF_TF_DATA_CACHE or ./data_cache). "
         "Default: the synthetic dataset, built once into data_cache/synthetic-default-KEY "
-        "and trained with batch 256, learning rate 3e-3 and 5 epochs (1 of warmup) unless "
+        f"and trained with {data_source.describe_preset()} unless "
         "--config or flags say otherwise (the seed's 2048 and 3e-4 give it 15 steps an epoch).",
     )
     p.add_argument("--model", help="model name (default: the config's, else mdaf)")
@@ -82,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def resolve_configs(args):
     """Configs from --config (if any) with the command-line flags applied on top."""
-    from mdaf_tf.training import config_file, data_source
+    from mdaf_tf.training import config_file
 
     model_config, train_config = config_file.resolve(args.config, {
         "model": args.model,
@@ -130,7 +132,7 @@ def main(argv=None) -> int:
             raise _checkpoint_error(f"--resume: no checkpoint in {output / 'checkpoints'}")
 
         from mdaf_tf import export as export_lib
-        from mdaf_tf.training import data_source, runner
+        from mdaf_tf.training import runner
 
         data_dir = data_source.resolve(args.data)
         result = runner.train(

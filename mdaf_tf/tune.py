@@ -18,6 +18,8 @@ import os
 import sys
 from pathlib import Path
 
+from mdaf_tf.training import data_source
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 TUNERS = ("bayesian", "random", "hyperband")
@@ -33,8 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--data", metavar="DIR|FILE",
                    help="dataset directory (or raw file) as for python -m mdaf_tf.train; "
-                   "default: the synthetic default dataset, with batch 256, learning rate 3e-3 and "
-                   "1 warmup epoch")
+                   "default: the synthetic default dataset, with "
+                   f"{data_source.describe_preset(with_epochs=False)}")
     p.add_argument("--model", help="model name (default: the config's, else mdaf)")
     p.add_argument("--tuner", default="bayesian",
                    help=f"search strategy: {', '.join(TUNERS)} (default bayesian)")
@@ -73,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
 def resolve_configs(args):
     from mdaf_tf.config import ConfigError
     from mdaf_tf.models import MODEL_NAMES
-    from mdaf_tf.training import config_file, data_source
+    from mdaf_tf.training import config_file
 
     # Deterministic ops: training with best_config.json reproduces the trial's AUC.
     model_config, train_config = config_file.resolve(args.config, {
@@ -180,7 +182,7 @@ def _run(args) -> int:
         if not distribute.is_chief_task(distribute.read_tf_config()):
             output = Path(tempfile.mkdtemp(prefix="mdaf-tune-worker-"))
 
-    from mdaf_tf.training import config_file, data_source, runner
+    from mdaf_tf.training import config_file, runner
     from mdaf_tf.tuning import trial_table
     from mdaf_tf.tuning.hypermodel import RegularisationHyperModel
     from mdaf_tf.tuning.runner_tuner import RunnerTuner

@@ -34,6 +34,15 @@ SYNTHETIC_DEFAULT_TRAIN = {"batch_size": 256, "learning_rate": 3e-3, "epochs": 5
                            "warmup_epochs": 1.0}
 
 
+def describe_preset(*, with_epochs: bool = True) -> str:
+    """The synthetic preset in words, for the commands' --help."""
+    preset = SYNTHETIC_DEFAULT_TRAIN
+    words = f"batch {preset['batch_size']}, learning rate {preset['learning_rate']:g}"
+    if with_epochs:
+        return f"{words} and {preset['epochs']} epochs ({preset['warmup_epochs']:g} of warmup)"
+    return f"{words} and {preset['warmup_epochs']:g} warmup epoch(s)"
+
+
 def train_preset(data: str | None) -> dict:
     """The training fields ``--data`` implies: the synthetic default's when it is omitted."""
     return dict(SYNTHETIC_DEFAULT_TRAIN) if data is None else {}
