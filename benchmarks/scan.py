@@ -5,8 +5,14 @@
 
 Each (impl, mode, length) case runs in its own subprocess so that its memory figure is its own.
 Time: the best of ``--repeats`` calls after one warm-up call (which traces, compiles and builds
-the op), in ms per batch, wall clock. ``chunked`` runs under XLA (``jit_compile=True``, the path
-used on GPU/TPU); ``fast`` and ``reference`` run in a plain ``tf.function``.
+the op), in ms per batch, wall clock. ``fwd+bwd`` returns the loss beside the gradients: the
+gradient kernels do not read the scan's output, so without it TensorFlow prunes the forward pass
+of the custom op (only the reference, whose gradient reuses its forward's steps, kept it). A call
+is timed until the function returns: on CPU, TensorFlow runs a function synchronously, and the
+outputs are not copied into numpy arrays (that copy cost both implementations some 35 ms per
+call at the default shape, work that no training step does). ``chunked`` runs under XLA
+(``jit_compile=True``, the path used on GPU/TPU); ``fast`` and ``reference`` run in a plain
+``tf.function``.
 Memory: the growth of the process's peak resident set (``ru_maxrss``) from after the inputs
 are created to the end of the timed calls, in GB; it includes the one-off tracing/compilation
 memory and the outputs and gradients (on CPU, TF's allocator statistics are not available).
@@ -36,6 +42,29 @@ REFERENCE_SKIPS = {
 }
 
 
+def make_case_function(impl: str, mode: str, weights):
+    """The timed function: the scan (``fwd``), or the loss sum(scan * weights) and its gradients
+    with respect to the scan's six inputs (``fwd+bwd``)."""
+    import tensorflow as tf
+
+    from mdaf_tf.ops.selective_scan import selective_scan
+
+    jit = impl == "chunked"
+
+    @tf.function(jit_compile=jit)
+    def forward(*xs):
+        return selective_scan(*xs, impl=impl)
+
+    @tf.function(jit_compile=jit)
+    def forward_backward(*xs):
+        with tf.GradientTape() as tape:
+            tape.watch(xs)
+            loss = tf.reduce_sum(selective_scan(*xs, impl=impl) * weights)
+        return loss, tape.gradient(loss, xs)
+
+    return forward if mode == "fwd" else forward_backward
+
+
 def run_case(impl: str, mode: str, length: int, batch: int, d_inner: int, d_state: int,
              repeats: int) -> dict:
     """Time one case in this process (called in the child)."""
@@ -43,7 +72,7 @@ def run_case(impl: str, mode: str, length: int, batch: int, d_inner: int, d_stat
     import numpy as np
     import tensorflow as tf
 
-    from mdaf_tf.ops.selective_scan import selective_scan
+    import mdaf_tf  # noqa: F401  (before any tensor: it selects TensorFlow's CPU allocator)
 
     rng = np.random.default_rng(0)
     f32 = np.float32
@@ -57,28 +86,16 @@ def run_case(impl: str, mode: str, length: int, batch: int, d_inner: int, d_stat
     )
     inputs = tuple(tf.constant(x) for x in inputs)
     weights = tf.constant(rng.normal(size=(batch, length, d_inner)).astype(f32))
-    jit = impl == "chunked"
 
-    @tf.function(jit_compile=jit)
-    def forward(*xs):
-        return selective_scan(*xs, impl=impl)
-
-    @tf.function(jit_compile=jit)
-    def forward_backward(*xs):
-        with tf.GradientTape() as tape:
-            tape.watch(xs)
-            loss = tf.reduce_sum(selective_scan(*xs, impl=impl) * weights)
-        return tape.gradient(loss, xs)
-
-    fn = forward if mode == "fwd" else forward_backward
+    fn = make_case_function(impl, mode, weights)
     base_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     start = time.perf_counter()
-    tf.nest.map_structure(lambda t: t.numpy(), fn(*inputs))
+    fn(*inputs)
     first_s = time.perf_counter() - start
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
-        tf.nest.map_structure(lambda t: t.numpy(), fn(*inputs))
+        fn(*inputs)
         times.append(time.perf_counter() - start)
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return {

@@ -31,13 +31,16 @@ def test_float32_fast_exp_keeps_outputs_within_1e5_of_float64():
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("d_state", [16, 5])
-def test_compile_time_and_runtime_state_counts_match_numpy(d_state, dtype):
-    """d_state 16 (the model's) runs kernels specialised for it; other counts the generic loops."""
+@pytest.mark.parametrize(("d_inner", "length"), [(4, 37), (27, 150)])
+def test_channel_blocks_and_tiles_match_numpy(d_inner, length, d_state, dtype):
+    """The kernels' layouts: channels in vector-wide blocks plus single leftover channels (19 =
+    2 x 8 + 3 in float32, 4 x 4 + 3 in float64), and backward tiles of 64 steps (150 = 64 + 64 +
+    22, each later tile restarted from a checkpointed state)."""
     from tests.ops.test_selective_scan import RTOL, assert_close, numpy_scan, random_inputs, run
 
-    rng = np.random.default_rng(d_state)
-    inputs = random_inputs(rng, batch=3, length=37, d_inner=4, d_state=d_state)
-    weights = rng.normal(size=(3, 37, 4))
+    rng = np.random.default_rng(d_state + length)
+    inputs = random_inputs(rng, batch=3, length=length, d_inner=d_inner, d_state=d_state)
+    weights = rng.normal(size=(3, length, d_inner))
     _, expected_grads = run("reference", inputs, weights)
     y, grads = run("fast", [x.astype(dtype) for x in inputs], weights.astype(dtype))
     assert_close(y, numpy_scan(*inputs), RTOL[dtype], "y")
