@@ -259,11 +259,11 @@ static inline void BlockForward(const RowView<T>& row, int64_t d0, int64_t t0, i
   }
 }
 
-// Per-thread buffers of the backward kernel, in packs of kLanes<T> (a single-channel block uses
-// the first lane of each).
 // Blocks whose adjoint runs side by side in the backward kernel (BlockBackward's kB).
 constexpr int kPair = 2;
 
+// Per-thread buffers of the backward kernel, in packs of kLanes<T> values (BlockBackward says
+// how a single-channel block uses them).
 template <typename T>
 struct GradScratch {
   using P = PackOf<T, kLanes<T>>;
@@ -301,10 +301,10 @@ struct GradLayout {
 };
 
 // Gradients for kB adjacent blocks of W channels from channel d0 of one row. The blocks' decays
-// are recomputed one block at a time over a tile; the adjoint then
-// runs them side by side, so that the dB and dC sums over their channels cost one update of the
-// lane-wide accumulators dBv/dCv ((L, N) packs, reduced by the caller once per row) per step and
-// state for the kB blocks (two blocks: backward 156 -> 148 ms at batch 2048, L 50, d_inner 256).
+// are recomputed one block at a time over a tile; the adjoint then runs them side by side, so
+// that the dB and dC sums over their channels cost one update of the lane-wide accumulators
+// dBv/dCv ((L, N) packs, reduced by the caller once per row) per step and state for the kB
+// blocks (two blocks: backward 156 -> 148 ms at batch 2048, L 50, d_inner 256).
 template <typename T, int64_t W, int kB, int kN>
 static void BlockBackward(const RowView<T>& row, int64_t d0, const GradLayout<T>& grads,
                           GradScratch<T>& s) {
@@ -504,28 +504,28 @@ class SelectiveScanOp : public OpKernel {
     const std::vector<T> A2t = BlockedA<T>(A, DI, N, T(kLog2e));
     T* y_all = y_tensor->flat<T>().data();
     WithStateCount(N, [&](auto state_count) {
-    constexpr int kN = decltype(state_count)::value;
-    auto work = [&](int64_t begin, int64_t end) {
-      // The whole row's state, channels [d0, d0 + W) at h_row + d0 N. Unlike the backward kernel,
-      // the forward steps every block at time t before moving to t + 1: reading u, delta and y
-      // a whole row-step (d_inner contiguous values) at a time measured 80 vs 117 ms at batch
-      // 2048, L 50, d_inner 256 (block after block strides through them).
-      std::vector<PackOf<T, kLanes<T>>> h_wide((DI * N + kLanes<T> - 1) / kLanes<T>);
-      T* h_row = reinterpret_cast<T*>(h_wide.data());
-      for (int64_t b = begin; b < end; ++b) {
-        const RowView<T> row = MakeRow<T>(ctx, dims, At, A2t, b);
-        T* y = y_all + b * L * DI;
-        std::fill(h_row, h_row + DI * N, T(0));
-        for (int64_t t = 0; t < L; ++t) {
-          ForEachBlock<T>(DI, [&](int64_t d0, auto width) {
-            constexpr int64_t W = decltype(width)::value;
-            auto* h = reinterpret_cast<PackOf<T, W>*>(h_row + d0 * N);
-            BlockForward<T, W, kN>(row, d0, t, t + 1, h, y, nullptr, nullptr);
-          });
+      constexpr int kN = decltype(state_count)::value;
+      auto work = [&](int64_t begin, int64_t end) {
+        // The whole row's state, channels [d0, d0 + W) at h_row + d0 N. Unlike the backward kernel,
+        // the forward steps every block at time t before moving to t + 1: reading u, delta and y
+        // a whole row-step (d_inner contiguous values) at a time measured 80 vs 117 ms at batch
+        // 2048, L 50, d_inner 256 (block after block strides through them).
+        std::vector<PackOf<T, kLanes<T>>> h_wide((DI * N + kLanes<T> - 1) / kLanes<T>);
+        T* h_row = reinterpret_cast<T*>(h_wide.data());
+        for (int64_t b = begin; b < end; ++b) {
+          const RowView<T> row = MakeRow<T>(ctx, dims, At, A2t, b);
+          T* y = y_all + b * L * DI;
+          std::fill(h_row, h_row + DI * N, T(0));
+          for (int64_t t = 0; t < L; ++t) {
+            ForEachBlock<T>(DI, [&](int64_t d0, auto width) {
+              constexpr int64_t W = decltype(width)::value;
+              auto* h = reinterpret_cast<PackOf<T, W>*>(h_row + d0 * N);
+              BlockForward<T, W, kN>(row, d0, t, t + 1, h, y, nullptr, nullptr);
+            });
+          }
         }
-      }
-    };
-    Parallel(ctx, dims.batch, L * DI * N * 20, work);
+      };
+      Parallel(ctx, dims.batch, L * DI * N * 20, work);
     });
   }
 };
@@ -561,49 +561,49 @@ class SelectiveScanGradOp : public OpKernel {
     std::fill(dD, dD + DI, T(0));
     std::mutex reduce_mutex;
     WithStateCount(N, [&](auto state_count) {
-    constexpr int kN = decltype(state_count)::value;
-    auto work = [&](int64_t begin, int64_t end) {
-      GradScratch<T> scratch(L, DI, N);
-      for (int64_t b = begin; b < end; ++b) {
-        const RowView<T> row = MakeRow<T>(ctx, dims, At, A2t, b);
-        const int64_t row_off = b * L * DI;
-        std::fill(scratch.dBv.begin(), scratch.dBv.end(), PackOf<T, V>{});
-        std::fill(scratch.dCv.begin(), scratch.dCv.end(), PackOf<T, V>{});
-        ToBlocks(dy + row_off, scratch.dy.data(), L, DI);
-        const int64_t whole = DI / V * V;
-        auto blocked = [&](int64_t d0) {  // block d0 / V's run in the copies starts at d0 L
-          return GradLayout<T>{scratch.dy.data() + d0 * L, scratch.du.data() + d0 * L,
-                               scratch.ddelta.data() + d0 * L, V, V * L};
-        };
-        int64_t d0 = 0;
-        for (; d0 + kPair * V <= whole; d0 += kPair * V) {
-          BlockBackward<T, V, kPair, kN>(row, d0, blocked(d0), scratch);
-        }
-        for (; d0 < whole; d0 += V) BlockBackward<T, V, 1, kN>(row, d0, blocked(d0), scratch);
-        for (; d0 < DI; ++d0) {
-          const GradLayout<T> in_place{dy + row_off + d0, du + row_off + d0,
-                                       ddelta + row_off + d0, DI, 1};
-          BlockBackward<T, 1, 1, kN>(row, d0, in_place, scratch);
-        }
-        FromBlocks(scratch.du.data(), du + row_off, L, DI);
-        FromBlocks(scratch.ddelta.data(), ddelta + row_off, L, DI);
-        for (int64_t i = 0; i < L * N; ++i) {
-          T sum_b = T(0), sum_c = T(0);
-          for (int64_t l = 0; l < V; ++l) {
-            sum_b += scratch.dBv[i][l];
-            sum_c += scratch.dCv[i][l];
+      constexpr int kN = decltype(state_count)::value;
+      auto work = [&](int64_t begin, int64_t end) {
+        GradScratch<T> scratch(L, DI, N);
+        for (int64_t b = begin; b < end; ++b) {
+          const RowView<T> row = MakeRow<T>(ctx, dims, At, A2t, b);
+          const int64_t row_off = b * L * DI;
+          std::fill(scratch.dBv.begin(), scratch.dBv.end(), PackOf<T, V>{});
+          std::fill(scratch.dCv.begin(), scratch.dCv.end(), PackOf<T, V>{});
+          ToBlocks(dy + row_off, scratch.dy.data(), L, DI);
+          const int64_t whole = DI / V * V;
+          auto blocked = [&](int64_t d0) {  // block d0 / V's run in the copies starts at d0 L
+            return GradLayout<T>{scratch.dy.data() + d0 * L, scratch.du.data() + d0 * L,
+                                 scratch.ddelta.data() + d0 * L, V, V * L};
+          };
+          int64_t d0 = 0;
+          for (; d0 + kPair * V <= whole; d0 += kPair * V) {
+            BlockBackward<T, V, kPair, kN>(row, d0, blocked(d0), scratch);
           }
-          dB[b * L * N + i] = sum_b;
-          dC[b * L * N + i] = sum_c;
+          for (; d0 < whole; d0 += V) BlockBackward<T, V, 1, kN>(row, d0, blocked(d0), scratch);
+          for (; d0 < DI; ++d0) {
+            const GradLayout<T> in_place{dy + row_off + d0, du + row_off + d0,
+                                         ddelta + row_off + d0, DI, 1};
+            BlockBackward<T, 1, 1, kN>(row, d0, in_place, scratch);
+          }
+          FromBlocks(scratch.du.data(), du + row_off, L, DI);
+          FromBlocks(scratch.ddelta.data(), ddelta + row_off, L, DI);
+          for (int64_t i = 0; i < L * N; ++i) {
+            T sum_b = T(0), sum_c = T(0);
+            for (int64_t l = 0; l < V; ++l) {
+              sum_b += scratch.dBv[i][l];
+              sum_c += scratch.dCv[i][l];
+            }
+            dB[b * L * N + i] = sum_b;
+            dC[b * L * N + i] = sum_c;
+          }
         }
-      }
-      std::lock_guard<std::mutex> lock(reduce_mutex);
-      for (int64_t d = 0; d < DI; ++d) {
-        for (int64_t n = 0; n < N; ++n) dA[d * N + n] += scratch.dA[BlockedIndex<T>(d, n, DI, N)];
-        dD[d] += scratch.dD[d];
-      }
-    };
-    Parallel(ctx, dims.batch, L * DI * N * 60, work);
+        std::lock_guard<std::mutex> lock(reduce_mutex);
+        for (int64_t d = 0; d < DI; ++d) {
+          for (int64_t n = 0; n < N; ++n) dA[d * N + n] += scratch.dA[BlockedIndex<T>(d, n, DI, N)];
+          dD[d] += scratch.dD[d];
+        }
+      };
+      Parallel(ctx, dims.batch, L * DI * N * 60, work);
     });
   }
 };
