@@ -33,9 +33,10 @@ def test_float32_fast_exp_keeps_outputs_within_1e5_of_float64():
 @pytest.mark.parametrize("d_state", [16, 5])
 @pytest.mark.parametrize(("d_inner", "length"), [(4, 37), (27, 150)])
 def test_channel_blocks_and_tiles_match_numpy(d_inner, length, d_state, dtype):
-    """The kernels' layouts: channels in vector-wide blocks plus single leftover channels (19 =
-    2 x 8 + 3 in float32, 4 x 4 + 3 in float64), and backward tiles of 64 steps (150 = 64 + 64 +
-    22, each later tile restarted from a checkpointed state)."""
+    """The kernels' layouts: channels in vector-wide blocks, taken in pairs by the backward, plus
+    single leftover channels (27 = one pair and one lone block of 8 + 3 in float32, three pairs
+    of 4 + 3 in float64), and backward tiles of 64 steps (150 = 64 + 64 + 22, each later tile
+    restarted from a checkpointed state)."""
     from tests.ops.test_selective_scan import RTOL, assert_close, numpy_scan, random_inputs, run
 
     rng = np.random.default_rng(d_state + length)
