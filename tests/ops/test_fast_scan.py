@@ -49,6 +49,38 @@ def test_channel_blocks_and_tiles_match_numpy(d_inner, length, d_state, dtype):
         assert_close(g, ref, RTOL[dtype], f"d{name}")
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_exponents_outside_the_unclamped_range_match_numpy(dtype):
+    """The float32 kernels skip the exp's clamping for a step of a channel block when every
+    exponent delta A log2(e) is known to lie in [-125, 0]; every other step takes the clamped
+    path. Here each block meets the cases that force it: a channel with a positive A entry, a
+    channel of zeros in A (decay 1 at any delta), deltas far beyond the floor (decays that
+    underflow) and negative deltas, beside ordinary steps, in whole blocks and leftover channels
+    (d_inner 19 = two blocks of 8 + 3)."""
+    from tests.ops.test_selective_scan import RTOL, assert_close, numpy_scan, random_inputs, run
+
+    rng = np.random.default_rng(11)
+    batch, length, d_inner, d_state = 2, 24, 19, 16
+    inputs = random_inputs(rng, batch=batch, length=length, d_inner=d_inner, d_state=d_state)
+    A = -np.tile(np.arange(1.0, d_state + 1.0), (d_inner, 1))
+    A[3, 5] = 0.4  # positive entry: this channel's block always clamps
+    A[9] = 0.0  # zero row: no exponent bound on delta
+    A[17, 2] = 0.4  # a leftover channel with a positive entry
+    inputs[2] = A
+    delta = rng.uniform(1e-3, 0.1, size=(batch, length, d_inner))
+    far = rng.random(delta.shape) < 0.1
+    delta[far] = rng.uniform(6.0, 40.0, size=far.sum())  # |exponent| up to 40 * 16 * 1.44
+    negative = rng.random(delta.shape) < 0.05
+    delta[negative] = -rng.uniform(1e-3, 0.05, size=negative.sum())
+    inputs[1] = delta
+    weights = rng.normal(size=(batch, length, d_inner))
+    _, expected_grads = run("reference", inputs, weights)
+    y, grads = run("fast", [x.astype(dtype) for x in inputs], weights.astype(dtype))
+    assert_close(y, numpy_scan(*inputs), RTOL[dtype], "y")
+    for name, g, ref in zip("u delta A B C D".split(), grads, expected_grads, strict=True):
+        assert_close(g, ref, RTOL[dtype], f"d{name}")
+
+
 def _softplus(x):
     return np.logaddexp(0.0, x)
 
