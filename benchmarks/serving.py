@@ -23,7 +23,7 @@ dense ids (no lookups; the scan and ``jit_compile`` the training command would u
 measures two deployments: 1, the latency setting (the batch-1 target is read there), and 0,
 TensorFlow's default. At batch 1 the graph's ops are small, and handing pieces of them to a
 second thread costs more than it saves: on the 2-core machine the same export answered in
-3.2-3.3 ms with 1 thread against 4.1-5.4 ms with the default.
+3.3-3.4 ms with 1 thread against 4.1-5.4 ms with the default.
 """
 
 
