@@ -26,7 +26,6 @@ second thread costs more than it saves: on the 2-core machine the same export an
 3.3-3.4 ms with 1 thread against 4.1-5.4 ms with the default.
 """
 
-
 from __future__ import annotations
 
 import argparse
