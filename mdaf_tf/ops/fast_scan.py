@@ -62,6 +62,12 @@ def fast_scan(u, delta, A, B, C, D):
     return _module().mdaf_selective_scan(u, delta, A, B, C, D)
 
 
+def fast_scan_grad(u, delta, A, B, C, D, dy):
+    """Gradients of ``fast_scan`` with respect to its six inputs for the upstream gradient
+    ``dy``: the op's backward kernel on its own, as its registered gradient runs it."""
+    return _module().mdaf_selective_scan_grad(u, delta, A, B, C, D, dy)
+
+
 def _module():
     module = _load()
     if module is None:
