@@ -1,6 +1,7 @@
 """The C++ custom ops (CPU only), each with a hand-derived backward kernel.
 
-- :func:`fast_scan`: the selective scan of :mod:`mdaf_tf.ops.selective_scan`.
+- :func:`fast_scan`: the selective scan of :mod:`mdaf_tf.ops.selective_scan`
+  (:func:`fast_scan_grad`: its backward kernel on its own).
 - :func:`causal_conv_silu` and :func:`gated_scan`: the rest of ``MambaBlock``'s elementwise work
   fused around the scan (its ``scan="fast"`` path), so that no (batch, length, d_inner)
   intermediate of SiLU, softplus, the convolution or the gate is written to memory.
