@@ -65,16 +65,13 @@ def make_case_function(impl: str, mode: str, weights):
     return forward if mode == "fwd" else forward_backward
 
 
-def run_case(impl: str, mode: str, length: int, batch: int, d_inner: int, d_state: int,
-             repeats: int) -> dict:
-    """Time one case in this process (called in the child)."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+def make_inputs(batch: int, length: int, d_inner: int, d_state: int, seed: int = 0):
+    """The scan's six inputs as float32 arrays (u, B, C normal, delta uniform on [1e-3, 0.1],
+    A = -(1..d_state) in every channel, D = 1) and one more normal (batch, length, d_inner) array
+    drawn after them: the loss weights here, the upstream gradient in ``scan_kernels.py``."""
     import numpy as np
-    import tensorflow as tf
 
-    import mdaf_tf  # noqa: F401  (before any tensor: it selects TensorFlow's CPU allocator)
-
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(seed)
     f32 = np.float32
     inputs = (
         rng.normal(size=(batch, length, d_inner)).astype(f32),
@@ -84,8 +81,20 @@ def run_case(impl: str, mode: str, length: int, batch: int, d_inner: int, d_stat
         rng.normal(size=(batch, length, d_state)).astype(f32),
         np.ones(d_inner, f32),
     )
+    return inputs, rng.normal(size=(batch, length, d_inner)).astype(f32)
+
+
+def run_case(impl: str, mode: str, length: int, batch: int, d_inner: int, d_state: int,
+             repeats: int) -> dict:
+    """Time one case in this process (called in the child)."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import tensorflow as tf
+
+    import mdaf_tf  # noqa: F401  (before any tensor: it selects TensorFlow's CPU allocator)
+
+    inputs, weights = make_inputs(batch, length, d_inner, d_state)
     inputs = tuple(tf.constant(x) for x in inputs)
-    weights = tf.constant(rng.normal(size=(batch, length, d_inner)).astype(f32))
+    weights = tf.constant(weights)
 
     fn = make_case_function(impl, mode, weights)
     base_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

@@ -8,8 +8,7 @@ threads. This calls the op's forward kernel (``MdafSelectiveScan``) and its grad
 (``MdafSelectiveScanGrad``) directly, with one intra-op and one inter-op thread, on ``--rows``
 rows, and scales the best of ``--repeats`` calls (after one warm-up call) to 1,024 rows: one
 thread's share of a batch of 2048 on two cores, the per-thread figures quoted in
-``benchmarks/RESULTS.md`` and in the op's source. Inputs as in ``scan.py``: u, B, C, dy normal,
-delta uniform on [1e-3, 0.1], A = -(1..d_state) in every channel, D = 1.
+``benchmarks/RESULTS.md`` and in the op's source. Inputs are ``scan.py``'s (``make_inputs``).
 """
 
 from __future__ import annotations
@@ -22,28 +21,17 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from benchmarks import common  # noqa: E402
+from benchmarks import common, scan  # noqa: E402
 
 OUTPUT = common.RESULTS_DIR / "scan_kernels.json"
 SCALE_ROWS = 1024
 
 
 def make_inputs(rows: int, length: int, d_inner: int, d_state: int, seed: int = 0):
-    """The op's six inputs and an upstream gradient dy, as float32 tensors."""
-    import numpy as np
+    """The op's six inputs and an upstream gradient dy, as float32 tensors (``scan.py``'s)."""
     import tensorflow as tf
 
-    rng = np.random.default_rng(seed)
-    f32 = np.float32
-    inputs = [
-        rng.normal(size=(rows, length, d_inner)).astype(f32),
-        rng.uniform(1e-3, 1e-1, size=(rows, length, d_inner)).astype(f32),
-        -np.tile(np.arange(1, d_state + 1, dtype=f32), (d_inner, 1)),
-        rng.normal(size=(rows, length, d_state)).astype(f32),
-        rng.normal(size=(rows, length, d_state)).astype(f32),
-        np.ones(d_inner, f32),
-    ]
-    dy = rng.normal(size=(rows, length, d_inner)).astype(f32)
+    inputs, dy = scan.make_inputs(rows, length, d_inner, d_state, seed)
     return [tf.constant(x) for x in inputs], tf.constant(dy)
 
 
