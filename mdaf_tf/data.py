@@ -14,7 +14,7 @@ import numpy as np
 
 from mdaf_tf import schema
 
-SPLITS = ("train", "val")
+SPLITS = schema.SPLITS
 SHUFFLE_BUFFER = 16_384
 
 
@@ -34,6 +34,10 @@ def load_metadata(data_dir: str) -> dict:
     except ValueError as e:
         raise DataError(f"{path}: not valid JSON ({e})") from None
     version = meta.get("schema_version")
+    if version == 1:
+        raise DataError(f"{data_dir}: schema_version 1 (written before the test split and "
+                        "user_key existed); rebuild it with the pipelines.* command that made "
+                        "it (its arguments are in metadata.json)")
     if version != schema.SCHEMA_VERSION:
         raise DataError(f"{data_dir}: unknown schema_version {version!r} "
                         f"(this code reads version {schema.SCHEMA_VERSION})")
@@ -110,7 +114,8 @@ def _short_reason(error) -> str:
 
 def make_dataset(data_dir: str, split: str, batch_size: int, *, training: bool = False,
                  seed: int = 0, repeat: bool = False, drop_remainder: bool = False,
-                 input_context=None, include_timestamp: bool = False, exclude=()):
+                 input_context=None, include_timestamp: bool = False, exclude=(),
+                 extra_features: tuple[str, ...] = ()):
     """``(features, label)`` batches: features are the schema's model inputs (int64,
     shapes ``(batch,)`` / ``(batch, max_seq_len)``), label float32 ``(batch,)``.
 
@@ -119,7 +124,8 @@ def make_dataset(data_dir: str, split: str, batch_size: int, *, training: bool =
     there are fewer shards than pipelines). Training interleaves the shards and shuffles
     with ``seed``; evaluation reads the shards in order, one after the other, so the
     order is fixed. Batches are parsed with one ``tf.io.parse_example`` call each.
-    ``include_timestamp`` adds the ``timestamp`` feature to the dict; shards in
+    ``include_timestamp`` adds the ``timestamp`` feature to the dict and
+    ``extra_features`` any other non-input features (``user_key`` for gAUC); shards in
     ``exclude`` (corrupt ones the user chose to skip) are left out.
     """
     import tensorflow as tf
@@ -153,6 +159,10 @@ def make_dataset(data_dir: str, split: str, batch_size: int, *, training: bool =
     ds = ds.batch(batch_size, drop_remainder=drop_remainder)
     spec = schema.parse_spec(max_seq_len)
     keep = list(schema.MODEL_INPUT_NAMES) + ([schema.TIMESTAMP] if include_timestamp else [])
+    unknown = [name for name in extra_features if name not in schema.FEATURES_BY_NAME]
+    if unknown:
+        raise DataError(f"unknown feature(s) {unknown}; the schema has {schema.FEATURE_NAMES}")
+    keep += [name for name in extra_features if name not in keep]
 
     def parse(records):
         parsed = tf.io.parse_example(records, spec)

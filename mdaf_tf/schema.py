@@ -13,7 +13,14 @@ name                shape                  meaning
 ``hist_cate_id``    (max_seq_len,)         behaviour categories, aligned with items
 ``hist_len``        ()                     number of valid (non-padding) behaviours
 ``timestamp``       ()                     Unix seconds of the target event
+``user_key``        ()                     the user's raw id (for string ids, its index in
+                                           the dataset's sorted distinct ids); unlike
+                                           ``user_id`` it stays distinct for users outside
+                                           the vocabulary, so per-user metrics (gAUC)
+                                           group by it
 ==================  =====================  ==========================================
+
+Splits: ``train``, ``val`` and ``test``, by time (``SPLITS``).
 
 Dense ids: ``PAD_ID`` (0) is padding, ``OOV_ID`` (1) is out-of-vocabulary, real ids
 start at ``FIRST_ID`` (2). Vocabularies are built from the training split only.
@@ -23,7 +30,10 @@ from __future__ import annotations
 
 import dataclasses
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+# version 1 had no test split and no user_key; such directories must be rebuilt
+SPLITS = ("train", "val", "test")
+EVAL_SPLITS = ("val", "test")
 DEFAULT_MAX_SEQ_LEN = 50
 
 PAD_ID = 0
@@ -38,6 +48,7 @@ HIST_ITEM_ID = "hist_item_id"
 HIST_CATE_ID = "hist_cate_id"
 HIST_LEN = "hist_len"
 TIMESTAMP = "timestamp"
+USER_KEY = "user_key"
 
 # Vocabulary names; the item and category vocabularies serve target and history alike.
 USER_VOCAB = "user"
@@ -76,6 +87,7 @@ FEATURES: tuple[Feature, ...] = (
     Feature(HIST_CATE_ID, sequence=True, vocabulary=CATE_VOCAB),
     Feature(HIST_LEN),
     Feature(TIMESTAMP, model_input=False),
+    Feature(USER_KEY, model_input=False),
 )
 FEATURES_BY_NAME = {f.name: f for f in FEATURES}
 FEATURE_NAMES = tuple(f.name for f in FEATURES)

@@ -12,34 +12,63 @@ import numpy as np
 
 from mdaf_tf import schema
 from pipelines.errors import PipelineError
+from pipelines.vocab import group_count
 from pipelines.windows import Windows
 
-DEFAULT_VAL_FRACTION = 225_446 / (1_052_081 + 225_446)  # the seed's split, about 17.6%
+# The thesis code's 70/15/15 proportions, applied by time: the latest 15% of examples are
+# the test split and the 15% before them validation.
+DEFAULT_VAL_FRACTION = 0.15
+DEFAULT_TEST_FRACTION = 0.15
 EVENT_COLUMNS = ("user", "item", "cate", "ts", "order", "label", "target", "history")
+SPLIT_CODES = schema.SPLITS  # code 0 train, 1 val, 2 test
 
 
-def split_boundary(ts: np.ndarray, weights: np.ndarray, val_fraction: float,
-                   val_start: int | None = None) -> int:
-    """First validation timestamp: examples with ``timestamp >= boundary`` are validation.
+def _latest_share_start(ts: np.ndarray, weights: np.ndarray, share: float, end: int) -> int:
+    """First timestamp of the latest ``share`` of all examples before ``end`` (ties go to
+    the later side; ``end`` when nothing is wanted)."""
+    total = float(np.sum(weights))
+    want = round(total * share)
+    before = ts < end
+    ts, weights = ts[before], weights[before]
+    if want <= 0 or len(ts) == 0:
+        return int(end)
+    suffix = np.cumsum(weights[::-1])[::-1]  # examples at or after ts[j], before end
+    j = int(np.flatnonzero(suffix >= want)[-1]) if (suffix >= want).any() else 0
+    return int(ts[j])
+
+
+def split_boundaries(ts: np.ndarray, weights: np.ndarray, val_fraction: float,
+                     test_fraction: float, val_start: int | None = None,
+                     test_start: int | None = None) -> tuple[int, int]:
+    """(first validation timestamp, first test timestamp): an example with timestamp t is
+    train when t < val_boundary, test when t >= test_boundary, validation between.
 
     Args:
         ts: distinct target timestamps, ascending.
         weights: examples per timestamp.
-        val_fraction: share of examples, the latest ones, that go to validation; timestamps
-            are never split, so ties at the boundary go to validation.
-        val_start: explicit boundary (overrides ``val_fraction``).
+        val_fraction, test_fraction: shares of all examples; the latest ``test_fraction``
+            are test and the ``val_fraction`` before them validation. Timestamps are never
+            split, so ties at a boundary go to the later split.
+        val_start, test_start: explicit boundaries (Unix seconds) overriding the fractions.
     """
-    if val_start is not None:
-        return int(val_start)
     if len(ts) == 0:
         raise PipelineError("no examples left after filtering")
-    total = float(np.sum(weights))
-    want = round(total * val_fraction)
-    if want <= 0:
-        return int(ts[-1]) + 1
-    suffix = np.cumsum(weights[::-1])[::-1]  # examples at or after ts[j]
-    j = int(np.flatnonzero(suffix >= want)[-1])
-    return int(ts[j])
+    if val_fraction + test_fraction >= 1.0:
+        raise PipelineError("--val-fraction plus --test-fraction must be below 1")
+    end = int(ts[-1]) + 1
+    test_b = int(test_start) if test_start is not None else _latest_share_start(
+        ts, weights, test_fraction, end)
+    val_b = int(val_start) if val_start is not None else _latest_share_start(
+        ts, weights, val_fraction, test_b)
+    if val_b > test_b:
+        raise PipelineError(f"validation starts at {val_b}, after the test split's start "
+                            f"{test_b}: check --val-start / --test-start")
+    return val_b, test_b
+
+
+def split_codes(ts: np.ndarray, boundaries: tuple[int, int]) -> np.ndarray:
+    """0 (train), 1 (val) or 2 (test) per timestamp."""
+    return (ts >= boundaries[0]).astype(np.int8) + (ts >= boundaries[1]).astype(np.int8)
 
 
 def negatives_per_positive(start: int, count: int, ratio: float) -> np.ndarray:
@@ -49,24 +78,39 @@ def negatives_per_positive(start: int, count: int, ratio: float) -> np.ndarray:
     return np.diff(totals)
 
 
-class PopularitySampler:
-    """Draws items with probability proportional to their training-period count."""
+class PeriodSampler:
+    """Draws raw items with probability proportional to their count among one period's
+    positives, never the positive's own item.
 
-    def __init__(self, item_dense: np.ndarray, counts: np.ndarray, cate_of_item: np.ndarray):
-        if len(item_dense) < 2:
-            raise PipelineError("need at least 2 items in the training period to sample "
-                                "negatives (or pass --neg-ratio 0)")
-        self.items = item_dense
-        self.cum = np.cumsum(counts.astype(np.float64))
-        self.cate_of_item = cate_of_item  # dense cate id indexed by dense item id
+    A split's negatives come from the same split's positive items, so an evaluation
+    negative is as likely as its positive to be new, rare or popular: item identity, item
+    popularity and out-of-vocabulary-ness say nothing about the label. Each item carries
+    its most frequent category in the period (ties: smallest raw category id).
+    """
+
+    def __init__(self, items: np.ndarray, cates: np.ndarray, pair_counts: np.ndarray,
+                 period: str = "training"):
+        (it, _neg, ca), _ = group_count(items, -pair_counts, cates)
+        first = np.r_[True, it[1:] != it[:-1]] if len(it) else np.zeros(0, bool)
+        self.items, self.cate_of_item = it[first], ca[first]
+        if len(self.items) < 2:
+            raise PipelineError(f"need at least 2 distinct positive items in the {period} "
+                                "period to sample its negatives (or pass --neg-ratio 0)")
+        (uniq,), counts = group_count(items, weights=pair_counts)
+        self.cum = np.cumsum(counts.astype(np.float64))  # uniq == self.items (both sorted)
 
     def sample(self, positives: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Raw items, one per raw positive item, each different from its positive."""
         out = self._draw(len(positives), rng)
         clash = np.flatnonzero(out == positives)
         while len(clash):
             out[clash] = self._draw(len(clash), rng)
             clash = clash[out[clash] == positives[clash]]
         return out
+
+    def category(self, items: np.ndarray) -> np.ndarray:
+        """Raw category of raw items drawn by ``sample``."""
+        return self.cate_of_item[np.searchsorted(self.items, items)]
 
     def _draw(self, n: int, rng: np.random.Generator) -> np.ndarray:
         u = rng.random(n) * self.cum[-1]
@@ -102,16 +146,21 @@ def _user_time_key(ucode: np.ndarray, ts: np.ndarray) -> tuple[np.ndarray, int]:
 
 
 class ExampleBuilder:
-    """Builds schema columns from sorted event tables, one user-complete table at a time."""
+    """Builds schema columns from sorted event tables, one user-complete table at a time.
 
-    def __init__(self, *, vocabs: dict, boundary: int, max_seq_len: int,
-                 sampler: PopularitySampler | None, neg_ratio: float, seed: int,
-                 chunk_size: int = 65536):
+    ``samplers`` maps a split name to the ``PeriodSampler`` of that split's positives;
+    each positive example of the split gets ``neg_ratio`` negatives on average that share
+    its user, history and timestamp, with an item drawn from the sampler and mapped
+    through the training vocabularies like any other id.
+    """
+
+    def __init__(self, *, vocabs: dict, boundaries: tuple[int, int], max_seq_len: int,
+                 samplers: dict | None, neg_ratio: float, seed: int, chunk_size: int = 65536):
         self.vocabs = vocabs
-        self.boundary = boundary
+        self.boundaries = boundaries
         self.max_seq_len = max_seq_len
-        self.sampler = sampler
-        self.neg_ratio = neg_ratio if sampler is not None else 0.0
+        self.samplers = samplers or {}
+        self.neg_ratio = neg_ratio if self.samplers else 0.0
         self.seed = seed
         self.chunk_size = chunk_size
         self._positives_seen = 0
@@ -149,10 +198,9 @@ class ExampleBuilder:
 
     def _chunk(self, ev, rows, t_key, t_user_key, h_key, dense, rng):
         user, item, cate, h_item, h_cate = dense
-        seq = self.max_seq_len
         end = np.searchsorted(h_key, t_key, side="left")  # strictly earlier in time
         first = np.searchsorted(h_key, t_user_key, side="left")
-        hist_len = np.minimum(end - first, seq)
+        hist_len = np.minimum(end - first, self.max_seq_len)
         cols = {
             schema.LABEL: ev["label"][rows].astype(np.int64),
             schema.USER_ID: user[rows],
@@ -162,17 +210,19 @@ class ExampleBuilder:
             schema.HIST_CATE_ID: h_cate.at(end, hist_len),
             schema.HIST_LEN: hist_len.astype(np.int64),
             schema.TIMESTAMP: ev["ts"][rows].astype(np.int64),
+            schema.USER_KEY: ev["user"][rows].astype(np.int64),
         }
-        if self.neg_ratio > 0:
-            cols = self._add_negatives(cols, rng)
-        is_val = cols[schema.TIMESTAMP] >= self.boundary
-        for split, mask in (("train", ~is_val), ("val", is_val)):
-            if mask.all():
-                yield split, cols
-            elif mask.any():
-                yield split, {k: v[mask] for k, v in cols.items()}
+        code = split_codes(cols[schema.TIMESTAMP], self.boundaries)
+        for c, split in enumerate(SPLIT_CODES):
+            mask = code == c
+            if not mask.any():
+                continue
+            part = cols if mask.all() else {k: v[mask] for k, v in cols.items()}
+            if self.neg_ratio > 0:
+                part = self._add_negatives(part, ev["item"][rows[mask]], split, rng)
+            yield split, part
 
-    def _add_negatives(self, cols, rng):
+    def _add_negatives(self, cols, raw_item, split, rng):
         pos = cols[schema.LABEL] == 1
         n_neg = np.zeros(len(pos), dtype=np.int64)
         n_neg[pos] = negatives_per_positive(self._positives_seen, int(pos.sum()),
@@ -180,14 +230,14 @@ class ExampleBuilder:
         self._positives_seen += int(pos.sum())
         per_row = 1 + n_neg
         starts = np.cumsum(per_row) - per_row
-        total = int(per_row.sum())
         src = np.repeat(np.arange(len(pos)), per_row)
         out = {k: v[src] for k, v in cols.items()}
-        neg_slots = np.ones(total, dtype=bool)
+        neg_slots = np.ones(len(src), dtype=bool)
         neg_slots[starts] = False
-        neg_src = src[neg_slots]
-        items = self.sampler.sample(cols[schema.ITEM_ID][neg_src], rng)
-        out[schema.ITEM_ID][neg_slots] = items
-        out[schema.CATE_ID][neg_slots] = self.sampler.cate_of_item[items]
+        sampler = self.samplers[split]
+        items = sampler.sample(raw_item[src[neg_slots]], rng)
+        out[schema.ITEM_ID][neg_slots] = self.vocabs[schema.ITEM_VOCAB].lookup(items)
+        out[schema.CATE_ID][neg_slots] = self.vocabs[schema.CATE_VOCAB].lookup(
+            sampler.category(items))
         out[schema.LABEL][neg_slots] = 0
         return out

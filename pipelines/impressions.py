@@ -5,8 +5,12 @@
 Columns ``user_id,item_id,cate_id,timestamp,label`` (a header is required; other columns
 are ignored; ids may be integers or strings). Every impression is an example with its own
 label; its history is the user's previous clicked impressions strictly earlier in time
-(ties keep file order). The whole log is held in memory as numpy arrays (ids become int64
-codes), which suits impression logs of up to tens of millions of rows.
+(ties keep file order). Splits are by time: the latest 15% of impressions are test, the 15%
+before them validation; vocabularies come from the training split only. The labels are real,
+so no negative is sampled; the leak report is written all the same (near 0.5 unless item
+popularity itself predicts clicks, which is then a baseline, not a leak). The whole log is
+held in memory as numpy arrays (ids become int64 codes), which suits impression logs of up
+to tens of millions of rows.
 """
 
 from __future__ import annotations
@@ -24,8 +28,14 @@ import pyarrow.compute as pc
 from mdaf_tf import schema
 from pipelines.csv_input import BadRows, check_input_file, is_int, parse_int, stream_csv
 from pipelines.errors import PipelineError, run_cli
-from pipelines.examples import DEFAULT_VAL_FRACTION, ExampleBuilder, split_boundary
-from pipelines.output import DatasetDir, add_output_args, check_args, summary_line
+from pipelines.examples import ExampleBuilder
+from pipelines.output import (
+    DatasetDir,
+    add_output_args,
+    boundaries_from_args,
+    check_args,
+    summary_line,
+)
 from pipelines.vocab import Vocabulary, group_count
 
 COLUMNS = ["user_id", "item_id", "cate_id", "timestamp", "label"]
@@ -162,7 +172,7 @@ def _count_bad(bad: BadRows, reason: str, good: np.ndarray, ok: np.ndarray, path
 
 def build(args, *, extra_metadata=None, extra_files=None, arg_dict=None,
           source_display=None) -> dict:
-    """Run the pipeline; ``extra_metadata(boundary, ev)`` may add metadata keys,
+    """Run the pipeline; ``extra_metadata(boundaries, ev)`` may add metadata keys,
     ``extra_files`` ({name: path}) are copied into the dataset directory, ``arg_dict``
     replaces the recorded arguments and ``source_display`` the recorded source path."""
     check_input_file(args.input)
@@ -172,23 +182,26 @@ def build(args, *, extra_metadata=None, extra_files=None, arg_dict=None,
         if len(ev["ts"]) == 0:
             raise PipelineError(f"no valid rows in {args.input}")
         ts_keys, ts_counts = group_count(ev["ts"])
-        frac = DEFAULT_VAL_FRACTION if args.val_fraction is None else args.val_fraction
-        boundary = split_boundary(ts_keys[0], ts_counts, frac, args.val_start)
-        train = ev["ts"] < boundary
+        boundaries = boundaries_from_args(args, ts_keys[0], ts_counts)
+        train = ev["ts"] < boundaries[0]
         if not train.any():
-            raise PipelineError(f"no training rows before the split boundary {boundary}")
+            raise PipelineError(f"no training rows before the split boundary {boundaries[0]}")
         vocabs = {}
         for col, vocab in (("user", schema.USER_VOCAB), ("item", schema.ITEM_VOCAB),
                            ("cate", schema.CATE_VOCAB)):
             (keys,), c = group_count(ev[col][train])
             vocabs[vocab] = Vocabulary(keys, c, min_count=args.min_count, names=names[vocab])
-        builder = ExampleBuilder(vocabs=vocabs, boundary=boundary, max_seq_len=args.max_seq_len,
-                                 sampler=None, neg_ratio=0.0, seed=args.seed)
+        out.start_examples(vocabs, sampled_negatives=False)
+        builder = ExampleBuilder(vocabs=vocabs, boundaries=boundaries,
+                                 max_seq_len=args.max_seq_len, samplers=None, neg_ratio=0.0,
+                                 seed=args.seed)
         for split, cols in builder.build(ev):
             out.write(split, cols)
-        meta = {"counts": counts, "split_boundary": boundary, "dataset": "impressions"}
+        meta = {"counts": counts, "split_boundary": boundaries[0],
+                "split_boundaries": {"val": boundaries[0], "test": boundaries[1]},
+                "dataset": "impressions"}
         if extra_metadata is not None:
-            meta.update(extra_metadata(boundary, ev))
+            meta.update(extra_metadata(boundaries, ev))
         for name, src in (extra_files or {}).items():
             shutil.copyfile(src, os.path.join(out.tmp, name))
         return out.commit(meta, vocabs)

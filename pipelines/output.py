@@ -20,11 +20,14 @@ import zlib
 import numpy as np
 
 from mdaf_tf import schema
+from pipelines import leak_report
 from pipelines.errors import PipelineError
+from pipelines.examples import DEFAULT_TEST_FRACTION, DEFAULT_VAL_FRACTION, split_boundaries
 from pipelines.tfrecord import encode_buffer
 from pipelines.vocab import write_vocabularies
 
 METADATA = "metadata.json"
+DEFAULT_MIN_COUNT = 2
 _NOT_COMPARED = ("output", "overwrite")
 
 
@@ -32,14 +35,23 @@ def add_output_args(parser: argparse.ArgumentParser):
     """Options shared by every pipeline."""
     parser.add_argument("--output", required=True, help="dataset directory to create")
     parser.add_argument("--max-seq-len", type=int, default=schema.DEFAULT_MAX_SEQ_LEN)
-    parser.add_argument("--min-count", type=int, default=1,
-                        help="raw ids seen fewer times in the training period map to OOV")
+    parser.add_argument("--min-count", type=int, default=DEFAULT_MIN_COUNT,
+                        help="raw ids seen fewer times in the training period map to OOV "
+                             "(default %(default)s: ids seen once train the OOV row, so OOV "
+                             "means 'rare in training' at training and evaluation time)")
     parser.add_argument("--val-fraction", type=float, default=None,
-                        help="share of the latest examples used for validation "
-                             "(default: the seed's 17.6%%)")
+                        help="share of all examples, the ones just before the test split, "
+                             "used for validation (default 0.15)")
+    parser.add_argument("--test-fraction", type=float, default=None,
+                        help="share of all examples, the latest ones, held out for the "
+                             "reported test figures (default 0.15: the thesis's 70/15/15, "
+                             "by time)")
     parser.add_argument("--val-start", type=int, default=None,
                         help="Unix seconds; examples at or after it are validation "
                              "(overrides --val-fraction)")
+    parser.add_argument("--test-start", type=int, default=None,
+                        help="Unix seconds; examples at or after it are test "
+                             "(overrides --test-fraction)")
     parser.add_argument("--examples-per-shard", type=int, default=200_000)
     parser.add_argument("--compression-level", type=int, default=1, choices=range(0, 10),
                         help="gzip level of the shards (1 is fastest; isal: 0-3)")
@@ -57,8 +69,13 @@ def check_args(args):
         raise PipelineError("--max-seq-len must be at least 1")
     if args.min_count < 1:
         raise PipelineError("--min-count must be at least 1")
-    if args.val_fraction is not None and not 0.0 <= args.val_fraction < 1.0:
-        raise PipelineError("--val-fraction must be in [0, 1)")
+    for flag in ("val_fraction", "test_fraction"):
+        value = getattr(args, flag, None)
+        if value is not None and not 0.0 <= value < 1.0:
+            raise PipelineError(f"--{flag.replace('_', '-')} must be in [0, 1)")
+    if (getattr(args, "val_start", None) is not None and getattr(args, "test_start", None)
+            is not None and args.val_start > args.test_start):
+        raise PipelineError("--val-start must not be after --test-start")
     if args.examples_per_shard < 1:
         raise PipelineError("--examples-per-shard must be at least 1")
     if args.gzip_library == "isal":
@@ -68,6 +85,13 @@ def check_args(args):
 
 
 GZIP_LIBRARIES = ("zlib", "isal")
+
+
+def boundaries_from_args(args, ts: np.ndarray, weights: np.ndarray) -> tuple[int, int]:
+    """The (validation, test) split boundaries the pipeline arguments ask for."""
+    val = DEFAULT_VAL_FRACTION if args.val_fraction is None else args.val_fraction
+    test = DEFAULT_TEST_FRACTION if args.test_fraction is None else args.test_fraction
+    return split_boundaries(ts, weights, val, test, args.val_start, args.test_start)
 
 
 def _compressor_module(library: str):
@@ -227,7 +251,12 @@ class DatasetDir:
         self.max_seq_len = int(args["max_seq_len"])
         library = args["gzip_library"]
         self.writers = {s: ShardWriter(self.tmp, s, self.max_seq_len, per_shard, level, seed,
-                                       library) for s in ("train", "val")}
+                                       library) for s in schema.SPLITS}
+        self.leaks: leak_report.LeakReport | None = None
+
+    def start_examples(self, vocabs: dict, sampled_negatives: bool):
+        """Called once the training vocabularies exist, before the first ``write``."""
+        self.leaks = leak_report.LeakReport(vocabs, sampled_negatives)
 
     def _check_existing(self):
         out = self.output
@@ -252,10 +281,19 @@ class DatasetDir:
                 "arguments); choose another --output or pass --overwrite")
 
     def write(self, split: str, cols: dict):
+        if self.leaks is None:
+            raise RuntimeError("DatasetDir.start_examples(vocabs) must come before write")
+        self.leaks.add(split, cols)
         self.writers[split].write(cols)
 
     def commit(self, metadata: dict, vocabs: dict) -> dict:
-        """Finish shards, write vocabularies and metadata.json, then rename into place."""
+        """Check the leak report, finish shards, write vocabularies and metadata.json, then
+        rename into place."""
+        if self.leaks is None:
+            self.start_examples(vocabs, sampled_negatives=False)
+        leaks = self.leaks.result()
+        leak_report.check(leaks, bool(self.args.get("strict")),
+                          self.source_display or self.source_path or self.output)
         shutil.rmtree(self.scratch, ignore_errors=True)
         shards = {s: w.close() for s, w in self.writers.items()}
         write_vocabularies(self.tmp, vocabs)
@@ -273,6 +311,7 @@ class DatasetDir:
             "raw_id_dtypes": {name: ("string" if vocabs[name].names is not None else "int64")
                               for name in schema.VOCABULARIES},
             **metadata,
+            "leak_report": leaks,
             "splits": {s: {"examples": w.examples, "positives": w.positives,
                            "shards": shards[s]} for s, w in self.writers.items()},
             "source": source if source is not None else metadata.get("source"),
@@ -307,8 +346,9 @@ class DatasetDir:
 def summary_line(name: str, meta: dict) -> str:
     c = meta["counts"]
     dropped = ", ".join(f"{k} {v}" for k, v in sorted(c.get("rows_dropped", {}).items()))
-    tr, va = meta["splits"]["train"], meta["splits"]["val"]
+    sizes = ", ".join(f"{s} {meta['splits'][s]['examples']} ({meta['splits'][s]['positives']}"
+                      " positive)" for s in schema.SPLITS)
+    b = meta["split_boundaries"]
     return (f"{name}: read {c['rows_read']} rows, dropped {sum(c['rows_dropped'].values())}"
-            f"{' (' + dropped + ')' if dropped else ''}; train {tr['examples']} examples "
-            f"({tr['positives']} positive), val {va['examples']} ({va['positives']} positive), "
-            f"split at {meta['split_boundary']}")
+            f"{' (' + dropped + ')' if dropped else ''}; {sizes} examples; validation from "
+            f"{b['val']}, test from {b['test']}")

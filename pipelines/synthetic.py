@@ -16,9 +16,9 @@ The log is simulated in time order, so ``q`` is computed from the user's actual 
 clicks, which are exactly what the impression pipeline puts in the history. Items are shown
 partly from the categories of the user's recent clicks (``--recent-exposure``), as a
 recommender would, so the sequential part varies. The log is written as CSV and goes
-through ``pipelines.impressions``; the metadata records the oracle validation AUC (AUC
-of the true probabilities) and the static-only / sequence-only oracle AUCs (the other
-part replaced by its mean).
+through ``pipelines.impressions``; the metadata records the oracle AUC (AUC of the true
+probabilities) and the static-only / sequence-only oracle AUCs (the other part replaced by
+its mean) on validation, and the same on test under ``oracle.test``.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ import numpy as np
 
 from pipelines import impressions
 from pipelines.errors import PipelineError, run_cli
+from pipelines.examples import SPLIT_CODES, split_codes
 from pipelines.output import check_args, summary_line
 
 CSV_NAME = "synthetic_impressions.csv"
@@ -48,7 +49,7 @@ def parse_args(argv):
     p.add_argument("--items", type=int, default=200, help="items (default 200)")
     p.add_argument("--categories", type=int, default=25, help="categories (default 25)")
     p.add_argument("--impressions-per-user", type=int, default=360,
-                   help="default 360: 36k impressions, about 30k train / 6k val")
+                   help="default 360: 36k impressions, about 25k train / 5k val / 5k test")
     p.add_argument("--rank", type=int, default=4, help="rank of the user x category affinity")
     p.add_argument("--static-strength", type=float, default=1.0,
                    help="weight of the static part s in the click logit (default 1.0)")
@@ -159,6 +160,25 @@ def auc(labels: np.ndarray, scores: np.ndarray) -> float:
     return float((r[labels].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
 
 
+def _oracle_aucs(log: dict, rows: np.ndarray) -> dict:
+    y = log["label"][rows]
+    return {"auc": auc(y, log["p"][rows]),
+            "static_only_auc": auc(y, log["p_static_only"][rows]),
+            "sequence_only_auc": auc(y, log["p_sequence_only"][rows]),
+            "ctr": float(y.mean()) if len(y) else float("nan")}
+
+
+def oracle_metadata(log: dict, ev: dict, boundaries: tuple[int, int]) -> dict:
+    """The true probabilities' AUCs: validation figures at the top level (as before the
+    test split existed) and the test split's under ``test``."""
+    code = split_codes(ev["ts"], boundaries)
+    rows = {split: ev["order"][code == c] for c, split in enumerate(SPLIT_CODES)}
+    val = _oracle_aucs(log, rows["val"])
+    val["val_ctr"] = val.pop("ctr")
+    return {**val, "test": _oracle_aucs(log, rows["test"]),
+            "train_ctr": float(log["label"][rows["train"]].mean())}
+
+
 def write_csv(log: dict, path: str):
     cols = impressions.COLUMNS
     data = np.stack([log[c] for c in cols], axis=1)
@@ -175,16 +195,8 @@ def build(args) -> dict:
         write_csv(log, csv_path)
         imp_args = argparse.Namespace(**{**arg_dict, "input": csv_path})
 
-        def oracle(boundary, ev):
-            rows = ev["order"][ev["ts"] >= boundary]  # CSV row index of validation rows
-            y = log["label"][rows]
-            return {"oracle": {
-                "auc": auc(y, log["p"][rows]),
-                "static_only_auc": auc(y, log["p_static_only"][rows]),
-                "sequence_only_auc": auc(y, log["p_sequence_only"][rows]),
-                "train_ctr": float(log["label"][ev["order"][ev["ts"] < boundary]].mean()),
-                "val_ctr": float(y.mean()) if len(y) else float("nan"),
-            }}
+        def oracle(boundaries, ev):
+            return {"oracle": oracle_metadata(log, ev, boundaries)}
 
         return impressions.build(imp_args, extra_metadata=oracle,
                                  extra_files={CSV_NAME: csv_path}, arg_dict=arg_dict,
@@ -195,8 +207,9 @@ def main(argv=None):
     args = parse_args(argv)
     meta = build(args)
     o = meta["oracle"]
-    print(summary_line("synthetic", meta) + f"; oracle AUC {o['auc']:.4f} (static only "
-          f"{o['static_only_auc']:.4f}, sequence only {o['sequence_only_auc']:.4f})",
+    t = o["test"]
+    print(summary_line("synthetic", meta) + f"; oracle test AUC {t['auc']:.4f} (static only "
+          f"{t['static_only_auc']:.4f}, sequence only {t['sequence_only_auc']:.4f})",
           file=sys.stderr)
 
 

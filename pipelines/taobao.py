@@ -5,14 +5,18 @@
 Input: no header, ``user_id,item_id,category_id,behavior_type,timestamp``. Every behaviour
 in ``--positive-behaviors`` is a positive example; its history is the user's previous
 ``--max-seq-len`` behaviours of any type strictly earlier in time (ties keep file order);
-``--neg-ratio`` negatives per positive are drawn from the training period's item
-popularity.
+``--neg-ratio`` negatives per positive share its user, history and timestamp; their
+items are drawn from the item distribution of the same split's positives (never the
+positive's own item) and mapped through the training vocabularies, so that item identity,
+popularity and OOV-ness carry no label signal (``pipelines.leak_report`` checks it).
+Splits are by time: the latest 15% of examples are test, the 15% before them validation.
 
 Scale: the file is streamed in blocks (pyarrow, C++ parsing) and every valid row is
 appended to one of P temporary partition files chosen by a hash of the user id, so each
 partition holds complete user histories whatever the file order is. The partitions are then
 read one at a time (memory ~ one partition), three times: target timestamps for the split
-boundary, training-period counts for vocabularies and popularity, and finally examples.
+boundaries, training-period counts for vocabularies and each split's positive items for its
+sampler, and finally examples.
 """
 
 from __future__ import annotations
@@ -29,14 +33,15 @@ import pyarrow.compute as pc
 from mdaf_tf import schema
 from pipelines.csv_input import BadRows, check_input_file, is_int, parse_int, stream_csv
 from pipelines.errors import PipelineError, run_cli
-from pipelines.examples import (
-    DEFAULT_VAL_FRACTION,
-    ExampleBuilder,
-    PopularitySampler,
-    split_boundary,
+from pipelines.examples import SPLIT_CODES, ExampleBuilder, PeriodSampler, split_codes
+from pipelines.output import (
+    DatasetDir,
+    add_output_args,
+    boundaries_from_args,
+    check_args,
+    summary_line,
 )
-from pipelines.output import DatasetDir, add_output_args, check_args, summary_line
-from pipelines.vocab import CountAccumulator, Vocabulary, group_count
+from pipelines.vocab import CountAccumulator, Vocabulary
 
 COLUMNS = ["user_id", "item_id", "category_id", "behavior_type", "timestamp"]
 BEHAVIORS = ("pv", "cart", "fav", "buy")
@@ -205,30 +210,21 @@ def build(args) -> dict:
         if counts["positive_events"] == 0:
             raise PipelineError(f"no valid {args.positive_behaviors} rows in the window in "
                                 f"{args.input}")
-        frac = DEFAULT_VAL_FRACTION if args.val_fraction is None else args.val_fraction
-        boundary = split_boundary(ts_keys, ts_counts, frac, args.val_start)
-
-        # pass 2: training-period counts -> vocabularies, popularity, item categories
-        acc = {name: CountAccumulator() for name in schema.VOCABULARIES}
-        pairs = CountAccumulator(2)
-        for p in range(n_parts):
-            d = _load(parts, p, kept)
-            train = d["ts"] < boundary
-            acc[schema.USER_VOCAB].add(d["user"][train])
-            acc[schema.ITEM_VOCAB].add(d["item"][train])
-            acc[schema.CATE_VOCAB].add(d["cate"][train])
-            pairs.add(d["item"][train], d["cate"][train])
-        vocabs = {name: Vocabulary(*acc[name].result_tuple(), min_count=args.min_count)
-                  for name in schema.VOCABULARIES}
+        boundaries = boundaries_from_args(args, ts_keys, ts_counts)
+        vocabs, pairs = _training_vocabularies(parts, n_parts, kept, boundaries,
+                                               positive_codes, args.min_count)
         if vocabs[schema.USER_VOCAB].size == schema.FIRST_ID:
-            raise PipelineError(f"no training rows before the split boundary {boundary}")
-        sampler = None
+            raise PipelineError(f"no training rows before the split boundary {boundaries[0]}")
+        samplers = None
         if args.neg_ratio > 0:
-            sampler = make_sampler(vocabs, *pairs.result_tuple())
+            samplers = {split: PeriodSampler(*pairs[split].result_tuple(), period=split)
+                        for split in SPLIT_CODES if pairs[split].result_tuple()[0].size}
+        out.start_examples(vocabs, sampled_negatives=samplers is not None)
 
         # pass 3: examples
-        builder = ExampleBuilder(vocabs=vocabs, boundary=boundary, max_seq_len=args.max_seq_len,
-                                 sampler=sampler, neg_ratio=args.neg_ratio, seed=args.seed)
+        builder = ExampleBuilder(vocabs=vocabs, boundaries=boundaries,
+                                 max_seq_len=args.max_seq_len, samplers=samplers,
+                                 neg_ratio=args.neg_ratio, seed=args.seed)
         for p in range(n_parts):
             d = _load(parts, p, kept)
             ev = {"user": d["user"], "item": d["item"], "cate": d["cate"], "ts": d["ts"],
@@ -238,26 +234,31 @@ def build(args) -> dict:
             del d
             for split, cols in builder.build(ev):
                 out.write(split, cols)
-        meta = out.commit({"counts": counts, "split_boundary": boundary,
+        meta = out.commit({"counts": counts, "split_boundary": boundaries[0],
+                           "split_boundaries": {"val": boundaries[0], "test": boundaries[1]},
                            "dataset": "taobao_user_behavior"}, vocabs)
     return meta
 
 
-def make_sampler(vocabs: dict, items: np.ndarray, cates: np.ndarray, pair_counts: np.ndarray):
-    """Popularity sampler over the item vocabulary; each item's category is its most
-    frequent one in the training period (ties: smallest raw category id)."""
-    item_vocab = vocabs[schema.ITEM_VOCAB]
-    (it, _neg, ca), _ = group_count(items, -pair_counts, cates)
-    first = np.ones(len(it), dtype=bool)
-    first[1:] = it[1:] != it[:-1]
-    mode_item, mode_cate = it[first], ca[first]
-    cate_of_item = np.full(item_vocab.size, schema.OOV_ID, dtype=np.int64)
-    cate_of_item[:schema.FIRST_ID] = schema.PAD_ID
-    dense = item_vocab.lookup(mode_item)
-    real = dense >= schema.FIRST_ID
-    cate_of_item[dense[real]] = vocabs[schema.CATE_VOCAB].lookup(mode_cate[real])
-    item_dense = np.arange(schema.FIRST_ID, item_vocab.size, dtype=np.int64)
-    return PopularitySampler(item_dense, item_vocab.counts, cate_of_item)
+def _training_vocabularies(parts, n_parts, kept, boundaries, positive_codes, min_count):
+    """Pass 2: vocabularies from training-period rows only, and each split's positive
+    (item, category) counts for its negative sampler."""
+    acc = {name: CountAccumulator() for name in schema.VOCABULARIES}
+    pairs = {split: CountAccumulator(2) for split in SPLIT_CODES}
+    for p in range(n_parts):
+        d = _load(parts, p, kept)
+        train = d["ts"] < boundaries[0]
+        acc[schema.USER_VOCAB].add(d["user"][train])
+        acc[schema.ITEM_VOCAB].add(d["item"][train])
+        acc[schema.CATE_VOCAB].add(d["cate"][train])
+        target = np.isin(d["beh"], positive_codes)
+        code = split_codes(d["ts"], boundaries)
+        for c, split in enumerate(SPLIT_CODES):
+            mask = target & (code == c)
+            pairs[split].add(d["item"][mask], d["cate"][mask])
+    vocabs = {name: Vocabulary(*acc[name].result_tuple(), min_count=min_count)
+              for name in schema.VOCABULARIES}
+    return vocabs, pairs
 
 
 def main(argv=None):

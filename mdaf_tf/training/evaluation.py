@@ -7,6 +7,7 @@ import dataclasses
 import numpy as np
 import tensorflow as tf
 
+from mdaf_tf import schema
 from mdaf_tf.training import metrics
 from mdaf_tf.training.progress import ProgressBar
 
@@ -16,15 +17,19 @@ class Predictions:
     labels: np.ndarray  # (n,) float32
     probabilities: np.ndarray  # (n,) float32
     gates: np.ndarray | None  # (n,) float32, or None for models without a gate
+    users: np.ndarray | None = None  # (n,) int64 ``user_key``, for gAUC
 
     def summary(self) -> dict:
-        """AUC, log loss and (for gated models) gate statistics and AUC per gate bucket."""
+        """AUC, log loss, gAUC (when the user keys are known) and, for gated models, gate
+        statistics and AUC per gate bucket."""
         result = {
             "examples": int(len(self.labels)),
             "positives": int((self.labels > 0.5).sum()),
             "auc": metrics.exact_auc(self.labels, self.probabilities),
             "log_loss": metrics.log_loss(self.labels, self.probabilities),
         }
+        if self.users is not None:
+            result["gauc"] = metrics.group_auc(self.labels, self.probabilities, self.users)
         if self.gates is not None:
             result["gate"] = metrics.gate_statistics(self.gates)
             result["gate_buckets"] = metrics.auc_by_gate_bucket(
@@ -58,11 +63,17 @@ def predict_dataset(
     progress: bool = True,
     label: str = "eval",
 ) -> Predictions:
-    """Run ``predict_fn`` over ``dataset`` of (features, label), batches padded to one shape."""
-    labels, probabilities, gates = [], [], []
+    """Run ``predict_fn`` over ``dataset`` of (features, label), batches padded to one shape.
+
+    A ``user_key`` feature in the batches (``make_dataset(extra_features=("user_key",))``) is
+    kept out of the model's inputs and collected for gAUC."""
+    labels, probabilities, gates, users = [], [], [], []
     bar = ProgressBar(label, total_steps, enabled=progress)
     for features, y in dataset:
         n = int(y.shape[0])
+        if schema.USER_KEY in features:
+            features = dict(features)
+            users.append(features.pop(schema.USER_KEY).numpy().reshape(-1))
         for start in range(0, n, batch_size):
             part = {k: v[start : start + batch_size] for k, v in features.items()}
             size = min(batch_size, n - start)
@@ -74,4 +85,5 @@ def predict_dataset(
         bar.update(n)
     bar.close()
     cat = lambda parts: np.concatenate(parts).astype(np.float32) if parts else np.zeros(0, "f4")
-    return Predictions(cat(labels), cat(probabilities), cat(gates) if gates else None)
+    return Predictions(cat(labels), cat(probabilities), cat(gates) if gates else None,
+                       np.concatenate(users).astype(np.int64) if users else None)

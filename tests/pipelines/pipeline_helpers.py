@@ -17,6 +17,21 @@ def write_rows(path, rows, header=None):
     return str(path)
 
 
+def split_name(ts, boundaries):
+    """train / val / test of a timestamp, from metadata.json's ``split_boundaries``."""
+    if ts >= boundaries["test"]:
+        return "test"
+    return "val" if ts >= boundaries["val"] else "train"
+
+
+def known_ids(values, min_count=2):
+    """The ids a training-split vocabulary keeps: seen at least ``min_count`` times."""
+    counts = {}
+    for v in values:
+        counts[str(v)] = counts.get(str(v), 0) + 1
+    return {v for v, c in counts.items() if c >= min_count}
+
+
 def read_vocab(data_dir, name):
     with open(os.path.join(data_dir, "vocab", f"{name}.txt")) as f:
         return [line.rstrip("\n") for line in f]

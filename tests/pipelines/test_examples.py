@@ -5,9 +5,10 @@ from mdaf_tf import schema
 from pipelines.errors import PipelineError
 from pipelines.examples import (
     ExampleBuilder,
-    PopularitySampler,
+    PeriodSampler,
     negatives_per_positive,
-    split_boundary,
+    split_boundaries,
+    split_codes,
 )
 from pipelines.vocab import Vocabulary, group_count
 
@@ -37,10 +38,11 @@ def test_history_strictly_earlier_ordered_and_left_padded():
     vocabs = {schema.USER_VOCAB: _identity_vocab(ev["user"]),
               schema.ITEM_VOCAB: _identity_vocab(ev["item"]),
               schema.CATE_VOCAB: _identity_vocab(ev["cate"])}
-    b = ExampleBuilder(vocabs=vocabs, boundary=10**9, max_seq_len=seq, sampler=None,
-                       neg_ratio=0, seed=0, chunk_size=37)
+    b = ExampleBuilder(vocabs=vocabs, boundaries=(10**9, 10**9), max_seq_len=seq,
+                       samplers=None, neg_ratio=0, seed=0, chunk_size=37)
     out = [c for split, c in b.build(dict(ev))]
     got = {k: np.concatenate([c[k] for c in out]) for k in out[0]}
+    np.testing.assert_array_equal(np.sort(got["user_key"]), np.sort(ev["user"][ev["target"]]))
     expected = []
     for i in np.flatnonzero(ev["target"]):
         rows = _reference_history(ev, i, seq)
@@ -58,15 +60,21 @@ def test_history_strictly_earlier_ordered_and_left_padded():
     assert (got["hist_len"] < seq).any() and (got["hist_len"] == seq).any()
 
 
-def test_split_boundary_fraction_ties_and_override():
-    ts = np.array([1, 2, 3, 4, 5])
-    w = np.array([10, 10, 10, 10, 10])
-    assert split_boundary(ts, w, 0.2) == 5
-    assert split_boundary(ts, w, 0.3) == 4  # 15 wanted: ties at 4 go to validation
-    assert split_boundary(ts, w, 0.0) == 6
-    assert split_boundary(ts, w, 0.2, val_start=2) == 2
+def test_split_boundaries_latest_shares_ties_and_overrides():
+    ts = np.array([1, 2, 3, 4, 5, 6, 7, 8, 9, 10])
+    w = np.full(10, 10)
+    assert split_boundaries(ts, w, 0.2, 0.1) == (8, 10)
+    assert split_boundaries(ts, w, 0.15, 0.15) == (7, 9)  # 15 wanted: ties go later
+    assert split_boundaries(ts, w, 0.0, 0.0) == (11, 11)
+    assert split_boundaries(ts, w, 0.2, 0.1, val_start=2) == (2, 10)
+    assert split_boundaries(ts, w, 0.2, 0.1, test_start=6) == (4, 6)
+    np.testing.assert_array_equal(split_codes(ts, (4, 6)), [0, 0, 0, 1, 1, 2, 2, 2, 2, 2])
+    with pytest.raises(PipelineError, match="below 1"):
+        split_boundaries(ts, w, 0.5, 0.5)
+    with pytest.raises(PipelineError, match="after the test"):
+        split_boundaries(ts, w, 0.2, 0.1, val_start=9, test_start=5)
     with pytest.raises(PipelineError):
-        split_boundary(ts[:0], w[:0], 0.2)
+        split_boundaries(ts[:0], w[:0], 0.2, 0.1)
 
 
 @pytest.mark.parametrize("ratio", [0.5, 1.0, 1.5, 2.7])
@@ -79,18 +87,19 @@ def test_negative_counts_hit_ratio(ratio):
             + negatives_per_positive(600, 400, ratio).sum()) == counts.sum()
 
 
-def test_sampler_follows_popularity_and_avoids_positive():
-    items = np.array([2, 3, 4])
-    counts = np.array([70, 20, 10])
-    cate_of_item = np.array([0, 0, 9, 8, 7])
-    s = PopularitySampler(items, counts, cate_of_item)
+def test_period_sampler_follows_the_periods_positives_and_avoids_the_positive():
+    # raw (item, category) pairs of one period's positives: item 20 x70, 30 x20, 40 x10
+    items = np.array([20, 30, 30, 40])
+    cates = np.array([5, 6, 7, 8])
+    counts = np.array([70, 12, 8, 10])  # item 30 is mostly category 6
+    s = PeriodSampler(items, cates, counts, period="val")
     rng = np.random.default_rng(0)
-    positives = np.full(20000, 2)
+    positives = np.full(20000, 20)
     drawn = s.sample(positives, rng)
     assert not (drawn == positives).any()
-    share3 = np.mean(drawn == 3)
-    assert abs(share3 - 20 / 30) < 0.02  # popularity renormalised without item 2
-    free = s.sample(np.full(20000, 99), rng)
-    assert abs(np.mean(free == 2) - 0.7) < 0.02
-    with pytest.raises(PipelineError):
-        PopularitySampler(items[:1], counts[:1], cate_of_item)
+    assert abs(np.mean(drawn == 30) - 20 / 30) < 0.02  # renormalised without item 20
+    free = s.sample(np.full(20000, 99), rng)  # an item outside the period
+    assert abs(np.mean(free == 20) - 0.7) < 0.02
+    np.testing.assert_array_equal(s.category(np.array([20, 30, 40])), [5, 6, 8])
+    with pytest.raises(PipelineError, match="val period"):
+        PeriodSampler(items[:1], cates[:1], counts[:1], period="val")

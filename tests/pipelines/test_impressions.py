@@ -4,7 +4,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from pipeline_helpers import read_vocab, shard_bytes, write_rows
+from pipeline_helpers import known_ids, read_vocab, shard_bytes, write_rows
 
 from mdaf_tf.data import read_split_numpy
 from pipelines import impressions
@@ -22,7 +22,7 @@ def _log(rng, n=300):
 
 
 def _examples(out):
-    return {s: read_split_numpy(out, s) for s in ("train", "val")}
+    return {s: read_split_numpy(out, s) for s in ("train", "val", "test")}
 
 
 def _raw(vocab, dense):
@@ -38,10 +38,11 @@ def test_history_is_earlier_clicks_with_string_ids(tmp_path, cli):
     assert code == 0, err
     meta = json.loads((out / "metadata.json").read_text())
     assert meta["raw_id_dtypes"] == {"user": "string", "item": "string", "cate": "string"}
-    boundary = meta["split_boundary"]
+    boundary = meta["split_boundaries"]["val"]
     vocab = {n: read_vocab(out, n) for n in ("user", "item", "cate")}
     train = [r for r in rows if r[3] < boundary]
-    known = {k: {str(r[i]) for r in train} for k, i in (("user", 0), ("item", 1), ("cate", 2))}
+    known = {k: known_ids(r[i] for r in train) for k, i in (("user", 0), ("item", 1),
+                                                              ("cate", 2))}
     expected = []
     for r in rows:
         hist = sorted((j for j, h in enumerate(rows)

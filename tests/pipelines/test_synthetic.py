@@ -30,11 +30,14 @@ def test_oracle_gaps_and_metadata(tmp_path, cli):
     assert 0.7 < o["auc"] < 0.9
     assert o["auc"] - o["static_only_auc"] >= 0.03
     assert o["auc"] - o["sequence_only_auc"] >= 0.03
-    assert meta["splits"]["train"]["examples"] + meta["splits"]["val"]["examples"] == 300 * 60
+    assert sum(meta["splits"][s]["examples"] for s in ("train", "val", "test")) == 300 * 60
+    assert 0.7 < o["test"]["auc"] < 0.9
     assert meta["source"]["path"] == synthetic.CSV_NAME and (out / synthetic.CSV_NAME).exists()
     val = read_split_numpy(out, "val")
     assert abs(val["label"].mean() - o["val_ctr"]) < 1e-9
-    assert "oracle AUC" in err
+    test = read_split_numpy(out, "test")
+    assert abs(test["label"].mean() - o["test"]["ctr"]) < 1e-9
+    assert "oracle test AUC" in err
 
 
 def test_sequence_part_is_built_from_actual_previous_clicks():

@@ -5,7 +5,15 @@ from collections import Counter, defaultdict
 
 import numpy as np
 import pytest
-from pipeline_helpers import SHARED, WINDOW_START, read_vocab, shard_bytes, write_rows
+from pipeline_helpers import (
+    SHARED,
+    WINDOW_START,
+    known_ids,
+    read_vocab,
+    shard_bytes,
+    split_name,
+    write_rows,
+)
 
 from mdaf_tf.data import read_split_numpy
 from pipelines import taobao
@@ -25,7 +33,7 @@ def _random_log(rng, n=240, users=6, items=25, span=300):
 
 
 def _all_examples(out):
-    return {s: read_split_numpy(out, s) for s in ("train", "val")}
+    return {s: read_split_numpy(out, s) for s in ("train", "val", "test")}
 
 
 def _raw(vocab, dense):
@@ -42,9 +50,11 @@ def test_examples_match_plain_python_reference(tmp_path, cli):
                     "--max-seq-len", seq, "--partitions", 3, "--val-fraction", 0.25)
     assert code == 0, err
     meta = json.loads((out / "metadata.json").read_text())
-    boundary = meta["split_boundary"]
+    bounds = meta["split_boundaries"]
     vocab = {n: read_vocab(out, n) for n in ("user", "item", "cate")}
-    train_items = {str(r[1]) for r in rows if r[4] < boundary}
+    train_rows = [r for r in rows if r[4] < bounds["val"]]
+    train_items = known_ids(r[1] for r in train_rows)  # the default --min-count 2
+    train_users = known_ids(r[0] for r in train_rows)
     expected = []
     for r in rows:
         hist = sorted((j for j, h in enumerate(rows) if h[0] == r[0] and h[4] < r[4]),
@@ -52,8 +62,9 @@ def test_examples_match_plain_python_reference(tmp_path, cli):
         items = [str(rows[j][1]) if str(rows[j][1]) in train_items else "OOV" for j in hist]
         cates = [str(rows[j][2]) for j in hist]
         pad = ["PAD"] * (seq - len(hist))
-        split = "val" if r[4] >= boundary else "train"
-        expected.append((split, str(r[0]), str(r[1]) if str(r[1]) in train_items else "OOV",
+        split = split_name(r[4], bounds)
+        expected.append((split, str(r[0]) if str(r[0]) in train_users else "OOV",
+                         str(r[1]) if str(r[1]) in train_items else "OOV",
                          r[4], tuple(pad + items), tuple(pad + cates), len(hist)))
     actual = []
     for split, ex in _all_examples(out).items():
@@ -66,46 +77,75 @@ def test_examples_match_plain_python_reference(tmp_path, cli):
                            int(ex["hist_len"][k])))
     assert sorted(actual) == sorted(expected)
     assert any(e[2] == "OOV" for e in expected if e[0] == "val")  # OOV mapping exercised
+    assert {e[0] for e in expected} == {"train", "val", "test"}
 
 
-def test_vocab_popularity_and_negatives_use_training_period_only(tmp_path, cli):
+def _hand_built_log(t0):
+    """Three periods with disjoint items: training items 1-3 (users 1, 2), validation items
+    8, 9 (user 3), test items 20, 21 (user 4); category = item + 100."""
+    rows = [[1 + k % 2, item, item + 100, "pv", t0 + k]
+            for k, item in enumerate([1] * 6 + [2] * 3 + [3])]
+    rows += [[3, item, item + 100, "pv", t0 + 1000 + k] for k, item in enumerate([8, 9, 8, 1])]
+    rows += [[4, item, item + 100, "pv", t0 + 2000 + k]
+             for k, item in enumerate([20, 21, 20, 2])]
+    return rows
+
+
+def test_negatives_come_from_their_periods_positives_and_share_history(tmp_path, cli):
     t0 = WINDOW_START + 100
-    rows = []
-    # training period: item 1 x6, item 2 x3, item 3 x1 (users 1..2), category = item + 100
-    for k, item in enumerate([1] * 6 + [2] * 3 + [3]):
-        rows.append([1 + k % 2, item, item + 100, "pv", t0 + k])
-    # validation period only: items 8 and 9, user 3
-    for k, item in enumerate([8, 9, 8, 1]):
-        rows.append([3, item, item + 100, "pv", t0 + 1000 + k])
+    rows = _hand_built_log(t0)
     src = write_rows(tmp_path / "log.csv", rows)
     out = tmp_path / "ds"
     code, err = cli(taobao, "--input", src, "--output", out, "--val-start", t0 + 1000,
-                    "--neg-ratio", 2)
+                    "--test-start", t0 + 2000, "--neg-ratio", 2, "--min-count", 1)
     assert code == 0, err
-    assert read_vocab(out, "item") == ["1", "2", "3"]  # descending training frequency
+    # vocabularies: training rows only, descending training frequency
+    assert read_vocab(out, "item") == ["1", "2", "3"]
     assert read_vocab(out, "cate") == ["101", "102", "103"]
     assert read_vocab(out, "user") == ["1", "2"]
-    meta = json.loads((out / "metadata.json").read_text())
-    assert meta["vocab_sizes"] == {"user": 4, "item": 5, "cate": 5}
     ex = _all_examples(out)
+    item_vocab = read_vocab(out, "item")
+    # the positives' items each period can draw from, as the dense ids they map to
+    period_items = {"train": {2, 3, 4}, "val": {1, 2}, "test": {1, 3}}  # 8, 9, 20, 21 -> OOV
+    for split, e in ex.items():
+        pos = np.flatnonzero(e["label"] == 1)
+        neg = np.flatnonzero(e["label"] == 0)
+        assert len(neg) == 2 * len(pos)
+        assert set(e["item_id"][neg].tolist()) <= period_items[split]
+        by_event = {(int(e["user_key"][k]), int(e["timestamp"][k])): k for k in pos}
+        for k in neg:
+            p = by_event[(int(e["user_key"][k]), int(e["timestamp"][k]))]  # same timestamp
+            for name in ("user_id", "hist_item_id", "hist_cate_id", "hist_len"):
+                np.testing.assert_array_equal(e[name][k], e[name][p])
+            if e["item_id"][p] >= 2:  # a known positive item is never its own negative
+                assert e["item_id"][k] != e["item_id"][p]
+    # val positive item 1 (known) gets negatives from {8, 9} only: OOV, never item 1 or 2
     val = ex["val"]
-    pos = val["label"] == 1
-    assert _raw(read_vocab(out, "item"), val["item_id"][pos]) == ["OOV", "OOV", "OOV", "1"]
-    assert _raw(read_vocab(out, "user"), val["user_id"]) == ["OOV"] * len(val["user_id"])
-    for split in ex.values():
-        neg = split["label"] == 0
-        # negatives come from training items only, with the sampled item's category
-        assert set(split["item_id"][neg].tolist()) <= {2, 3, 4}
-        np.testing.assert_array_equal(split["cate_id"][neg], split["item_id"][neg])
-    # --min-count 2: item 3 (seen once in training) maps to OOV and is never sampled
-    out2 = tmp_path / "ds2"
-    assert cli(taobao, "--input", src, "--output", out2, "--val-start", t0 + 1000,
-               "--neg-ratio", 2, "--min-count", 2)[0] == 0
-    assert read_vocab(out2, "item") == ["1", "2"]
-    train = read_split_numpy(out2, "train")
-    pos = train["label"] == 1
-    assert sorted(set(train["item_id"][pos].tolist())) == [1, 2, 3]  # item 3 -> OOV (1)
-    assert set(train["item_id"][~pos].tolist()) <= {2, 3}
+    one = np.flatnonzero((val["label"] == 1) & (val["item_id"] == 2))
+    for k in one:
+        same = (val["timestamp"] == val["timestamp"][k]) & (val["label"] == 0)
+        assert set(val["item_id"][same].tolist()) == {1}
+    # test: positive item 2 -> negatives from 20/21 only (OOV item, OOV category 120/121);
+    # other negatives are 20, 21 or 2 with their own category (2 -> 102 -> dense 3)
+    test = ex["test"]
+    assert _raw(item_vocab, test["item_id"][test["label"] == 1]) == ["OOV", "OOV", "OOV", "2"]
+    neg = test["label"] == 0
+    np.testing.assert_array_equal(test["cate_id"][neg], np.where(test["item_id"][neg] == 3, 3, 1))
+    two = test["timestamp"] == test["timestamp"][(test["label"] == 1) & (test["item_id"] == 3)]
+    assert set(test["item_id"][two & neg].tolist()) == {1}
+
+
+def test_min_count_maps_rare_training_items_to_oov_for_both_labels(tmp_path, cli):
+    t0 = WINDOW_START + 100
+    src = write_rows(tmp_path / "log.csv", _hand_built_log(t0))
+    out = tmp_path / "ds"
+    assert cli(taobao, "--input", src, "--output", out, "--val-start", t0 + 1000,
+               "--test-start", t0 + 2000, "--neg-ratio", 2)[0] == 0  # default --min-count 2
+    assert read_vocab(out, "item") == ["1", "2"]
+    train = read_split_numpy(out, "train")
+    # item 3 (seen once) is OOV as a positive and as a sampled negative alike
+    for label in (0, 1):
+        assert 1 in set(train["item_id"][train["label"] == label].tolist())
 
 
 def test_negative_ratio_never_positive_and_category(tmp_path, cli):
@@ -118,7 +158,8 @@ def test_negative_ratio_never_positive_and_category(tmp_path, cli):
     src = write_rows(tmp_path / "log.csv", rows)
     for ratio in (1.5, 3.0):
         out = tmp_path / f"ds{ratio}"
-        code, err = cli(taobao, "--input", src, "--output", out, "--neg-ratio", ratio)
+        code, err = cli(taobao, "--input", src, "--output", out, "--neg-ratio", ratio,
+                        "--min-count", 1)
         assert code == 0, err
         cate_vocab = read_vocab(out, "cate")
         item_vocab = read_vocab(out, "item")
@@ -129,7 +170,10 @@ def test_negative_ratio_never_positive_and_category(tmp_path, cli):
                 pos_item[(ex["user_id"][k], ex["timestamp"][k])] = ex["item_id"][k]
             neg = np.flatnonzero(ex["label"] == 0)
             for k in neg:
-                assert ex["item_id"][k] != pos_item[(ex["user_id"][k], ex["timestamp"][k])]
+                positive = pos_item[(ex["user_id"][k], ex["timestamp"][k])]
+                assert positive == 1 or ex["item_id"][k] != positive  # 1: OOV, raw unknown
+                if ex["item_id"][k] < 2:
+                    continue
                 raw_item = int(item_vocab[ex["item_id"][k] - 2])
                 assert cate_vocab[ex["cate_id"][k] - 2] == str(900 + raw_item % 7)
             n_pos += len(pos_item)
@@ -144,14 +188,16 @@ def test_default_split_is_latest_share_and_val_start_overrides(tmp_path, cli):
     assert cli(taobao, "--input", src, "--output", out, "--neg-ratio", 0)[0] == 0
     meta = json.loads((out / "metadata.json").read_text())
     ex = _all_examples(out)
-    assert ex["train"]["timestamp"].max() < meta["split_boundary"] <= ex["val"]["timestamp"].min()
-    assert meta["splits"]["val"]["examples"] == round(1000 * 225446 / (225446 + 1052081))
+    b = meta["split_boundaries"]
+    assert ex["train"]["timestamp"].max() < b["val"] <= ex["val"]["timestamp"].min()
+    assert ex["val"]["timestamp"].max() < b["test"] <= ex["test"]["timestamp"].min()
+    assert [meta["splits"][s]["examples"] for s in ("train", "val", "test")] == [700, 150, 150]
     out2 = tmp_path / "ds2"
     assert cli(taobao, "--input", src, "--output", out2, "--neg-ratio", 0,
-               "--val-start", WINDOW_START + 900)[0] == 0
+               "--val-start", WINDOW_START + 800, "--test-start", WINDOW_START + 900)[0] == 0
     meta2 = json.loads((out2 / "metadata.json").read_text())
-    assert meta2["split_boundary"] == WINDOW_START + 900
-    assert meta2["splits"]["val"]["examples"] == 100
+    assert meta2["split_boundaries"] == {"val": WINDOW_START + 800, "test": WINDOW_START + 900}
+    assert [meta2["splits"][s]["examples"] for s in ("train", "val", "test")] == [800, 100, 100]
 
 
 def test_window_filter_max_users_and_positive_behaviors(tmp_path, cli):
@@ -160,7 +206,8 @@ def test_window_filter_max_users_and_positive_behaviors(tmp_path, cli):
     src = write_rows(tmp_path / "log.csv", rows)
     out = tmp_path / "ds"
     code, err = cli(taobao, "--input", src, "--output", out, "--max-users", 3,
-                    "--positive-behaviors", "buy,cart", "--neg-ratio", 0, "--val-fraction", 0)
+                    "--positive-behaviors", "buy,cart", "--neg-ratio", 0, "--val-fraction", 0,
+                    "--test-fraction", 0)
     assert code == 0, err
     meta = json.loads((out / "metadata.json").read_text())
     assert meta["counts"]["rows_dropped"] == {"outside_window": 2}
@@ -169,7 +216,8 @@ def test_window_filter_max_users_and_positive_behaviors(tmp_path, cli):
     assert meta["splits"]["train"]["positives"] == 3 * 2
     out2 = tmp_path / "ds2"
     assert cli(taobao, "--input", src, "--output", out2, "--max-users", 3,
-               "--positive-behaviors", "buy,cart", "--neg-ratio", 0, "--val-fraction", 0)[0] == 0
+               "--positive-behaviors", "buy,cart", "--neg-ratio", 0, "--val-fraction", 0,
+               "--test-fraction", 0)[0] == 0
     assert sorted(read_vocab(out2, "user")) == sorted(read_vocab(out, "user"))
 
 
