@@ -73,3 +73,44 @@ def test_gate_statistics_and_buckets():
     assert math.isnan(rows[1]["auc"])  # one class only
     # last bucket: pos 0.7, 0.6 vs neg 0.8 -> 0 of 2 pairs
     assert rows[4]["auc"] == 0.0
+
+
+def plain_group_auc(labels, scores, groups):
+    """Per-user pair-counting AUC, weighted by the user's examples, users with one label
+    skipped."""
+    total = weight = 0.0
+    for g in sorted(set(groups)):
+        ys = [y for y, u in zip(labels, groups, strict=True) if u == g]
+        ss = [s for s, u in zip(scores, groups, strict=True) if u == g]
+        if 0 < sum(ys) < len(ys):
+            total += len(ys) * pair_counting_auc(ys, ss)
+            weight += len(ys)
+    return total / weight if weight else float("nan")
+
+
+def test_group_auc_by_hand():
+    # user 7: scores 0.9 (pos), 0.2 (neg), 0.9 (neg) -> (1 + 0.5) / 2 = 0.75 over 3 examples
+    # user 8: pos 0.1 below neg 0.4 -> 0 over 2; user 9: one label only, skipped
+    labels = [1, 0, 0, 1, 0, 1, 1]
+    scores = [0.9, 0.2, 0.9, 0.1, 0.4, 0.5, 0.6]
+    groups = [7, 7, 7, 8, 8, 9, 9]
+    assert metrics.group_auc(labels, scores, groups) == pytest.approx((3 * 0.75 + 2 * 0) / 5)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_group_auc_matches_plain_python_with_ties_and_one_label_users(seed):
+    rng = np.random.default_rng(seed)
+    n = 400
+    groups = rng.integers(0, 40, n) * 1000 + 17  # raw keys, not 0..k
+    labels = (rng.random(n) < 0.3).astype(int)
+    labels[groups == 17] = 1  # a user with positives only
+    scores = rng.integers(0, 5, n) / 4.0  # many ties within users
+    expected = plain_group_auc(labels.tolist(), scores.tolist(), groups.tolist())
+    order = rng.permutation(n)  # the row order does not matter
+    got = metrics.group_auc(labels[order], scores[order], groups[order])
+    assert got == pytest.approx(expected, abs=1e-12)
+
+
+def test_group_auc_nan_without_a_user_holding_both_labels():
+    assert math.isnan(metrics.group_auc([1, 0], [0.3, 0.2], [1, 2]))
+    assert math.isnan(metrics.group_auc([], [], []))
