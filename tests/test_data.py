@@ -97,6 +97,10 @@ def test_metadata_errors_name_the_directory(tmp_path, dataset):
     (tmp_path / "metadata.json").write_text(json.dumps(meta))
     with pytest.raises(data.DataError, match="schema_version 999"):
         data.load_metadata(str(tmp_path))
+    meta["schema_version"] = 1  # before the test split: one line saying how to rebuild
+    (tmp_path / "metadata.json").write_text(json.dumps(meta))
+    with pytest.raises(data.DataError, match="rebuild it with the pipelines"):
+        data.load_metadata(str(tmp_path))
     with pytest.raises(data.DataError, match="split"):
-        data.make_dataset(dataset, "test", 8)
+        data.make_dataset(dataset, "holdout", 8)
     assert data.load_metadata(dataset)["vocab_sizes"]["item"] == 42

@@ -6,7 +6,8 @@
 * a file: ``.parquet`` or a CSV whose first line is a header with a ``label`` column goes
   through ``pipelines.impressions``; any other CSV is a Taobao UserBehavior log and goes
   through ``pipelines.taobao``. The output is cached in ``CACHE/PIPELINE-STEM-HASH`` where
-  HASH covers the file's bytes and the pipeline's arguments, so re-running reuses it.
+  HASH covers the file's bytes, the pipeline's arguments and the schema version, so
+  re-running reuses it and a cache of an older layout is rebuilt.
 
 ``CACHE`` is ``$MDAF_TF_DATA_CACHE`` or ``data_cache`` in the working directory. Pipelines
 write to a temporary directory and rename it, so an interrupted build is rebuilt next time.
@@ -20,6 +21,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from mdaf_tf import schema
 from mdaf_tf.data import DataError
 
 SYNTHETIC_DEFAULT = "synthetic-default"
@@ -92,6 +94,7 @@ def synthetic_default_key() -> str:
 
     args = vars(synthetic.parse_args(["--output", "-"]))
     args.pop("output")
+    args["schema_version"] = schema.SCHEMA_VERSION  # a cache of another layout is rebuilt
     return hashlib.sha256(json.dumps(args, sort_keys=True).encode()).hexdigest()[:12]
 
 
@@ -111,7 +114,8 @@ def resolve(data: str | None, log=print) -> Path:
     pipeline = detect_pipeline(path)
     args: list[str] = []  # the pipelines' defaults; part of the cache key
     key = hashlib.sha256(
-        (file_sha256(path) + "|" + pipeline + "|" + " ".join(args)).encode()
+        (file_sha256(path) + "|" + pipeline + "|" + " ".join(args)
+         + f"|schema {schema.SCHEMA_VERSION}").encode()
     ).hexdigest()[:16]
     target = cache_root() / f"{pipeline}-{path.stem}-{key}"
     if not (target / "metadata.json").is_file():
