@@ -58,6 +58,12 @@ class ModelConfig:
     deep_hidden: tuple[int, ...] = (256, 128)
     bst_heads: int = 8
     bst_layers: int = 1
+    # DIN's local activation unit: hidden widths of its MLP (DIN's 80-40).
+    din_attention_hidden: tuple[int, ...] = (80, 40)
+    # Its hidden activation: "dice" (FuxiCTR's DIN default) or a Keras activation name.
+    din_attention_activation: str = "dice"
+    # Softmax-normalised attention weights (False: DIN's unnormalised weights).
+    din_use_softmax: bool = False
 
 
 @dataclasses.dataclass

@@ -62,6 +62,13 @@ def static_fields(embedded: dict):
     )
 
 
+def masked_mean(h, mask):
+    """Mean of ``h`` (B, T, d) over the positions where ``mask`` (B, T) is true (0 if none)."""
+    weights = keras.ops.cast(mask, h.dtype)[..., None]
+    total = keras.ops.sum(h * weights, axis=1)
+    return total / keras.ops.maximum(keras.ops.sum(weights, axis=1), 1.0)
+
+
 def history_with_target(embedded: dict):
     """The history tokens with the target's (item, category) token appended last.
 

@@ -12,15 +12,9 @@ from mdaf_tf.models._blocks import (
     as_config,
     embedded_inputs,
     history_with_target,
+    masked_mean,
     output_probability,
 )
-
-
-def masked_mean(h, mask):
-    """Mean of ``h`` (B, T, d) over the positions where ``mask`` (B, T) is true."""
-    weights = keras.ops.cast(mask, h.dtype)[..., None]
-    total = keras.ops.sum(h * weights, axis=1)
-    return total / keras.ops.maximum(keras.ops.sum(weights, axis=1), 1.0)
 
 
 @keras.saving.register_keras_serializable(package="mdaf_tf")

@@ -19,6 +19,8 @@ _MODELS = {
     "mamba4rec": ("mdaf_tf.models.mamba4rec", "Mamba4Rec", {}),
     "dcnv2": ("mdaf_tf.models.dcnv2", "DCNv2", {}),
     "autoint": ("mdaf_tf.models.autoint", "AutoInt", {}),
+    "din": ("mdaf_tf.models.din", "DIN", {}),
+    "dnn": ("mdaf_tf.models.dnn", "DNN", {}),
 }
 
 MODEL_NAMES = tuple(_MODELS)

@@ -1,0 +1,79 @@
+import dataclasses
+
+import keras
+import numpy as np
+
+from mdaf_tf import schema
+from mdaf_tf.models import build_model, count_parameters
+from mdaf_tf.models.dnn import DNN
+from tests.models.conftest import random_batch, tiny_config
+from tests.models.model_checks import (
+    assert_keras_round_trip,
+    history_tokens,
+    mlp,
+    predict,
+    sigmoid,
+    static_x0,
+)
+
+
+def test_history_is_the_mean_of_the_valid_tokens_and_output_matches_numpy(config):
+    model = build_model("dnn", config)
+    batch = random_batch(config, 9, seed=3)
+    tokens, mask = history_tokens(model, batch)
+    expected = np.zeros((9, tokens.shape[-1]))
+    for b in range(9):
+        if mask[b].any():
+            expected[b] = tokens[b][mask[b]].mean(axis=0)
+    probe = keras.Model(model.inputs, model.get_layer("history_mean").output)
+    np.testing.assert_allclose(np.asarray(probe(batch)), expected, rtol=1e-6, atol=1e-7)
+    assert not mask[0].any()  # the empty history pools to 0
+    logit = mlp(model.get_layer("output_mlp"),
+                np.concatenate([static_x0(model, batch), expected], axis=-1))
+    np.testing.assert_allclose(predict(model, batch)["probability"], sigmoid(logit),
+                               rtol=1e-5, atol=1e-6)
+
+
+def test_padding_length_and_padded_values_change_nothing(config):
+    extra = 7
+    short = build_model("dnn", config)
+    long = build_model("dnn", dataclasses.replace(config, max_seq_len=config.max_seq_len + extra))
+    long.set_weights(short.get_weights())
+    batch = random_batch(config, 8, seed=7)
+    padded = dict(batch)
+    for key in (schema.HIST_ITEM_ID, schema.HIST_CATE_ID):
+        padded[key] = np.concatenate([np.zeros((8, extra), np.int64), batch[key]], axis=1)
+    pad = padded[schema.HIST_ITEM_ID] == schema.PAD_ID
+    padded[schema.HIST_CATE_ID] = np.where(pad, 3, padded[schema.HIST_CATE_ID])
+    np.testing.assert_allclose(predict(long, padded)["probability"],
+                               predict(short, batch)["probability"], rtol=1e-5, atol=1e-6)
+
+
+def test_trains_and_loss_decreases():
+    config = tiny_config(dropout=0.0)
+    model = build_model("dnn", config)
+    batch = random_batch(config, 64, seed=4)
+    label = (batch[schema.CATE_ID] == batch[schema.HIST_CATE_ID][:, -1]) | (
+        batch[schema.USER_ID] % 2 == 0)
+    model.compile(optimizer=keras.optimizers.Adam(1e-2),
+                  loss={"probability": "binary_crossentropy"}, jit_compile=False)
+    history = model.fit(batch, {"probability": label.astype("float32")}, epochs=15,
+                        batch_size=64, verbose=0)
+    losses = history.history["loss"]
+    assert losses[-1] < 0.7 * losses[0]
+
+
+def test_parameter_components_add_up(config):
+    model = build_model("dnn", config)
+    counts = count_parameters(model)
+    assert set(counts) == {"embeddings", "mlp", "total"}
+    assert counts["total"] == model.count_params()
+    width = (config.user_embedding_dim + 2 * config.item_embedding_dim
+             + 2 * config.cate_embedding_dim)
+    h1, h2 = config.deep_hidden
+    assert counts["mlp"] == (width * h1 + h1) + (h1 * h2 + h2) + h2 + 1
+
+
+def test_keras_round_trip(tmp_path, config):
+    model = build_model("dnn", config)
+    assert_keras_round_trip(model, DNN, random_batch(config, 5, seed=1), tmp_path)
