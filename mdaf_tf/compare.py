@@ -5,10 +5,13 @@
 
 Every (model, seed) run goes to OUTPUT/runs/MODEL/seed-SEED; a finished run (result.json,
 same configuration and data) is skipped on a rerun, an interrupted one resumes from its last
-checkpoint, and a failing one is reported while the others go on. Then OUTPUT gets
-table3.md/.csv (models vs the reference, paired t-test over seeds), table8.md (MDAF vs its
-ablations), table9.md (efficiency on this machine), runs.csv (one row per run) and
-auc_bar.png. Exit status: 0, 1 when some run failed, 2 for bad input.
+checkpoint, and a failing one is reported while the others go on. Each run selects its epoch
+on validation AUC and reports that epoch's weights on the test split. Then OUTPUT gets
+table3.md/.csv (test AUC, gAUC and log loss of every model vs the reference, paired t-test
+over seeds with Holm-corrected p-values), table8.md (MDAF vs its ablations, on test),
+table9.md (efficiency on this machine), runs.csv (one row per run, validation and test
+figures) and auc_bar.png (test AUC). Exit status: 0, 1 when some run failed, 2 for bad
+input.
 """
 
 from __future__ import annotations
@@ -31,8 +34,9 @@ DEFAULT_MODELS = (
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m mdaf_tf.compare",
-        description="Train every model with every seed (resumable) and write table3.md/.csv, "
-        "table8.md, table9.md, runs.csv and auc_bar.png into --output.",
+        description="Train every model with every seed (resumable; epochs selected on "
+        "validation AUC) and write table3.md/.csv, table8.md and auc_bar.png (on the test "
+        "split), table9.md and runs.csv into --output.",
     )
     p.add_argument("--data", metavar="DIR|FILE",
                    help="dataset directory from a pipelines.* command, or a raw Taobao CSV / "

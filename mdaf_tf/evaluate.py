@@ -1,12 +1,14 @@
 """Evaluate an exported SavedModel on a dataset directory through its serving signature.
 
-    python -m mdaf_tf.evaluate --model saved_models/mdaf/1 --data DIR [--output DIR]
+    python -m mdaf_tf.evaluate --model saved_models/mdaf/1 --data DIR [--split test] [--output DIR]
 
 The dataset's dense ids are mapped back to raw ids with the dataset's own vocabularies and
 fed to ``serving_default``, so the evaluation exercises exactly what TF Serving runs,
-including the model's vocabulary lookups (ids the model never saw become OOV). Writes
-``report.md`` (AUC, log loss, oracle comparison, parameter table, gate statistics, AUC per
-gate bucket), ``gate_histogram.png`` and ``metrics.json`` into ``--output``.
+including the model's vocabulary lookups (ids the model never saw become OOV). The
+``user_key`` feature is read beside them for gAUC and never fed to the signature. Writes
+``report.md`` (the split; AUC, gAUC, log loss, oracle comparison, parameter table, gate
+statistics, AUC per gate bucket), ``gate_histogram.png`` and ``metrics.json`` into
+``--output``.
 """
 
 from __future__ import annotations
@@ -30,8 +32,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="an exported SavedModel version directory, e.g. saved_models/mdaf/1")
     p.add_argument("--data", required=True, metavar="DIR",
                    help="dataset directory written by a pipelines.* command")
-    p.add_argument("--split", default="val", choices=("train", "val"),
-                   help="split to evaluate (default val)")
+    p.add_argument("--split", default="test", choices=("train", "val", "test"),
+                   help="split to evaluate (default test: the reported split; val is the one "
+                   "training selected the weights on)")
     p.add_argument("--output", metavar="DIR",
                    help="where to write the report (default runs/evaluate-NAME-VERSION)")
     p.add_argument("--batch-size", type=int, default=2048,
@@ -54,13 +57,13 @@ def load_export(path: Path):
     return loaded, info
 
 
-def evaluate(export_dir, data_dir, split: str = "val", batch_size: int = 2048,
+def evaluate(export_dir, data_dir, split: str = "test", batch_size: int = 2048,
              progress: bool = True):
-    """Predictions of the export's ``serving_default`` on ``split`` of ``data_dir``."""
+    """Predictions (with the user keys, for gAUC) of the export's ``serving_default`` on
+    ``split`` of ``data_dir``."""
     import numpy as np
-    import tensorflow as tf
 
-    from mdaf_tf import data, export
+    from mdaf_tf import data, export, schema
     from mdaf_tf.training.evaluation import Predictions
     from mdaf_tf.training.progress import ProgressBar
 
@@ -69,21 +72,14 @@ def evaluate(export_dir, data_dir, split: str = "val", batch_size: int = 2048,
     meta = data.load_metadata(str(data_dir))
     vocabs = export.read_vocabularies(data_dir, meta)
     expected = {spec.name: spec.dtype for spec in signature.structured_input_signature[1].values()}
-    labels, probabilities, gates = [], [], []
+    labels, probabilities, gates, users = [], [], [], []
     bar = ProgressBar("evaluate", None, enabled=progress)
-    for features, y in data.make_dataset(str(data_dir), split, batch_size, training=False):
-        raw = export.dense_to_raw({k: v.numpy() for k, v in features.items()}, vocabs)
-        inputs = {}
-        for name, value in raw.items():
-            if expected.get(name) == tf.string and value.dtype != object:
-                raise export.ExportError(
-                    f"{export_dir} expects string ids for {name}; {data_dir} has integer ids"
-                )
-            if expected.get(name) == tf.int64 and value.dtype == object:
-                raise export.ExportError(
-                    f"{export_dir} expects integer ids for {name}; {data_dir} has string ids"
-                )
-            inputs[name] = tf.constant(value)
+    for features, y in data.make_dataset(str(data_dir), split, batch_size, training=False,
+                                         extra_features=(schema.USER_KEY,)):
+        features = {k: v.numpy() for k, v in features.items()}
+        users.append(features.pop(schema.USER_KEY))
+        inputs = signature_inputs(export.dense_to_raw(features, vocabs), expected, export_dir,
+                                  data_dir)
         outputs = signature(**inputs)
         labels.append(y.numpy())
         probabilities.append(outputs["probability"].numpy().reshape(-1))
@@ -95,8 +91,30 @@ def evaluate(export_dir, data_dir, split: str = "val", batch_size: int = 2048,
         np.concatenate(labels).astype(np.float32),
         np.concatenate(probabilities).astype(np.float32),
         np.concatenate(gates).astype(np.float32) if gates else None,
+        np.concatenate(users).astype(np.int64),
     )
     return predictions, info, meta
+
+
+def signature_inputs(raw: dict, expected: dict, export_dir, data_dir) -> dict:
+    """The raw ids as the signature's tensors; ExportError when the export and the dataset
+    disagree on string against integer ids."""
+    import tensorflow as tf
+
+    from mdaf_tf import export
+
+    inputs = {}
+    for name, value in raw.items():
+        if expected.get(name) == tf.string and value.dtype != object:
+            raise export.ExportError(
+                f"{export_dir} expects string ids for {name}; {data_dir} has integer ids"
+            )
+        if expected.get(name) == tf.int64 and value.dtype == object:
+            raise export.ExportError(
+                f"{export_dir} expects integer ids for {name}; {data_dir} has string ids"
+            )
+        inputs[name] = tf.constant(value)
+    return inputs
 
 
 def write_report(output: Path, export_dir, data_dir, split, predictions, info, meta) -> dict:
@@ -104,24 +122,26 @@ def write_report(output: Path, export_dir, data_dir, split, predictions, info, m
     from mdaf_tf.training.runner import write_json_atomic, write_text_atomic
 
     output.mkdir(parents=True, exist_ok=True)
-    summary = predictions.summary()
+    summary = {"split": split, **predictions.summary()}
+    label = report.SPLIT_LABELS[split]
     lines = [
-        f"# Evaluation: {info.get('model', 'model')} ({export_dir})",
+        f"# Evaluation on {label}: {info.get('model', 'model')} ({export_dir})",
         "",
         f"Data: `{data_dir}`, split `{split}`, {summary['examples']:,} examples "
-        f"({summary['positives']:,} positive).",
+        f"({summary['positives']:,} positive). {report.GAUC_NOTE}",
         "",
-        "| metric | value |",
+        f"| metric ({label}) | value |",
         "|---|---|",
         f"| AUC (exact) | {summary['auc']:.4f} |",
+        f"| gAUC | {summary['gauc']:.4f} |",
         f"| log loss | {summary['log_loss']:.4f} |",
         "",
-        *report.evaluation_sections(summary, meta, info.get("parameters")),
+        *report.evaluation_sections(summary, meta, info.get("parameters"), split),
     ]
     write_text_atomic(output / "report.md", "\n".join(lines))
     write_json_atomic(output / "metrics.json", summary)
     if predictions.gates is not None:
-        plots.gate_histogram(predictions.gates, output / "gate_histogram.png")
+        plots.gate_histogram(predictions.gates, output / "gate_histogram.png", split=label)
     return summary
 
 
@@ -139,8 +159,9 @@ def main(argv=None) -> int:
         predictions, info, meta = evaluate(export_dir, args.data, args.split, args.batch_size)
         summary = write_report(output, export_dir, args.data, args.split, predictions, info,
                                meta)
-        print(f"AUC {summary['auc']:.4f}, log loss {summary['log_loss']:.4f} on "
-              f"{summary['examples']} {args.split} examples; report: {output / 'report.md'}")
+        print(f"{args.split}: AUC {summary['auc']:.4f}, gAUC {summary['gauc']:.4f}, log loss "
+              f"{summary['log_loss']:.4f} on {summary['examples']} examples; report: "
+              f"{output / 'report.md'}")
         return 0
     except USER_ERRORS as e:
         return fail(e)

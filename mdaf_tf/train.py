@@ -115,6 +115,22 @@ def check_arguments(train_config) -> None:
         raise ConfigError("--max-steps-per-epoch must be >= 0")
 
 
+def result_line(result) -> str:
+    """The run's reported figures: test AUC, gAUC and log loss of the epoch selected on
+    validation, and on synthetic data the share of the test oracle's lift captured."""
+    from mdaf_tf.training import report
+
+    test = result.test
+    line = (f"test AUC {test['auc']:.4f}, gAUC {test['gauc']:.4f}, log loss "
+            f"{test['log_loss']:.4f} (epoch {result.best_epoch}, selected on validation: val "
+            f"AUC {result.best['auc']:.4f})")
+    oracle = (report.split_oracle(result.metadata, "test") or {}).get("auc")
+    if oracle:
+        line += (f"; oracle test AUC {oracle:.4f}, lift captured "
+                 f"{(test['auc'] - 0.5) / (oracle - 0.5):.3f}")
+    return line
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     from mdaf_tf.cli_errors import USER_ERRORS, fail
@@ -155,13 +171,7 @@ def main(argv=None) -> int:
             f"predict_examples match the Keras model to {worst:.1e} on {check['examples']} "
             f"validation examples ({time.perf_counter() - started:.0f}s)"
         )
-        oracle = (result.metadata.get("oracle") or {}).get("auc")
-        line = (f"best val AUC {result.best['auc']:.4f} (epoch {result.best_epoch}), "
-                f"log loss {result.best['log_loss']:.4f}")
-        if oracle:
-            line += (f"; oracle AUC {oracle:.4f}, lift captured "
-                     f"{(result.best['auc'] - 0.5) / (oracle - 0.5):.3f}")
-        print(line)
+        print(result_line(result))
         print(f"run directory: {output}  (report.md, metrics.csv, plots, tensorboard/)")
         print(f"SavedModel: {result.export_path}")
         return 0

@@ -4,10 +4,13 @@
     python -m mdaf_tf.train --data DIR --config runs/tune-NAME/best_config.json
 
 Every trial is a run of the training recipe (``mdaf_tf.training.runner.train``) with the same
-seed; the objective is the exact validation AUC of its best epoch. Re-running the same command
-continues the search in ``--output`` (finished trials are not repeated; an interrupted one
-continues from its last checkpoint). Writes ``best_config.json``, ``trials.csv`` and
-``trials.md`` into ``--output`` after every trial. Errors in the input are one line, exit 2.
+seed; the objective is the exact validation AUC of its best epoch, and no trial opens the test
+split. Re-running the same command continues the search in ``--output`` (finished trials are
+not repeated; an interrupted one continues from its last checkpoint). Writes
+``best_config.json``, ``trials.csv`` and ``trials.md`` (validation figures) into ``--output``
+after every trial; after the search, the trial selected on validation is evaluated once on the
+test split (its kept best-epoch checkpoint, not retrained) into ``selected_test.json``: the
+figures to report. Errors in the input are one line, exit 2.
 """
 
 from __future__ import annotations
@@ -30,8 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m mdaf_tf.tune",
         description="Keras Tuner search over the regularisation hyperparameters (the seed's "
-        "Table 6), each trial trained with the recipe of python -m mdaf_tf.train; writes "
-        "best_config.json (for train --config), trials.csv and trials.md.",
+        "Table 6), each trial trained with the recipe of python -m mdaf_tf.train and selected "
+        "on validation AUC; writes best_config.json (for train --config), trials.csv and "
+        "trials.md, and the selected trial's test figures in selected_test.json.",
     )
     p.add_argument("--data", metavar="DIR|FILE",
                    help="dataset directory (or raw file) as for python -m mdaf_tf.train; "
@@ -183,7 +187,7 @@ def _run(args) -> int:
             output = Path(tempfile.mkdtemp(prefix="mdaf-tune-worker-"))
 
     from mdaf_tf.training import config_file, runner
-    from mdaf_tf.tuning import trial_table
+    from mdaf_tf.tuning import selected, trial_table
     from mdaf_tf.tuning.hypermodel import RegularisationHyperModel
     from mdaf_tf.tuning.runner_tuner import RunnerTuner
 
@@ -217,8 +221,11 @@ def _run(args) -> int:
     values = ", ".join(f"{k} {best[k]:.3g}" for k in space)
     print(f"best trial {best['trial']}: val AUC {best['val_auc']:.4f} (epoch "
           f"{best['best_epoch']}), train-val gap {best['train_val_gap']:+.4f}; {values}")
+    test = selected.report_selected(tuner, best, data_dir, output, progress=sys.stderr.isatty())
+    print(f"test split, trial {best['trial']} selected on validation: AUC {test['auc']:.4f}, "
+          f"gAUC {test['gauc']:.4f}, log loss {test['log_loss']:.4f}")
     print(f"wrote {output / 'best_config.json'}, {output / 'trials.md'}, "
-          f"{output / 'trials.csv'}")
+          f"{output / 'trials.csv'}, {output / selected.RESULT_FILE}")
     data_flag = f" --data {args.data}" if args.data else ""
     print(f"train with it: python -m mdaf_tf.train{data_flag} --config "
           f"{output / 'best_config.json'}")

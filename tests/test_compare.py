@@ -9,8 +9,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mdaf_tf import compare
-from mdaf_tf.training import runner
+sys.path.insert(0, str(Path(__file__).parent / "training"))
+
+from tiny_run import tiny_model, write_dataset  # noqa: E402
+
+from mdaf_tf import compare  # noqa: E402
+from mdaf_tf.comparison import runs  # noqa: E402
+from mdaf_tf.comparison.stats import holm  # noqa: E402
+from mdaf_tf.training import runner  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 TAOBAO_SAMPLE = REPO.parent / "shared/data/taobao_user_behavior/users_43_complete_histories.csv"
@@ -52,16 +58,19 @@ def _args(dataset, config_file, output, models=MODELS, seeds=SEEDS, reference="d
 
 
 class CountingTrain:
-    """runner.train that records its calls and can be told to fail for some runs."""
+    """runner.train that records its calls and can be told to fail for some runs (or to
+    build every model as ``build_model`` instead)."""
 
-    def __init__(self, fail=()):
-        self.calls, self.fail = [], set(fail)
+    def __init__(self, fail=(), build_model=None):
+        self.calls, self.fail, self.build_model = [], set(fail), build_model
 
     def __call__(self, model_config, train_config, *args, **kwargs):
         key = (train_config.model, train_config.seed)
         self.calls.append(key)
         if key in self.fail:
             raise RuntimeError(f"forced failure of {key}")
+        if self.build_model is not None:
+            kwargs["build_model"] = self.build_model
         return runner.train(model_config, train_config, *args, **kwargs)
 
 
@@ -89,6 +98,8 @@ def test_tables_agree_with_the_runs_and_a_rerun_skips_them(dataset, config_file,
         assert len(metrics) == 1  # one epoch
         assert r["val_auc"] == pytest.approx(float(metrics[0]["val_auc"]), abs=1e-12)
         assert r["val_log_loss"] == pytest.approx(float(metrics[0]["val_log_loss"]), abs=1e-12)
+        assert all(0 <= r[k] <= 1 for k in ("test_auc", "test_gauc"))
+        assert r["test_auc"] != r["val_auc"] and r["test_log_loss"] > 0
         assert r["train_examples_per_second"] == pytest.approx(
             float(metrics[0]["examples_per_second"]))
         assert r["inference_batch_size"] == 64 and r["inference_ms_per_batch"] > 0
@@ -96,12 +107,15 @@ def test_tables_agree_with_the_runs_and_a_rerun_skips_them(dataset, config_file,
             64 / (r["inference_ms_per_batch"] / 1000))
         assert r["peak_rss_mib"] > 50
 
+    # Table 3 is on the test figures of the weights each run selected on validation.
     rows = {row["model"]: row for row in _read_csv(output / "table3.csv")}
     assert list(rows) == list(MODELS)
-    auc = {m: [results[(m, s)]["val_auc"] for s in SEEDS] for m in MODELS}
+    auc = {m: [results[(m, s)]["test_auc"] for s in SEEDS] for m in MODELS}
     for model in MODELS:
-        assert float(rows[model]["val_auc_mean"]) == pytest.approx(np.mean(auc[model]))
-        assert float(rows[model]["val_auc_std"]) == pytest.approx(np.std(auc[model], ddof=1))
+        assert float(rows[model]["test_auc_mean"]) == pytest.approx(np.mean(auc[model]))
+        assert float(rows[model]["test_auc_std"]) == pytest.approx(np.std(auc[model], ddof=1))
+        assert float(rows[model]["test_gauc_mean"]) == pytest.approx(
+            np.mean([results[(model, s)]["test_gauc"] for s in SEEDS]))
         assert int(rows[model]["parameters"]) == results[(model, 1)]["parameters"]
     # dcnv2 against the reference dcnv3: difference in bp and, with 2 seeds (1 df), the
     # paired t-test's p is the Cauchy tail 1 - (2 / pi) atan |t|.
@@ -110,10 +124,12 @@ def test_tables_agree_with_the_runs_and_a_rerun_skips_them(dataset, config_file,
     t = diffs.mean() / (np.std(diffs, ddof=1) / math.sqrt(2))
     assert float(rows["dcnv2"]["t"]) == pytest.approx(t)
     assert float(rows["dcnv2"]["p_value"]) == pytest.approx(1 - 2 / math.pi * math.atan(abs(t)))
+    assert float(rows["dcnv2"]["p_holm"]) == pytest.approx(holm([rows["dcnv2"]["p_value"]])[0])
     assert rows["dcnv3"]["diff_bp"] == ""
 
     md3 = (output / "table3.md").read_text()
     assert "paired t-test" in md3 and f"{np.mean(auc['dcnv2']):.4f}" in md3
+    assert "test split; models selected by validation AUC" in md3
     table8 = (output / "table8.md").read_text()
     assert "mdaf has no finished run" in table8
     table9 = (output / "table9.md").read_text()
@@ -139,6 +155,30 @@ def test_tables_agree_with_the_runs_and_a_rerun_skips_them(dataset, config_file,
     assert compare.main(args, train_fn=again) == 0
     assert set(again.calls) == {("dcnv3", 1)}  # (a resume attempt is refused, then fresh)
     assert _result(output, "dcnv3", 1)["request"]["train"]["max_steps_per_epoch"] == 3
+
+
+def test_a_result_without_test_figures_is_rerun_not_skipped(tmp_path, config_file, capsys):
+    data_dir = write_dataset(tmp_path / "data", n_train=256, n_val=64, n_test=96)
+    output = tmp_path / "cmp"
+    args = _args(data_dir, config_file, output, models=("dcnv3",), seeds=(1,))
+    first = CountingTrain(build_model=tiny_model)
+    assert compare.main(args, train_fn=first) == 0 and first.calls == [("dcnv3", 1)]
+    done = _result(output, "dcnv3", 1)
+    row = _read_csv(output / "table3.csv")[0]
+    assert float(row["test_auc_mean"]) == pytest.approx(done["test_auc"])
+
+    # A result.json as written before runs reported test figures: the run is done again
+    # (resuming its finished checkpoint) rather than skipped.
+    path = output / "runs" / "dcnv3" / "seed-1" / runs.RESULT_FILE
+    path.write_text(json.dumps({k: v for k, v in done.items() if k not in runs.TEST_KEYS}))
+    again = CountingTrain(build_model=tiny_model)
+    assert compare.main(args, train_fn=again) == 0 and again.calls == [("dcnv3", 1)]
+    redone = _result(output, "dcnv3", 1)
+    for key in runs.TEST_KEYS:
+        assert redone[key] == pytest.approx(done[key], abs=1e-6)
+
+    skipped = CountingTrain(build_model=tiny_model)
+    assert compare.main(args, train_fn=skipped) == 0 and skipped.calls == []
 
 
 def test_a_failing_run_is_reported_and_the_others_finish(dataset, config_file, tmp_path,
@@ -213,7 +253,7 @@ def test_all_models_end_to_end_on_the_taobao_sample(tmp_path, config_file):
     assert proc.returncode == 0, proc.stderr[-3000:]
     rows = _read_csv(output / "table3.csv")
     assert [r["model"] for r in rows] == list(compare.DEFAULT_MODELS)
-    assert all(r["seeds"] == "2" and 0 <= float(r["val_auc_mean"]) <= 1 for r in rows)
+    assert all(r["seeds"] == "2" and 0 <= float(r["test_auc_mean"]) <= 1 for r in rows)
     table8 = (output / "table8.md").read_text()
     for model in ("dcnv3", "mdaf_seq", "mdaf_concat", "mdaf_fixed"):
         assert f"| {model} |" in table8

@@ -103,7 +103,7 @@ def env():
 def test_mirrored_on_two_cpu_devices_matches_the_single_device_auc(tmp_path):
     data_dir = tmp_path / "synthetic"
     subprocess.run([sys.executable, "-m", "pipelines.synthetic", "--output", str(data_dir),
-                    "--users", "150", "--impressions-per-user", "40"],
+                    "--users", "150", "--impressions-per-user", "50"],
                    check=True, capture_output=True, cwd=REPO, env=env())
     # Dropout off: with it each replica draws its own masks, so the two runs would be two
     # different samples of the same training rather than the same computation.

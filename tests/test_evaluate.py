@@ -10,20 +10,21 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent / "training"))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from tiny_run import tiny_model, write_dataset  # noqa: E402
+from tiny_run import plain_gauc, tiny_model, write_dataset  # noqa: E402
 
-from mdaf_tf import data, evaluate, export  # noqa: E402
+from mdaf_tf import data, evaluate, export, schema  # noqa: E402
 from mdaf_tf.config import ModelConfig  # noqa: E402
 from mdaf_tf.training.metrics import exact_auc, log_loss  # noqa: E402
 from mdaf_tf.training.runner import fill_model_config, load_metadata  # noqa: E402
 
-ORACLE = {"auc": 0.8, "static_only_auc": 0.7, "sequence_only_auc": 0.71}
+ORACLE = {"auc": 0.8, "static_only_auc": 0.7, "sequence_only_auc": 0.71,
+          "test": {"auc": 0.78, "static_only_auc": 0.68, "sequence_only_auc": 0.69}}
 
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
     root = tmp_path_factory.mktemp("evaluate")
-    data_dir = write_dataset(root / "data", n_train=64, n_val=300, oracle=ORACLE)
+    data_dir = write_dataset(root / "data", n_train=64, n_val=100, n_test=300, oracle=ORACLE)
     keras.utils.set_random_seed(5)
     config = fill_model_config(ModelConfig(), load_metadata(data_dir))
     model = tiny_model("tiny", config)
@@ -32,40 +33,56 @@ def exported(tmp_path_factory):
     return root, data_dir, model, path
 
 
-def keras_reference(model, data_dir):
+def keras_reference(model, data_dir, split="test"):
     labels, probs = [], []
-    for features, y in data.make_dataset(str(data_dir), "val", 100):
+    for features, y in data.make_dataset(str(data_dir), split, 100):
         labels.append(y.numpy())
         probs.append(model(features, training=False)["probability"].numpy().reshape(-1))
     return np.concatenate(labels), np.concatenate(probs)
 
 
-def test_cli_report_matches_the_keras_model(exported, capsys):
+def test_cli_report_matches_the_keras_model_on_the_test_split_by_default(exported, capsys):
     root, data_dir, model, path = exported
     out = root / "report"
     code = evaluate.main(["--model", str(path), "--data", str(data_dir), "--output", str(out),
                           "--batch-size", "64"])
     assert code == 0
-    labels, probs = keras_reference(model, data_dir)
+    labels, probs = keras_reference(model, data_dir, "test")
+    users = data.read_split_numpy(str(data_dir), "test")[schema.USER_KEY]
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["examples"] == 300
+    assert metrics["split"] == "test" and metrics["examples"] == 300
     assert metrics["auc"] == pytest.approx(exact_auc(labels, probs), abs=1e-6)
     assert metrics["log_loss"] == pytest.approx(log_loss(labels, probs), abs=1e-5)
+    assert metrics["gauc"] == pytest.approx(plain_gauc(labels, probs, users), abs=1e-6)
     report = (out / "report.md").read_text()
-    for section in ("AUC (exact)", "oracle (true click probability) | 0.8000",
-                    "Parameters by component", "| embeddings | 10 |", "Gate statistics",
-                    "AUC per gate bucket"):
+    for section in ("split `test`", "| metric (test) | value |", "AUC (exact)",
+                    f"| gAUC | {metrics['gauc']:.4f} |", "oracle on test",
+                    "oracle (true click probability) | 0.7800", "Parameters by component",
+                    "| embeddings | 10 |", "Gate statistics on test",
+                    "AUC per gate bucket on test"):
         assert section in report
     assert (out / "gate_histogram.png").read_bytes()[:4] == b"\x89PNG"
+    assert f"gAUC {metrics['gauc']:.4f}" in capsys.readouterr().out
+
+
+def test_validation_split_on_request(exported, tmp_path):
+    _, data_dir, model, path = exported
+    code = evaluate.main(["--model", str(path), "--data", str(data_dir), "--split", "val",
+                          "--output", str(tmp_path / "val")])
+    assert code == 0
+    labels, probs = keras_reference(model, data_dir, "val")
+    metrics = json.loads((tmp_path / "val" / "metrics.json").read_text())
+    assert metrics["split"] == "val" and metrics["examples"] == 100
+    assert metrics["auc"] == pytest.approx(exact_auc(labels, probs), abs=1e-6)
+    report = (tmp_path / "val" / "report.md").read_text()
+    assert "oracle (true click probability) | 0.8000" in report and "on validation" in report
 
 
 def permuted_item_vocabulary_copy(data_dir, target):
-    """The same validation examples under a reversed item vocabulary (other dense ids)."""
+    """The same test examples under a reversed item vocabulary (other dense ids)."""
     import shutil
 
     import tensorflow as tf
-
-    from mdaf_tf import schema
 
     shutil.copytree(data_dir, target)
     lines = (target / "vocab" / "item.txt").read_text().split()
@@ -73,14 +90,14 @@ def permuted_item_vocabulary_copy(data_dir, target):
     n = len(lines)
     new_id = np.arange(n + schema.FIRST_ID)
     new_id[schema.FIRST_ID:] = schema.FIRST_ID + (n - 1 - np.arange(n))  # line i -> n-1-i
-    val = data.read_split_numpy(str(data_dir), "val")
+    test = data.read_split_numpy(str(data_dir), "test")
     for name in (schema.ITEM_ID, schema.HIST_ITEM_ID):
-        val[name] = new_id[val[name]]
-    shard = next(target.glob("val-*.tfrecord.gz"))
+        test[name] = new_id[test[name]]
+    shard = next(target.glob("test-*.tfrecord.gz"))
     with tf.io.TFRecordWriter(str(shard), options="GZIP") as writer:
-        for i in range(len(val[schema.LABEL])):
+        for i in range(len(test[schema.LABEL])):
             feature = {k: tf.train.Feature(int64_list=tf.train.Int64List(
-                value=np.atleast_1d(v[i]).tolist())) for k, v in val.items()}
+                value=np.atleast_1d(v[i]).tolist())) for k, v in test.items()}
             writer.write(tf.train.Example(
                 features=tf.train.Features(feature=feature)).SerializeToString())
     return target
@@ -91,8 +108,8 @@ def test_dataset_with_another_vocabulary_maps_through_raw_ids(exported, tmp_path
     (so its dense ids differ) gives the predictions of the same raw examples."""
     _, data_dir, model, path = exported
     other = permuted_item_vocabulary_copy(data_dir, tmp_path / "other")
-    assert not np.array_equal(data.read_split_numpy(str(other), "val")["item_id"],
-                              data.read_split_numpy(str(data_dir), "val")["item_id"])
+    assert not np.array_equal(data.read_split_numpy(str(other), "test")["item_id"],
+                              data.read_split_numpy(str(data_dir), "test")["item_id"])
     predictions, _, _ = evaluate.evaluate(path, other, progress=False)
     labels, probs = keras_reference(model, data_dir)
     np.testing.assert_allclose(predictions.probabilities, probs, atol=1e-5)

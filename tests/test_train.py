@@ -172,16 +172,26 @@ def test_synthetic_end_to_end_with_export_and_evaluate(tmp_path, synthetic, tiny
     for name in ("metrics.csv", "report.md", "config.json", "learning_curves.png",
                  "gate_histogram.png"):
         assert (out / name).is_file()
-    assert "oracle (true click probability)" in (out / "report.md").read_text()
+    report = (out / "report.md").read_text()
+    assert "oracle (true click probability)" in report and "## Test (reported)" in report
     assert (saved / "1" / "saved_model.pb").is_file()
+    final = next(line for line in proc.stdout.splitlines() if line.startswith("test AUC "))
+    assert "selected on validation" in final
+    reported_test_auc = float(final.split()[2].rstrip(","))
+
+    def evaluate(split):
+        ev = subprocess.run(
+            [sys.executable, "-m", "mdaf_tf.evaluate", "--model", str(saved / "1"), "--data",
+             str(synthetic), "--output", str(tmp_path / f"eval-{split}"), "--split", split],
+            capture_output=True, text=True, cwd=tmp_path, env=env(tmp_path))
+        assert ev.returncode == 0, ev.stderr[-2000:]
+        return json.loads((tmp_path / f"eval-{split}" / "metrics.json").read_text())
+
+    # The export is the epoch selected on validation: its validation AUC is the best epoch's,
+    # its test AUC the one the run reported (printed to 4 decimals).
     best = max(float(r["val_auc"]) for r in metrics_rows(out))
-    ev = subprocess.run(
-        [sys.executable, "-m", "mdaf_tf.evaluate", "--model", str(saved / "1"), "--data",
-         str(synthetic), "--output", str(tmp_path / "eval")],
-        capture_output=True, text=True, cwd=tmp_path, env=env(tmp_path))
-    assert ev.returncode == 0, ev.stderr[-2000:]
-    metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
-    assert metrics["auc"] == pytest.approx(best, abs=1e-4)
+    assert evaluate("val")["auc"] == pytest.approx(best, abs=1e-4)
+    assert evaluate("test")["auc"] == pytest.approx(reported_test_auc, abs=2e-4)
 
 
 @pytest.mark.slow
@@ -199,6 +209,18 @@ def test_taobao_csv_end_to_end(tmp_path, tiny_config):
     assert "export check" in proc.stdout
     cached = list((tmp_path / "cache").glob("taobao-users_43_complete_histories-*"))
     assert len(cached) == 1 and (cached[0] / "metadata.json").is_file()
+
+
+def test_final_line_reports_test_figures_of_the_validation_choice():
+    from types import SimpleNamespace
+
+    result = SimpleNamespace(
+        test={"auc": 0.75, "gauc": 0.61, "log_loss": 0.5}, best={"auc": 0.8}, best_epoch=3,
+        metadata={"oracle": {"auc": 0.9, "test": {"auc": 0.85}}})
+    line = train.result_line(result)
+    assert line.startswith("test AUC 0.7500, gAUC 0.6100, log loss 0.5000 (epoch 3, selected "
+                           "on validation: val AUC 0.8000)")
+    assert line.endswith(f"oracle test AUC 0.8500, lift captured {0.25 / 0.35:.3f}")
 
 
 def test_scan_flag_selects_the_implementation_over_the_config(tmp_path):

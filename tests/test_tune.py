@@ -9,6 +9,9 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, str(Path(__file__).parent / "training"))
+
+from tiny_run import SplitSpy, tiny_model, write_dataset  # noqa: E402
 
 from mdaf_tf import tune  # noqa: E402
 from mdaf_tf.training import config_file, runner  # noqa: E402
@@ -148,6 +151,11 @@ def test_best_config_is_the_best_trial_and_reproduces_its_auc(two_trials, datase
     result = runner.train(model_config, train_config, dataset, tmp_path / "retrain",
                           progress=False, write_reports=False, log=lambda m: None)
     assert result.best["auc"] == pytest.approx(aucs[best_dir.name], abs=1e-4)
+    # The reported test figures are that trial's, from its kept checkpoint.
+    reported = json.loads((output / "selected_test.json").read_text())
+    assert f"trial_{reported['trial']}" == best_dir.name and reported["split"] == "test"
+    for key in ("auc", "gauc", "log_loss"):
+        assert reported[key] == pytest.approx(result.test[key], abs=1e-4)
 
 
 def test_trials_table_sorted_with_gap(two_trials):
@@ -223,3 +231,60 @@ def test_other_tuners_search_within_given_bounds(tuner, dataset, tiny_config, tm
     assert 0.2 <= saved["model"]["dropout"] <= 0.3
     assert 1e-4 <= saved["train"]["learning_rate"] <= 1e-3
     assert saved["train"]["epochs"] == 1
+
+
+def test_trials_never_read_test_and_the_reported_test_is_the_validation_choice(
+        tmp_path, monkeypatch, capsys):
+    data_dir = write_dataset(tmp_path / "data", n_train=256, n_val=64, n_test=96)
+    dropouts = []  # of every model built, trials' and the final evaluation's
+
+    def build(name, config):
+        dropouts.append(config.dropout)
+        return tiny_model(name, config)
+
+    # Scripted AUCs: validation rises with dropout, test falls with it, so selecting on test
+    # would pick the other trial.
+    spy = SplitSpy(monkeypatch, script=lambda split: (
+        0.5 + dropouts[-1] / 2 if split == "val" else 1.0 - dropouts[-1]))
+    monkeypatch.setattr(runner, "default_build_model", build)
+    real_train = runner.train
+
+    def trial(*args, **kwargs):
+        spy.mark("trial_start")
+        try:
+            return real_train(*args, **kwargs)
+        finally:
+            spy.mark("trial_end")
+
+    monkeypatch.setattr(runner, "train", trial)
+    output = tmp_path / "search"
+    code = tune.main(["--data", str(data_dir), "--output", str(output), "--tuner", "random",
+                      "--max-trials", "2", "--epochs-per-trial", "1", "--batch-size", "64",
+                      "--seed", "7"])
+    assert code == 0
+    last_trial_end = max(i for i, e in enumerate(spy.events) if e == ("trial_end",))
+    assert spy.splits(spy.events[:last_trial_end]) == {"train", "val"}
+    assert spy.events[last_trial_end:].count(("make_dataset", "test")) == 1
+
+    with open(output / "trials.csv") as f:
+        rows = list(csv.DictReader(f))
+    trial_dropout = {r["trial"]: float(r["dropout"]) for r in rows}
+    assert len(trial_dropout) == 2 and len(set(trial_dropout.values())) == 2
+    for row in rows:  # the table stays on validation figures
+        assert float(row["val_auc"]) == pytest.approx(0.5 + float(row["dropout"]) / 2)
+    chosen = max(trial_dropout, key=trial_dropout.get)
+    reported = json.loads((output / "selected_test.json").read_text())
+    assert reported["split"] == "test" and reported["trial"] == chosen
+    assert reported["auc"] == pytest.approx(1.0 - trial_dropout[chosen])
+    assert reported["auc"] < 1.0 - min(trial_dropout.values())  # test would choose otherwise
+    assert f"trial {chosen} selected on validation" in capsys.readouterr().out
+
+    # The reported log loss and gAUC are the chosen weights' (retrained deterministically
+    # from best_config.json, the same trial's configs, and evaluated on test by the runner).
+    model_config, train_config = config_file.load(output / "best_config.json")
+    again = real_train(model_config, train_config, data_dir, tmp_path / "again",
+                       build_model=tiny_model, progress=False, write_reports=False,
+                       log=lambda m: None)
+    assert again.best_epoch == reported["best_epoch"]
+    assert reported["log_loss"] == pytest.approx(again.test["log_loss"], abs=1e-6)
+    assert reported["gauc"] == pytest.approx(again.test["gauc"], abs=1e-6)

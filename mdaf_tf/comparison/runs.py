@@ -1,9 +1,11 @@
 """Train every (model, seed) pair once; a finished run leaves ``result.json`` behind.
 
 ``result.json`` is written atomically as the last step of a run, so its presence (with the
-same request: configs and dataset) marks the run finished and a rerun skips it. A run that
-was interrupted resumes from its last checkpoint when it can. A run that raises is recorded
-in ``error.txt`` and the others go on.
+same request: configs and dataset, and the test figures) marks the run finished and a rerun
+skips it; one written before runs reported test figures is run again (it resumes from its
+finished checkpoint, so only the evaluation is repeated). A run that was interrupted
+resumes from its last checkpoint when it can. A run that raises is recorded in
+``error.txt`` and the others go on.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from mdaf_tf.config import ModelConfig, TrainConfig
 
 RESULT_FILE = "result.json"
 ERROR_FILE = "error.txt"
+# What a finished run reports: the selected (best validation AUC) weights on the test split.
+TEST_KEYS = ("test_auc", "test_gauc", "test_log_loss")
 
 
 @dataclasses.dataclass
@@ -54,7 +58,9 @@ def finished_result(directory: Path, wanted: dict) -> dict | None:
         result = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
-    return result if result.get("request") == wanted else None
+    if result.get("request") != wanted or not all(k in result for k in TEST_KEYS):
+        return None
+    return result
 
 
 def _median(values):
@@ -91,6 +97,10 @@ def train_one(model_config, train_config, data_dir, directory, *, progress, log,
         "seed": train_config.seed,
         "val_auc": float(result.best["auc"]),
         "val_log_loss": float(result.best["log_loss"]),
+        "val_gauc": float(result.best["gauc"]),
+        "test_auc": float(result.test["auc"]),
+        "test_gauc": float(result.test["gauc"]),
+        "test_log_loss": float(result.test["log_loss"]),
         "best_epoch": int(result.best_epoch),
         "epochs_run": len(result.history),
         "parameters": int(result.parameters["total"]),
@@ -128,7 +138,7 @@ def run_all(models, seeds, data_dir, output, model_config: ModelConfig,
         tag = f"[{i}/{total}] {model} seed {seed}"
         done = finished_result(directory, wanted)
         if done is not None:
-            log(f"{tag}: finished before (val AUC {done['val_auc']:.4f}), skipped")
+            log(f"{tag}: finished before (test AUC {done['test_auc']:.4f}), skipped")
             outcomes.append(RunOutcome(model, seed, "skipped", result=done))
             continue
         directory.mkdir(parents=True, exist_ok=True)
@@ -144,8 +154,9 @@ def run_all(models, seeds, data_dir, output, model_config: ModelConfig,
             summary["request"] = wanted
             runner.write_json_atomic(directory / RESULT_FILE, summary)
             log(
-                f"{tag}: val AUC {summary['val_auc']:.4f} log loss "
-                f"{summary['val_log_loss']:.4f} ({summary['wall_seconds']:.0f} s)"
+                f"{tag}: test AUC {summary['test_auc']:.4f} gAUC {summary['test_gauc']:.4f} "
+                f"log loss {summary['test_log_loss']:.4f} (epoch {summary['best_epoch']}, "
+                f"selected on val AUC {summary['val_auc']:.4f}; {summary['wall_seconds']:.0f} s)"
             )
             outcomes.append(RunOutcome(model, seed, "trained", result=summary))
         except Exception as e:  # noqa: BLE001 -- one failing run must not stop the others

@@ -1,4 +1,5 @@
-"""Paired t-test over seeds without scipy: Student's t CDF via the incomplete beta function."""
+"""Paired t-test over seeds without scipy (Student's t CDF via the incomplete beta function)
+and the Holm-Bonferroni correction for several such tests against one reference."""
 
 from __future__ import annotations
 
@@ -81,6 +82,25 @@ def paired_t_test(a, b) -> dict:
         return {"n": n, "mean_diff": mean, "t": t, "df": n - 1, "p": 1.0 if mean == 0 else 0.0}
     t = mean / math.sqrt(var / n)
     return {"n": n, "mean_diff": mean, "t": t, "df": n - 1, "p": t_two_sided_p(t, n - 1)}
+
+
+def holm(p_values) -> list[float]:
+    """Holm-Bonferroni adjusted p-values, in the order given.
+
+    With the m non-NaN p-values sorted ascending, p_(1) <= ... <= p_(m), the adjusted
+    p_(i) is max over j <= i of min(1, (m - j + 1) p_(j)): rejecting where it is below
+    alpha keeps the family-wise error rate at alpha (Holm 1979). NaN p-values (tests that
+    could not be run) are left out of the family and stay NaN.
+    """
+    p_values = [float(p) for p in p_values]
+    family = sorted((p, i) for i, p in enumerate(p_values) if not math.isnan(p))
+    m = len(family)
+    adjusted = [math.nan] * len(p_values)
+    running = 0.0
+    for rank, (p, i) in enumerate(family):
+        running = max(running, min(1.0, (m - rank) * p))
+        adjusted[i] = running
+    return adjusted
 
 
 def mean_std(values) -> tuple[float, float]:

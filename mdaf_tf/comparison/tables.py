@@ -1,10 +1,15 @@
-"""The comparison's tables (seed thesis Tables 3, 8 and 9) and its AUC bar chart."""
+"""The comparison's tables (seed thesis Tables 3, 8 and 9) and its AUC bar chart.
+
+Tables 3 and 8 and the bar chart are on the test split: each run's weights are those of its
+best validation-AUC epoch, evaluated once on test (validation figures chose them, so they
+are not reported as results; they stay in runs.csv).
+"""
 
 from __future__ import annotations
 
 import math
 
-from mdaf_tf.comparison.stats import mean_std, paired_t_test
+from mdaf_tf.comparison.stats import holm, mean_std, paired_t_test
 
 ABLATIONS = {
     "mdaf": "full model (gate fusion)",
@@ -15,8 +20,15 @@ ABLATIONS = {
     "mdaf_seq": "sequence branch only",
 }
 
+# Test figures of the selected weights: (result key, column label).
+TEST_FIGURES = (("test_auc", "test AUC"), ("test_gauc", "test gAUC"),
+                ("test_log_loss", "test log loss"))
+SELECTION_NOTE = "test split; models selected by validation AUC"
+GAUC_NOTE = "gAUC: impression-weighted mean of per-user AUC over users with both labels"
+
 RUN_COLUMNS = (
-    "model", "seed", "val_auc", "val_log_loss", "best_epoch", "epochs_run", "parameters",
+    "model", "seed", "val_auc", "val_log_loss", "test_auc", "test_gauc", "test_log_loss",
+    "best_epoch", "epochs_run", "parameters",
     "train_examples_per_second", "inference_ms_per_batch", "inference_examples_per_second",
     "peak_rss_mib", "wall_seconds",
 )
@@ -30,7 +42,7 @@ def by_model(results, order) -> dict[str, dict[int, dict]]:
     return {m: runs for m, runs in grouped.items() if runs}
 
 
-def paired(runs_a: dict, runs_b: dict, key: str = "val_auc") -> dict:
+def paired(runs_a: dict, runs_b: dict, key: str = "test_auc") -> dict:
     """Paired t-test of runs_a[key] - runs_b[key] over the seeds both have."""
     seeds = sorted(set(runs_a) & set(runs_b))
     return paired_t_test([runs_a[s][key] for s in seeds], [runs_b[s][key] for s in seeds])
@@ -47,58 +59,60 @@ def _p(value) -> str:
     return "<1e-4" if value < 1e-4 else f"{value:.4f}"
 
 
+def _mean_std_row(runs: dict) -> dict:
+    """``KEY_mean`` and ``KEY_std`` over seeds of each test figure."""
+    row = {}
+    for key, _ in TEST_FIGURES:
+        row[f"{key}_mean"], row[f"{key}_std"] = mean_std([r[key] for r in runs.values()])
+    return row
+
+
 def table3_rows(grouped, reference: str) -> list[dict]:
+    """Per model: test figures over seeds and the paired t-test of test AUC against
+    ``reference``, with Holm-corrected p-values over the models compared with it."""
     ref = grouped.get(reference)
+    nan = float("nan")
     rows = []
     for model, runs in grouped.items():
-        aucs = [r["val_auc"] for r in runs.values()]
-        losses = [r["val_log_loss"] for r in runs.values()]
-        auc_mean, auc_std = mean_std(aucs)
-        loss_mean, loss_std = mean_std(losses)
-        row = {
-            "model": model,
-            "seeds": len(runs),
-            "parameters": next(iter(runs.values()))["parameters"],
-            "val_auc_mean": auc_mean,
-            "val_auc_std": auc_std,
-            "val_log_loss_mean": loss_mean,
-            "val_log_loss_std": loss_std,
-            "diff_bp": float("nan"),
-            "p_value": float("nan"),
-            "t": float("nan"),
-            "pairs": 0,
-        }
+        row = {"model": model, "seeds": len(runs),
+               "parameters": next(iter(runs.values()))["parameters"], **_mean_std_row(runs),
+               "diff_bp": nan, "p_value": nan, "p_holm": nan, "t": nan, "pairs": 0}
         if ref is not None and model != reference:
-            row["diff_bp"] = 1e4 * (auc_mean - mean_std([r["val_auc"] for r in ref.values()])[0])
+            ref_mean = mean_std([r["test_auc"] for r in ref.values()])[0]
+            row["diff_bp"] = 1e4 * (row["test_auc_mean"] - ref_mean)
             test = paired(runs, ref)
             row.update(p_value=test["p"], t=test["t"], pairs=test["n"])
         rows.append(row)
+    for row, adjusted in zip(rows, holm([r["p_value"] for r in rows]), strict=True):
+        row["p_holm"] = adjusted
     return rows
 
 
 def table3(grouped, reference: str, failures=()) -> tuple[str, str]:
-    """Markdown and CSV of Table 3: every model against ``reference``."""
+    """Markdown and CSV of Table 3: every model against ``reference``, on test figures."""
     rows = table3_rows(grouped, reference)
     seeds = sorted({s for runs in grouped.values() for s in runs})
+    compared = sum(1 for r in rows if not math.isnan(r["p_value"]))
     caption = (
-        f"**Table 3.** Validation AUC and log loss (best epoch of each run), mean +- sample "
-        f"standard deviation over seeds {', '.join(map(str, seeds))}. Delta = mean AUC "
-        f"minus {reference}'s, in basis points (1 bp = 0.0001 AUC). p: two-sided paired "
-        f"t-test over seeds of the per-seed AUC difference against {reference} "
-        f"(df = pairs - 1; n/a with fewer than two pairs)."
+        f"**Table 3.** On the {SELECTION_NOTE} (each run's weights are those of its best "
+        f"validation epoch). Test AUC, gAUC and log loss, mean +- sample "
+        f"standard deviation over seeds {', '.join(map(str, seeds))}; {GAUC_NOTE}. Delta = "
+        f"mean test AUC minus {reference}'s, in basis points (1 bp = 0.0001 AUC). p: "
+        f"two-sided paired t-test over seeds of the per-seed test AUC difference against "
+        f"{reference} (df = pairs - 1; n/a with fewer than two pairs); p (Holm): "
+        f"Holm-Bonferroni adjusted over the {compared} model(s) compared with {reference}."
     )
     if reference not in grouped:
         caption += f" The reference {reference} has no finished run, so no Delta or p."
-    lines = [caption, "", "| model | seeds | parameters | val AUC | val log loss | "
-             f"Delta vs {reference} (bp) | p (paired t) |", "|---|---:|---:|---:|---:|---:|---:|"]
+    header = " | ".join(label for _, label in TEST_FIGURES)
+    lines = [caption, "", f"| model | seeds | parameters | {header} | Delta vs {reference} "
+             "(bp) | p (paired t) | p (Holm) |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
-        lines.append(
-            f"| {r['model']} | {r['seeds']} | {r['parameters']:,} | "
-            f"{r['val_auc_mean']:.4f} +- {r['val_auc_std']:.4f} | "
-            f"{r['val_log_loss_mean']:.4f} +- {r['val_log_loss_std']:.4f} | "
-            f"{_fmt(r['diff_bp'], '+.1f') if r['model'] != reference else '(reference)'} | "
-            f"{_p(r['p_value'])} |"
-        )
+        figures = " | ".join(f"{r[f'{key}_mean']:.4f} +- {r[f'{key}_std']:.4f}"
+                             for key, _ in TEST_FIGURES)
+        delta = _fmt(r["diff_bp"], "+.1f") if r["model"] != reference else "(reference)"
+        lines.append(f"| {r['model']} | {r['seeds']} | {r['parameters']:,} | {figures} | "
+                     f"{delta} | {_p(r['p_value'])} | {_p(r['p_holm'])} |")
     if failures:
         lines += ["", "Failed runs (left out above): " + "; ".join(failures)]
     columns = list(rows[0]) if rows else ["model"]
@@ -115,27 +129,31 @@ def _csv(value) -> str:
 
 
 def table8(grouped) -> str:
-    """Table 8: MDAF against its ablations, AUC and drop in basis points."""
+    """Table 8: MDAF against its ablations on test AUC and gAUC, drop in basis points."""
     present = [m for m in ABLATIONS if m in grouped]
     caption = (
-        "**Table 8.** MDAF and its ablations: validation AUC mean +- std over seeds; drop = "
-        "MDAF's mean AUC minus the variant's, in basis points (positive = the variant is "
-        "worse); p: two-sided paired t-test over seeds against MDAF."
+        f"**Table 8.** MDAF and its ablations on the {SELECTION_NOTE}: test AUC and gAUC "
+        "mean +- std over seeds; drop = MDAF's mean test AUC minus the variant's, in basis points "
+        "(positive = the variant is worse); p: two-sided paired t-test over seeds of test AUC "
+        f"against MDAF; {GAUC_NOTE}."
     )
     if "mdaf" not in grouped:
         return caption + "\n\nmdaf has no finished run in this comparison.\n"
     mdaf = grouped["mdaf"]
-    mdaf_mean = mean_std([r["val_auc"] for r in mdaf.values()])[0]
-    lines = [caption, "", "| model | variant | val AUC | drop vs mdaf (bp) | p (paired t) |",
-             "|---|---|---:|---:|---:|"]
+    mdaf_mean = mean_std([r["test_auc"] for r in mdaf.values()])[0]
+    lines = [caption, "", "| model | variant | test AUC | test gAUC | drop vs mdaf (bp) | "
+             "p (paired t) |", "|---|---|---:|---:|---:|---:|"]
     for model in present:
-        mean, std = mean_std([r["val_auc"] for r in grouped[model].values()])
+        row = _mean_std_row(grouped[model])
         if model == "mdaf":
             drop, p = "(reference)", ""
         else:
-            drop = f"{1e4 * (mdaf_mean - mean):+.1f}"
+            drop = f"{1e4 * (mdaf_mean - row['test_auc_mean']):+.1f}"
             p = _p(paired(mdaf, grouped[model])["p"])
-        lines.append(f"| {model} | {ABLATIONS[model]} | {mean:.4f} +- {std:.4f} | {drop} | {p} |")
+        lines.append(
+            f"| {model} | {ABLATIONS[model]} | {row['test_auc_mean']:.4f} +- "
+            f"{row['test_auc_std']:.4f} | {row['test_gauc_mean']:.4f} +- "
+            f"{row['test_gauc_std']:.4f} | {drop} | {p} |")
     return "\n".join(lines) + "\n"
 
 
@@ -176,14 +194,15 @@ def runs_csv(results) -> str:
 
 
 def auc_bar_chart(grouped, reference: str, path) -> None:
-    """Bar per model: mean validation AUC with +- one standard deviation over seeds."""
+    """Bar per model: mean test AUC (of the weights selected on validation) with +- one
+    standard deviation over seeds."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     models = list(grouped)
-    stats = [mean_std([r["val_auc"] for r in grouped[m].values()]) for m in models]
+    stats = [mean_std([r["test_auc"] for r in grouped[m].values()]) for m in models]
     means = [s[0] for s in stats]
     stds = [s[1] for s in stats]
     fig, ax = plt.subplots(figsize=(max(4.0, 0.8 * len(models) + 1.5), 3.6))
@@ -195,8 +214,8 @@ def auc_bar_chart(grouped, reference: str, path) -> None:
     pad = max(0.005, 0.15 * (high - low))
     ax.set_ylim(max(0.0, low - pad), min(1.0, high + pad))
     seeds = max(len(grouped[m]) for m in models)
-    ax.set_ylabel(f"val AUC, mean +- std ({seeds} seeds)")
-    ax.set_title(f"reference {reference} in orange", fontsize=9)
+    ax.set_ylabel(f"test AUC, mean +- std ({seeds} seeds)")
+    ax.set_title(f"{SELECTION_NOTE}; reference {reference} in orange", fontsize=9)
     fig.tight_layout()
     tmp = f"{path}.tmp.png"
     fig.savefig(tmp, dpi=120)

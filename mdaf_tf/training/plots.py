@@ -21,7 +21,7 @@ def _save(fig, path: Path) -> None:
 
 
 def learning_curves(history: list[dict], best_epoch: int, path) -> None:
-    """Train and validation AUC per epoch with the best epoch marked."""
+    """Train and validation AUC per epoch with the best epoch (by validation AUC) marked."""
     epochs = [r["epoch"] for r in history]
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.plot(epochs, [r["train_auc"] for r in history], "o-", label="train AUC")
@@ -36,12 +36,12 @@ def learning_curves(history: list[dict], best_epoch: int, path) -> None:
     ax.set_xticks(epochs)
     ax.grid(alpha=0.3)
     ax.legend()
-    ax.set_title("Learning curves")
+    ax.set_title("Learning curves (the epoch is chosen on validation)")
     _save(fig, Path(path))
 
 
-def gate_histogram(gates, path, bins: int = 50) -> None:
-    """Distribution of the fusion gate on validation with mean and median marked."""
+def gate_histogram(gates, path, bins: int = 50, split: str = "validation") -> None:
+    """Distribution of the fusion gate on ``split`` with mean and median marked."""
     g = np.asarray(gates).reshape(-1)
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.hist(g, bins=bins, range=(0.0, 1.0), color="steelblue", alpha=0.8)
@@ -49,7 +49,7 @@ def gate_histogram(gates, path, bins: int = 50) -> None:
     ax.axvline(mean, color="red", linestyle="-", label=f"mean {mean:.3f}")
     ax.axvline(median, color="orange", linestyle="--", label=f"median {median:.3f}")
     ax.set_xlabel("gate g (weight of the static branch)")
-    ax.set_ylabel("validation examples")
+    ax.set_ylabel(f"{split} examples")
     ax.legend()
     ax.set_title("Gate distribution")
     _save(fig, Path(path))

@@ -1,8 +1,16 @@
-"""``report.md``: the run's results as markdown tables (the seed thesis's tables 1, 5 and 6)."""
+"""``report.md``: the run's results as markdown tables (the seed thesis's tables 1, 5 and 6).
+
+Every figure names its split: validation figures are the ones that chose the epoch, the
+test figures (one pass of the chosen weights, after training) are the ones to report.
+"""
 
 from __future__ import annotations
 
 import math
+
+SPLIT_LABELS = {"train": "train", "val": "validation", "test": "test"}
+GAUC_NOTE = ("gAUC is the impression-weighted mean of per-user AUC over the users with both "
+             "labels.")
 
 
 def _f(value, digits: int = 4) -> str:
@@ -17,10 +25,22 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     return lines
 
 
-def oracle_section(auc: float, meta: dict) -> list[str]:
-    oracle = meta.get("oracle")
+def split_oracle(meta: dict, split: str) -> dict | None:
+    """The metadata's oracle figures on ``split``: validation ones at the top level of
+    ``oracle``, test ones under ``oracle["test"]``; None for train or without an oracle."""
+    oracle = meta.get("oracle") or {}
+    if split == "val":
+        return {k: v for k, v in oracle.items() if k != "test"} or None
+    if split == "test":
+        return oracle.get("test")
+    return None
+
+
+def oracle_section(auc: float, oracle: dict | None, split: str) -> list[str]:
+    """The model's AUC on ``split`` against the true click probabilities' on the same split."""
     if not oracle or "auc" not in oracle:
         return []
+    label = SPLIT_LABELS[split]
     lift = (auc - 0.5) / (oracle["auc"] - 0.5) if oracle["auc"] != 0.5 else float("nan")
     rows = [["model", _f(auc)], ["oracle (true click probability)", _f(oracle["auc"])]]
     for key, name in (("static_only_auc", "static-only oracle"), ("sequence_only_auc",
@@ -28,12 +48,12 @@ def oracle_section(auc: float, meta: dict) -> list[str]:
         if key in oracle:
             rows.append([name, _f(oracle[key])])
     return [
-        "## Model against the oracle (synthetic data)",
+        f"## Model against the oracle on {label} (synthetic data)",
         "",
-        *_table(["predictor", "validation AUC"], rows),
+        *_table(["predictor", f"{label} AUC"], rows),
         "",
-        f"Share of the oracle's lift over chance captured: (AUC - 0.5) / (oracle AUC - 0.5) = "
-        f"{_f(lift, 3)}.",
+        f"Share of the oracle's lift over chance captured on {label}: (AUC - 0.5) / "
+        f"(oracle AUC - 0.5) = {_f(lift, 3)}.",
         "",
     ]
 
@@ -49,7 +69,9 @@ def parameters_section(parameters: dict) -> list[str]:
             ""]
 
 
-def gate_sections(summary: dict) -> list[str]:
+def gate_sections(summary: dict, split: str) -> list[str]:
+    """Gate statistics and AUC per gate bucket of ``summary``, the predictions on ``split``."""
+    label = SPLIT_LABELS[split]
     gate = summary.get("gate")
     if gate is None:
         return ["## Gate", "", "This model has no fusion gate.", ""]
@@ -63,7 +85,7 @@ def gate_sections(summary: dict) -> list[str]:
         for b in summary["gate_buckets"]
     ]
     return [
-        "## Gate statistics on validation",
+        f"## Gate statistics on {label}",
         "",
         "g weights the static (DCNv3) branch; 1 - g the sequence (Mamba) branch.",
         "",
@@ -71,63 +93,93 @@ def gate_sections(summary: dict) -> list[str]:
                                           ["median", _f(gate["median"])],
                                           ["std", _f(gate["std"])]]),
         "",
-        "Histogram counts:",
+        f"Histogram counts ({label} examples):",
         "",
         *_table(["gate", "examples"], hist_rows),
         "",
-        "## AUC per gate bucket",
+        f"## AUC per gate bucket on {label}",
         "",
-        *_table(["gate bucket", "examples", "share", "AUC"], bucket_rows),
+        *_table(["gate bucket", "examples", "share", f"{label} AUC"], bucket_rows),
         "",
     ]
 
 
-def evaluation_sections(summary: dict, meta: dict, parameters: dict | None) -> list[str]:
-    """The sections shared by the training report and ``mdaf_tf.evaluate``."""
+def evaluation_sections(summary: dict, meta: dict, parameters: dict | None,
+                        split: str) -> list[str]:
+    """The sections shared by the training report and ``mdaf_tf.evaluate``; ``summary`` is
+    the predictions on ``split``."""
     return [
-        *oracle_section(summary["auc"], meta),
+        *oracle_section(summary["auc"], split_oracle(meta, split), split),
         *parameters_section(parameters or {}),
-        *gate_sections(summary),
+        *gate_sections(summary, split),
     ]
 
 
-def training_report(result) -> str:
-    cfg = result.train_config
-    history = result.history
+def reported_section(result) -> list[str]:
+    """The reported figures: the selected weights on the test split."""
+    lines = ["## Test (reported)", ""]
+    test = result.test
+    if test is None:
+        return lines + ["Not evaluated: this run was trained with evaluate_test=False.", ""]
+    rows = [["test AUC", _f(test["auc"])], ["test gAUC", _f(test.get("gauc"))],
+            ["test log loss", _f(test["log_loss"])], ["test examples", f"{test['examples']:,}"]]
+    return lines + [
+        f"The weights of epoch {result.best_epoch}, chosen by validation AUC, evaluated once on "
+        "the test split after training; no test figure took part in the choice. " + GAUC_NOTE,
+        "",
+        *_table(["metric", "value"], rows),
+        "",
+        *oracle_section(test["auc"], split_oracle(result.metadata, "test"), "test"),
+    ]
+
+
+def validation_section(result) -> list[str]:
+    """The validation figures that chose the epoch (early stopping on validation AUC)."""
+    cfg, history, best = result.train_config, result.history, result.best
     rows = [
         [f"final validation AUC (epoch {history[-1]['epoch']})", _f(result.final["auc"])],
         ["final validation log loss", _f(result.final["log_loss"])],
-        [f"best validation AUC (epoch {result.best_epoch})", _f(result.best["auc"])],
-        ["best validation log loss", _f(result.best["log_loss"])],
+        [f"best validation AUC (epoch {result.best_epoch})", _f(best["auc"])],
+        ["best validation gAUC", _f(best.get("gauc"))],
+        ["best validation log loss", _f(best["log_loss"])],
         ["epoch of best", str(result.best_epoch)],
         ["epochs run", f"{len(history)} of {cfg.epochs}" + (" (early stopping)"
                                                           if result.stopped_early else "")],
-        ["validation examples", f"{result.best['examples']:,}"],
+        ["validation examples", f"{best['examples']:,}"],
     ]
-    epoch_rows = [
-        [str(r["epoch"]), _f(r["train_loss"]), _f(r["train_auc"]), _f(r["val_auc"]),
-         _f(r["val_log_loss"]), f"{r['learning_rate']:.3g}", f"{r['examples_per_second']:.0f}"]
-        for r in history
-    ]
-    lines = [
-        f"# Training report: {cfg.model}",
-        "",
-        f"Data: `{result.data_dir}`",
-        "",
-        "## Results",
+    return [
+        "## Validation (selects the epoch)",
         "",
         *_table(["metric", "value"], rows),
         "",
         "The exported and restored model is the best epoch's (early stopping on validation AUC,"
         f" patience {cfg.early_stopping_patience}). AUC is exact (rank-based, ties count 1/2).",
         "",
-        *evaluation_sections(result.best, result.metadata, result.parameters),
-        "## Per epoch",
+    ]
+
+
+def training_report(result) -> str:
+    epoch_rows = [
+        [str(r["epoch"]), _f(r["train_loss"]), _f(r["train_auc"]), _f(r["val_auc"]),
+         _f(r.get("val_gauc")), _f(r["val_log_loss"]), f"{r['learning_rate']:.3g}",
+         f"{r['examples_per_second']:.0f}"]
+        for r in result.history
+    ]
+    lines = [
+        f"# Training report: {result.train_config.model}",
         "",
-        *_table(["epoch", "train loss", "train AUC", "val AUC", "val log loss", "lr",
+        f"Data: `{result.data_dir}`",
+        "",
+        *reported_section(result),
+        *validation_section(result),
+        *evaluation_sections(result.best, result.metadata, result.parameters, "val"),
+        "## Per epoch (train and validation)",
+        "",
+        *_table(["epoch", "train loss", "train AUC", "val AUC", "val gAUC", "val log loss", "lr",
                  "examples/s"], epoch_rows),
         "",
-        "Plots: `learning_curves.png`, `gate_histogram.png`.",
+        "Plots: `learning_curves.png` (train and validation), `gate_histogram.png` "
+        "(validation).",
         "",
     ]
     return "\n".join(lines)

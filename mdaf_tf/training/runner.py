@@ -34,6 +34,7 @@ from mdaf_tf.training import checkpoint, evaluation
 from mdaf_tf.training.early_stopping import EarlyStopping
 from mdaf_tf.training.optimizer import build_optimizer
 from mdaf_tf.training.progress import ProgressBar
+from mdaf_tf.training.report import SPLIT_LABELS
 from mdaf_tf.training.tensorboard import SummaryWriter
 
 METRICS_COLUMNS = (
@@ -42,6 +43,7 @@ METRICS_COLUMNS = (
     "train_auc",
     "val_auc",
     "val_log_loss",
+    "val_gauc",
     "learning_rate",
     "examples_per_second",
     "epoch_seconds",
@@ -57,7 +59,7 @@ class TrainResult:
     train_config: TrainConfig
     history: list[dict]  # one row per epoch, METRICS_COLUMNS
     best_epoch: int
-    best: dict  # Predictions.summary() of the best epoch on validation
+    best: dict  # Predictions.summary() of the best epoch on validation (what selects it)
     final: dict  # {"auc", "log_loss"} of the last epoch on validation
     stopped_early: bool
     parameters: dict[str, int]
@@ -66,6 +68,10 @@ class TrainResult:
     jit_compile: bool
     export_path: Path | None = None
     skipped_shards: dict | None = None  # {path: reason} left out by skip_corrupt_shards
+    # Predictions.summary() of the restored (best-validation) weights on the test split,
+    # computed once after training; None with evaluate_test=False
+    test: dict | None = None
+    test_predictions: evaluation.Predictions | None = None
 
 
 # ----------------------------------------------------------------------------------------
@@ -241,15 +247,16 @@ def _check_resume_configs(state: dict, model_config: ModelConfig, train_config: 
                 )
 
 
-def check_data_shards(data_dir, meta: dict, skip_corrupt: bool, log) -> tuple[dict, dict]:
-    """Read every shard once (``--skip-corrupt-shards``). Returns ({split: examples},
-    {path: reason} of the skipped shards).
+def check_data_shards(data_dir, meta: dict, skip_corrupt: bool, log,
+                      splits=schema.SPLITS) -> tuple[dict, dict]:
+    """Read every shard of ``splits`` once (``--skip-corrupt-shards``). Returns
+    ({split: examples}, {path: reason} of the skipped shards).
 
     A corrupt or truncated shard is a DataError naming it unless ``skip_corrupt``; a split
     whose shards hold fewer records than the metadata says (a shard cut at a record
     boundary) is reported the same way."""
     sizes, skipped = {}, {}
-    for split in ("train", "val"):
+    for split in splits:
         good, bad = data.check_shards(str(data_dir), split)
         if bad and not skip_corrupt:
             raise DataError(_corrupt_message(bad))
@@ -267,8 +274,27 @@ def check_data_shards(data_dir, meta: dict, skip_corrupt: bool, log) -> tuple[di
     for path, reason in skipped.items():
         log(f"skipped corrupt shard {path}: {reason}")
     if skipped:
-        log(f"--skip-corrupt-shards: left out {len(skipped)} shard(s); training on "
-            f"{sizes['train']} train and {sizes['val']} val examples")
+        counts = ", ".join(f"{n} {split}" for split, n in sizes.items())
+        log(f"--skip-corrupt-shards: left out {len(skipped)} shard(s); using {counts} examples")
+    return sizes, skipped
+
+
+def split_sizes(data_dir, meta: dict, splits, skip_corrupt_shards: bool, log):
+    """({split: examples}, {path: reason} of skipped shards) for ``splits``; DataError
+    naming the directory when one of them is empty. Only the splits named are opened."""
+    if skip_corrupt_shards:
+        sizes, skipped = check_data_shards(data_dir, meta, True, log, splits)
+    else:
+        skipped = {}
+        for split in splits:
+            data.shard_paths(str(data_dir), split)  # a split without shards fails now
+        try:
+            sizes = {split: split_size(data_dir, meta, split) for split in splits}
+        except tf.errors.DataLossError as e:
+            raise _find_corrupt_shards(data_dir, e, splits) from None
+    if not all(sizes.values()):
+        counts = ", ".join(f"{split} {n}" for split, n in sizes.items())
+        raise DataError(f"{data_dir}: empty split ({counts} examples)")
     return sizes, skipped
 
 
@@ -289,10 +315,10 @@ def _corrupt_message(bad: dict) -> str:
             "--skip-corrupt-shards to train without them)")
 
 
-def _find_corrupt_shards(data_dir, error) -> DataError:
+def _find_corrupt_shards(data_dir, error, splits=schema.SPLITS) -> DataError:
     """Turn a DataLossError raised while iterating into a DataError naming the shards."""
     bad = {}
-    for split in ("train", "val"):
+    for split in splits:
         bad.update(data.check_shards(str(data_dir), split)[1])
     if bad:
         return DataError(_corrupt_message(bad))
@@ -408,6 +434,29 @@ def _current_learning_rate(optimizer) -> float:
     return float(keras.ops.convert_to_numpy(lr))
 
 
+def predict_split(predict_fn, data_dir, split: str, batch_size: int, *, progress: bool = False,
+                  exclude=(), examples: int | None = None) -> evaluation.Predictions:
+    """One in-order pass of ``predict_fn`` over ``split``, with the user keys (for gAUC)
+    read beside the model inputs; ``examples`` only sizes the progress bar."""
+    dataset = data.make_dataset(data_dir, split, batch_size, training=False, exclude=exclude,
+                                extra_features=(schema.USER_KEY,))
+    steps = math.ceil(examples / batch_size) if examples else None
+    return evaluation.predict_dataset(predict_fn, dataset, batch_size, steps, progress,
+                                      label=f"  {SPLIT_LABELS[split]}")
+
+
+def _restored_predictions(read_split, val_predictions, evaluate_test: bool, data_dir, splits):
+    """(validation, test) predictions of the restored weights. Validation is reused from
+    the best epoch when this process ran it (a resumed run recomputes it); test is read
+    here for the first and only time, or not at all without ``evaluate_test``."""
+    try:
+        if val_predictions is None:
+            val_predictions = read_split("val")
+        return val_predictions, read_split("test") if evaluate_test else None
+    except tf.errors.DataLossError as e:
+        raise _find_corrupt_shards(data_dir, e, splits) from None
+
+
 def train(
     model_config: ModelConfig,
     train_config: TrainConfig,
@@ -422,6 +471,7 @@ def train(
     build_model: Callable[[str, ModelConfig], keras.Model] | None = None,
     log=print,
     skip_corrupt_shards: bool = False,
+    evaluate_test: bool = True,
 ) -> TrainResult:
     """Train ``train_config.model`` on ``data_dir`` with the recipe in ``train_config``.
 
@@ -430,6 +480,10 @@ def train(
     ``resume`` it continues from the latest checkpoint in ``output_dir`` (CheckpointError when
     there is none). With ``export_dir`` the best model is exported there for TF Serving.
     ``on_epoch_end(epoch, row)`` sees each epoch's metrics row (the tuner reports from it).
+
+    Early stopping and the restored epoch follow validation AUC only. Once the best weights
+    are restored, the test split is evaluated once (``TrainResult.test``); with
+    ``evaluate_test=False`` (the tuner's trials) the test split is never opened.
 
     ``train_config.strategy`` picks the ``tf.distribute`` strategy (see mdaf_tf.distribute);
     the global batch is ``batch_size`` whatever the replica count. Under
@@ -470,19 +524,10 @@ def train(
         tf.config.experimental.enable_op_determinism()
     keras.utils.set_random_seed(train_config.seed)
 
-    if skip_corrupt_shards:
-        sizes, skipped = check_data_shards(data_dir, meta, True, log)
-        n_train, n_val = sizes["train"], sizes["val"]
-    else:
-        skipped = {}
-        try:
-            n_train = split_size(data_dir, meta, "train")
-            n_val = split_size(data_dir, meta, "val")
-        except tf.errors.DataLossError as e:
-            raise _find_corrupt_shards(data_dir, e) from None
+    splits = schema.SPLITS if evaluate_test else ("train", "val")
+    sizes, skipped = split_sizes(data_dir, meta, splits, skip_corrupt_shards, log)
+    n_train, n_val = sizes["train"], sizes["val"]
     exclude = tuple(skipped)
-    if n_train == 0 or n_val == 0:
-        raise DataError(f"{data_dir}: empty split (train {n_train}, val {n_val} examples)")
     batch_size = train_config.batch_size
     if n_train < batch_size:
         log(f"note: {n_train} training examples < batch size {batch_size}; using one batch")
@@ -545,6 +590,7 @@ def train(
             "data_metadata_sha256": metadata_sha256(data_dir),
             "train_examples": n_train,
             "val_examples": n_val,
+            "test_examples": sizes.get("test"),
             "effective_batch_size": batch_size,
             "steps_per_epoch": steps_per_epoch,
             "strategy": train_config.strategy,
@@ -554,7 +600,6 @@ def train(
         },
     )
     writer = SummaryWriter(output_dir / "tensorboard")
-    val_steps = math.ceil(n_val / batch_size)
     best_predictions = None
     summary = None
 
@@ -568,6 +613,10 @@ def train(
         if step:
             state["step"] = step
         return state
+
+    def read_split(split: str) -> evaluation.Predictions:
+        return predict_split(predict_fn, data_dir, split, batch_size, progress=progress,
+                             exclude=exclude, examples=sizes.get(split))
 
     def train_batches(epoch: int, skip_steps: int):
         seed = epoch_seed(train_config.seed, epoch)
@@ -649,13 +698,7 @@ def train(
                 train_seconds = bar.elapsed
                 examples_per_second = bar.examples_per_second
 
-                val_dataset = data.make_dataset(
-                    data_dir, "val", batch_size, training=False, exclude=exclude
-                )
-                predictions = evaluation.predict_dataset(
-                    predict_fn, val_dataset, batch_size, val_steps, progress,
-                    label="  validation",
-                )
+                predictions = read_split("val")
                 summary = predictions.summary()
                 row = {
                     "epoch": epoch,
@@ -663,6 +706,7 @@ def train(
                     "train_auc": _exact_auc(train_labels, train_probs),
                     "val_auc": summary["auc"],
                     "val_log_loss": summary["log_loss"],
+                    "val_gauc": summary["gauc"],
                     "learning_rate": _current_learning_rate(optimizer),
                     "examples_per_second": examples_per_second,
                     "epoch_seconds": train_seconds,
@@ -673,7 +717,8 @@ def train(
                 log(
                     f"epoch {epoch}: train_loss {row['train_loss']:.4f} "
                     f"train_auc {row['train_auc']:.4f} val_auc {row['val_auc']:.4f} "
-                    f"val_log_loss {row['val_log_loss']:.4f} lr {row['learning_rate']:.3g} "
+                    f"val_log_loss {row['val_log_loss']:.4f} val_gauc {row['val_gauc']:.4f} "
+                    f"lr {row['learning_rate']:.3g} "
                     f"{examples_per_second:.0f} examples/s"
                 )
                 writer.scalars(epoch, {k: row[k] for k in METRICS_COLUMNS[1:]})
@@ -695,7 +740,7 @@ def train(
                 if interrupt.requested and not done:
                     raise TrainingInterrupted(saved)
     except tf.errors.DataLossError as e:
-        raise _find_corrupt_shards(data_dir, e) from None
+        raise _find_corrupt_shards(data_dir, e, splits) from None
     writer.close()
     write_metrics_csv(output_dir / "metrics.csv", history)
 
@@ -703,14 +748,12 @@ def train(
     if best_dir is None:
         raise checkpoint.CheckpointError(f"best epoch {stopper.best_epoch} checkpoint is missing")
     checkpoint.load_model_weights(best_dir, model)
-    if best_predictions is None:
-        val_dataset = data.make_dataset(
-            data_dir, "val", batch_size, training=False, exclude=exclude
-        )
-        best_predictions = evaluation.predict_dataset(
-            predict_fn, val_dataset, batch_size, val_steps, progress, label="  validation"
-        )
-    best = best_predictions.summary()
+    best_predictions, test_predictions = _restored_predictions(
+        read_split, best_predictions, evaluate_test, data_dir, splits)
+    test = test_predictions.summary() if test_predictions is not None else None
+    if test is not None:
+        log(f"test (best epoch {stopper.best_epoch}, selected on validation AUC): auc "
+            f"{test['auc']:.4f} gauc {test['gauc']:.4f} log_loss {test['log_loss']:.4f}")
     last = history[-1]
     result = TrainResult(
         output_dir=output_dir,
@@ -721,13 +764,15 @@ def train(
         train_config=train_config,
         history=history,
         best_epoch=stopper.best_epoch,
-        best=best,
+        best=best_predictions.summary(),
         final={"auc": last["val_auc"], "log_loss": last["val_log_loss"]},
         stopped_early=stopper.stopped,
         parameters=parameters,
         metadata=meta,
         val_predictions=best_predictions,
         jit_compile=jit_compile,
+        test=test,
+        test_predictions=test_predictions,
     )
     if write_reports:
         from mdaf_tf.training import plots, report

@@ -2,11 +2,12 @@
 
 Each trial trains in ``PROJECT/trial_ID/run`` (checkpoints, metrics.csv, config.json) with the
 trial's configs and reports ``val_auc``, the exact rank AUC of the best epoch on validation,
-as the objective (plus ``train_auc`` and ``train_val_gap`` of that epoch). A trial that was
-interrupted is handed out again by the oracle when the search is re-run (Keras Tuner puts
-running trials back in its retry queue on reload) and continues from its last checkpoint;
-completed trials are never trained again. With the Hyperband oracle, a trial trains from
-scratch for its ``tuner/epochs`` epochs (no warm start from the previous round).
+as the objective (plus ``train_auc`` and ``train_val_gap`` of that epoch). Trials never open
+the test split; ``mdaf_tf.tuning.selected`` evaluates the selected trial on it afterwards. A
+trial that was interrupted is handed out again by the oracle when the search is re-run (Keras
+Tuner puts running trials back in its retry queue on reload) and continues from its last
+checkpoint; completed trials are never trained again. With the Hyperband oracle, a trial
+trains from scratch for its ``tuner/epochs`` epochs (no warm start from the previous round).
 """
 
 from __future__ import annotations
@@ -80,9 +81,11 @@ class RunnerTuner(kt.engine.base_tuner.BaseTuner):
         return {k: summary[k] for k in ("val_auc", "train_auc", "train_val_gap")}
 
     def _train(self, model_config, train_config, run_dir, resume, prefix):
+        # Trials never open the test split: the objective and the selection are validation's.
         return runner.train(
             model_config, train_config, self.data_dir, run_dir, resume=resume,
             progress=self.progress, write_reports=False, log=lambda m: self.log(prefix + m),
+            evaluate_test=False,
         )
 
     def read_summary(self, trial_id) -> dict | None:

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from mdaf_tf.comparison.stats import (
+    holm,
     mean_std,
     paired_t_test,
     regularized_incomplete_beta,
@@ -90,3 +91,17 @@ def test_mean_std_is_the_sample_standard_deviation():
     assert mean == pytest.approx(7 / 3)
     assert std == pytest.approx(np.std([1.0, 2.0, 4.0], ddof=1))
     assert mean_std([3.0]) == (3.0, 0.0)
+
+
+def test_holm_by_hand():
+    # Sorted: 0.005, 0.01, 0.03, 0.04 -> 4 * 0.005 = 0.02, 3 * 0.01 = 0.03, 2 * 0.03 = 0.06,
+    # 1 * 0.04 = 0.04 raised to the running maximum 0.06; the NaN is no test and stays NaN.
+    adjusted = holm([0.01, math.nan, 0.04, 0.03, 0.005])
+    assert math.isnan(adjusted[1])
+    assert [adjusted[i] for i in (0, 2, 3, 4)] == pytest.approx([0.03, 0.06, 0.06, 0.02])
+
+
+def test_holm_caps_at_one_and_keeps_a_single_test():
+    assert holm([0.7, 0.6]) == pytest.approx([1.0, 1.0])  # 2 * 0.6 = 1.2 -> 1
+    assert holm([0.2, math.nan])[0] == pytest.approx(0.2)  # a family of one: unchanged
+    assert holm([]) == []

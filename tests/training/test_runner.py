@@ -1,13 +1,15 @@
 import csv
 import json
+import shutil
 
 import numpy as np
 import pytest
-from tiny_run import tiny_model, write_dataset
+from tiny_run import SplitSpy, plain_gauc, tiny_model, write_dataset
 
-from mdaf_tf import data
+from mdaf_tf import data, schema
 from mdaf_tf.config import ModelConfig, TrainConfig
-from mdaf_tf.training import checkpoint, evaluation, runner
+from mdaf_tf.data import DataError
+from mdaf_tf.training import checkpoint, config_file, runner
 from mdaf_tf.training.metrics import exact_auc, log_loss
 
 MODEL = ModelConfig(dropout=0.2)
@@ -26,12 +28,14 @@ def run(dataset, output, train=TRAIN, model=MODEL, **kwargs):
                         log=lambda *_: None, **kwargs)
 
 
-def val_predictions(model, dataset):
+def split_predictions(model, dataset, split="val"):
+    """(labels, probabilities, user keys) of ``model`` on ``split``, in file order."""
     labels, probs = [], []
-    for features, y in data.make_dataset(str(dataset), "val", 50):
+    for features, y in data.make_dataset(str(dataset), split, 50):
         labels.append(y.numpy())
         probs.append(model(features, training=False)["probability"].numpy().reshape(-1))
-    return np.concatenate(labels), np.concatenate(probs)
+    users = data.read_split_numpy(str(dataset), split)[schema.USER_KEY]
+    return np.concatenate(labels), np.concatenate(probs), users
 
 
 def test_run_directory_contents(dataset, tmp_path):
@@ -45,46 +49,108 @@ def test_run_directory_contents(dataset, tmp_path):
     assert float(rows[0]["learning_rate"]) == pytest.approx(1e-2, rel=1e-5)
 
     # The restored model is the best epoch's: its exact AUC recomputed here matches.
-    labels, probs = val_predictions(result.model, dataset)
+    labels, probs, users = split_predictions(result.model, dataset, "val")
     best_row = rows[result.best_epoch - 1]
     assert float(best_row["val_auc"]) == max(float(r["val_auc"]) for r in rows)
     assert exact_auc(labels, probs) == pytest.approx(float(best_row["val_auc"]), abs=1e-6)
     assert log_loss(labels, probs) == pytest.approx(float(best_row["val_log_loss"]), abs=1e-5)
+    # The five unseen users hold one example each: gAUC skips them.
+    assert sum(np.sum(users == u) == 1 for u in np.unique(users)) >= 5
+    assert float(best_row["val_gauc"]) == pytest.approx(plain_gauc(labels, probs, users),
+                                                        abs=1e-6)
+
+    # The test figures are the restored model's on the test split, computed here anew.
+    labels, probs, users = split_predictions(result.model, dataset, "test")
+    assert result.test["examples"] == len(labels) == 200
+    assert result.test["auc"] == pytest.approx(exact_auc(labels, probs), abs=1e-6)
+    assert result.test["log_loss"] == pytest.approx(log_loss(labels, probs), abs=1e-5)
+    assert result.test["gauc"] == pytest.approx(plain_gauc(labels, probs, users), abs=1e-6)
 
     config = json.loads((out / "config.json").read_text())
     assert config["train"]["epochs"] == 3 and config["seed"] == 42
+    assert (config["train_examples"], config["val_examples"], config["test_examples"]) == (
+        384, 200, 200)
     assert config["model"]["item_vocab_size"] == 32  # filled from the metadata
     assert set(config["versions"]) >= {"tensorflow", "keras", "numpy", "python"}
     assert config["data_metadata_sha256"] == runner.metadata_sha256(dataset)
+    # the run's own config.json is a valid --config (every run-info key is known)
+    model_config, train_config = config_file.parse(config)
+    assert train_config.epochs == 3 and model_config.item_vocab_size == 32
 
     report = (out / "report.md").read_text()
     for section in ("final validation AUC", "best validation log loss", "epoch of best",
-                    "Parameters by component", "Gate statistics", "AUC per gate bucket",
-                    "0.4-1.0", "oracle (true click probability) | 0.7500"):
+                    "Parameters by component", "Gate statistics on validation",
+                    "AUC per gate bucket on validation", "0.4-1.0",
+                    "oracle (true click probability) | 0.7500", "## Test (reported)",
+                    f"| test AUC | {result.test['auc']:.4f} |",
+                    f"| test gAUC | {result.test['gauc']:.4f} |",
+                    f"| test log loss | {result.test['log_loss']:.4f} |",
+                    f"| best validation gAUC | {float(best_row['val_gauc']):.4f} |"):
         assert section in report
+    assert report.index("## Test (reported)") < report.index("## Validation (selects")
     for png in ("learning_curves.png", "gate_histogram.png"):
         assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert list((out / "tensorboard").glob("events.out.tfevents.*"))
     assert result.parameters["total"] == sum(int(np.prod(v.shape)) for v in result.model.weights)
 
 
-def test_early_stopping_restores_the_best_epoch_weights(dataset, tmp_path, monkeypatch):
-    scripted = iter([0.60, 0.70, 0.65, 0.66, 0.64] + [0.5] * 10)
-    original = evaluation.Predictions.summary
-
-    def scripted_summary(self):
-        summary = original(self)
-        summary["auc"] = next(scripted)
-        return summary
-
-    monkeypatch.setattr(evaluation.Predictions, "summary", scripted_summary)
+def test_selection_follows_validation_when_test_would_choose_otherwise(dataset, tmp_path,
+                                                                      monkeypatch):
+    # Scripted per-pass AUCs: validation peaks at epoch 2; a test pass after epoch 1 would
+    # look best, so a run that read test before choosing would pick epoch 1.
+    val_aucs = [0.60, 0.70, 0.65, 0.66, 0.64]
+    scripts = {"val": iter(val_aucs + [0.5] * 10),
+               "test": iter([0.95, 0.40, 0.41, 0.42, 0.43, 0.44])}
+    spy = SplitSpy(monkeypatch, script=lambda split: next(scripts[split]))
     weights = {}
+
+    def on_epoch_end(epoch, row):
+        spy.epoch_end(epoch, row)
+        weights[epoch] = result_weights()
+
     result = run(dataset, tmp_path / "run", dataclasses_replace(TRAIN, epochs=8),
-                 on_epoch_end=lambda e, row: weights.__setitem__(e, result_weights()))
-    assert result.stopped_early and len(result.history) == 5 and result.best_epoch == 2
+                 on_epoch_end=on_epoch_end)
+    assert [r["val_auc"] for r in result.history] == val_aucs
+    assert result.stopped_early and result.best_epoch == 2 and result.best["auc"] == 0.70
     for got, want in zip(result.model.get_weights(), weights[2], strict=True):
         np.testing.assert_array_equal(got, want)
     assert any(not np.array_equal(a, b) for a, b in zip(weights[2], weights[5], strict=True))
+
+    # The test split is opened once, after the last epoch, and read with the restored weights.
+    opened = [i for i, (name, split) in enumerate(spy.events)
+              if name == "make_dataset" and split == "test"]
+    assert len(opened) == 1 and opened[0] > spy.events.index(("epoch_end", 5))
+    assert result.test["auc"] == 0.95
+    labels, probs, _ = split_predictions(result.model, dataset, "test")
+    np.testing.assert_allclose(result.test_predictions.probabilities, probs, atol=1e-6)
+    np.testing.assert_array_equal(result.test_predictions.labels, labels)
+
+
+@pytest.mark.parametrize("skip_corrupt_shards", [False, True])
+def test_without_evaluate_test_the_test_split_is_never_opened(dataset, tmp_path, monkeypatch,
+                                                              skip_corrupt_shards):
+    copy = tmp_path / "data"
+    shutil.copytree(dataset, copy)
+    for shard in copy.glob("test-*.tfrecord.gz"):
+        shard.unlink()  # reading test at all would fail
+    spy = SplitSpy(monkeypatch)
+    result = run(copy, tmp_path / "run", dataclasses_replace(TRAIN, epochs=2),
+                 on_epoch_end=spy.epoch_end, evaluate_test=False,
+                 skip_corrupt_shards=skip_corrupt_shards)
+    assert spy.splits() == {"train", "val"}
+    assert result.test is None and result.test_predictions is None
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["test_examples"] is None
+    assert "Not evaluated" in (tmp_path / "run" / "report.md").read_text()
+    with pytest.raises(DataError, match="no test shards"):
+        run(copy, tmp_path / "again", dataclasses_replace(TRAIN, epochs=1),
+            skip_corrupt_shards=skip_corrupt_shards)
+
+
+def test_an_empty_test_split_is_an_error_naming_the_directory(tmp_path):
+    empty_test = write_dataset(tmp_path / "data", n_train=128, n_val=64, n_test=0)
+    with pytest.raises(DataError, match="empty split") as info:
+        run(empty_test, tmp_path / "run")
+    assert str(empty_test) in str(info.value) and "test 0" in str(info.value)
 
 
 _current = {}
@@ -108,7 +174,7 @@ def dataclasses_replace(config, **values):
 
 
 def _history_close(a, b, tol=1e-4):
-    keys = ("train_loss", "train_auc", "val_auc", "val_log_loss", "learning_rate")
+    keys = ("train_loss", "train_auc", "val_auc", "val_log_loss", "val_gauc", "learning_rate")
     assert len(a) == len(b)
     for row_a, row_b in zip(a, b, strict=True):
         for key in keys:
@@ -145,6 +211,7 @@ def test_resume_after_a_kill_in_epoch_3_matches_an_uninterrupted_run(dataset, tm
     resumed = run(dataset, tmp_path / "killed", train, resume=True)
     _history_close(resumed.history, reference.history)
     assert resumed.best_epoch == reference.best_epoch
+    assert resumed.test["auc"] == pytest.approx(reference.test["auc"], abs=1e-4)
     for got, want in zip(resumed.model.get_weights(), reference.model.get_weights(),
                          strict=True):
         np.testing.assert_allclose(got, want, atol=1e-5)
@@ -189,3 +256,5 @@ def test_resume_of_a_finished_run_only_reports(dataset, tmp_path):
     again = run(dataset, tmp_path / "run", dataclasses_replace(TRAIN, epochs=2), resume=True)
     assert again.history == first.history
     assert again.best["auc"] == pytest.approx(first.best["auc"], abs=1e-6)
+    for key in ("auc", "gauc", "log_loss"):
+        assert again.test[key] == pytest.approx(first.test[key], abs=1e-6)

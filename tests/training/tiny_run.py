@@ -1,23 +1,27 @@
 """Tiny datasets and models for the training, export and evaluation tests.
 
 ``write_dataset`` writes a data directory in the pipelines' output format (GZIP TFRecord
-shards of the schema's features, ``metadata.json``, ``vocab/*.txt``) from a generator whose
-labels depend on the target item and on whether its category occurs in the history, so a
-model can learn something in a few steps. ``tiny_model`` is a small Keras model over the
-schema's inputs with dropout, LayerNorm and a gate output, standing in for MDAF where a test
-is about the training machinery rather than the architecture.
+shards of the train, val and test splits with every schema feature, ``metadata.json``,
+``vocab/*.txt``) from a generator whose labels depend on the target item and on whether its
+category occurs in the history, so a model can learn something in a few steps. ``tiny_model``
+is a small Keras model over the schema's inputs with dropout, LayerNorm and a gate output,
+standing in for MDAF where a test is about the training machinery rather than the
+architecture. ``plain_gauc`` is gAUC computed from its definition, to check the code's;
+``SplitSpy`` records which splits a run opens and can script the AUC of each pass.
 """
 
 from __future__ import annotations
 
 import json
+from collections import defaultdict
 from pathlib import Path
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from mdaf_tf import schema
+from mdaf_tf import data, schema
+from mdaf_tf.training import evaluation
 
 
 def _raw_ids(kind: str, n: int, dtype: str):
@@ -26,7 +30,16 @@ def _raw_ids(kind: str, n: int, dtype: str):
     return [1000 * (1 + "uic".index(kind[0])) + 7 * i for i in range(n)]
 
 
-def make_examples(rng, n, n_users, n_items, n_cates, max_seq_len):
+def user_keys(user: np.ndarray, id_dtype: str) -> np.ndarray:
+    """``user_key`` of 0-based user indices: the raw id for integer ids, the index among the
+    sorted distinct raw ids for string ids (as the pipelines write it); indices past the
+    vocabulary are users it does not hold."""
+    if id_dtype == "string":
+        return user.astype(np.int64)  # "user-000", "user-001", ... sort as their indices
+    return 1000 + 7 * user.astype(np.int64)  # _raw_ids("user", ...) continued
+
+
+def make_examples(rng, n, n_users, n_items, n_cates, max_seq_len, id_dtype="int64"):
     """Dense-id examples with a learnable label."""
     item_cate = np.arange(n_items) % n_cates
     user = rng.integers(0, n_users, n)
@@ -49,7 +62,23 @@ def make_examples(rng, n, n_users, n_items, n_cates, max_seq_len):
         schema.HIST_CATE_ID: np.where(valid, dense(hist_cate), schema.PAD_ID),
         schema.HIST_LEN: hist_len,
         schema.TIMESTAMP: np.arange(n, dtype=np.int64),
+        schema.USER_KEY: user_keys(user, id_dtype),
     }
+
+
+def _write_split(path: Path, split: str, ex: dict) -> None:
+    with tf.io.TFRecordWriter(
+        str(path / f"{split}-00000-of-00001.tfrecord.gz"), options="GZIP"
+    ) as writer:
+        for i in range(len(ex[schema.LABEL])):
+            feature = {
+                name: tf.train.Feature(
+                    int64_list=tf.train.Int64List(value=np.atleast_1d(ex[name][i]).tolist())
+                )
+                for name in schema.FEATURE_NAMES
+            }
+            example = tf.train.Example(features=tf.train.Features(feature=feature))
+            writer.write(example.SerializeToString())
 
 
 def write_dataset(
@@ -64,8 +93,15 @@ def write_dataset(
     seed: int = 0,
     oracle: dict | None = None,
     oov_in_val: bool = True,
+    n_test: int | None = None,
+    invert_test_labels: bool = False,
 ) -> Path:
-    """A data directory in the pipelines' format; returns its path."""
+    """A data directory in the pipelines' format; returns its path.
+
+    The test split has ``n_test`` examples (default ``n_val``). With ``oov_in_val`` both
+    evaluation splits hold unseen items and users (the users get user keys of their own);
+    ``invert_test_labels`` flips every test label, so test disagrees with what training and
+    validation reward."""
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
@@ -76,24 +112,19 @@ def write_dataset(
         lines = "".join(f"{v}\n" for v in _raw_ids(name, n, id_dtype))
         (vocab_dir / f"{name}.txt").write_text(lines)
     counts = {}
-    for split, n in (("train", n_train), ("val", n_val)):
-        ex = make_examples(rng, n, n_users, n_items, n_cates, max_seq_len)
-        if split == "val" and oov_in_val:
-            ex[schema.ITEM_ID][:5] = schema.OOV_ID  # unseen items in validation
-            ex[schema.USER_ID][5:10] = schema.OOV_ID
-        with tf.io.TFRecordWriter(
-            str(path / f"{split}-00000-of-00001.tfrecord.gz"), options="GZIP"
-        ) as writer:
-            for i in range(n):
-                feature = {
-                    name: tf.train.Feature(
-                        int64_list=tf.train.Int64List(value=np.atleast_1d(ex[name][i]).tolist())
-                    )
-                    for name in schema.FEATURE_NAMES
-                }
-                example = tf.train.Example(features=tf.train.Features(feature=feature))
-                writer.write(example.SerializeToString())
-        counts[split] = {"examples": n, "positives": int(ex[schema.LABEL].sum())}
+    n_test = n_val if n_test is None else n_test
+    for split, n in (("train", n_train), ("val", n_val), ("test", n_test)):
+        ex = make_examples(rng, n, n_users, n_items, n_cates, max_seq_len, id_dtype)
+        if split != "train" and oov_in_val:
+            ex[schema.ITEM_ID][:5] = schema.OOV_ID  # unseen items in evaluation
+            ex[schema.USER_ID][5:10] = schema.OOV_ID  # unseen users, one example each
+            unseen = len(ex[schema.USER_KEY][5:10])
+            ex[schema.USER_KEY][5:10] = user_keys(n_users + np.arange(unseen), id_dtype)
+        if split == "test" and invert_test_labels:
+            ex[schema.LABEL] = 1 - ex[schema.LABEL]
+        _write_split(path, split, ex)
+        counts[split] = {"examples": n, "positives": int(ex[schema.LABEL].sum()),
+                         "shards": [f"{split}-00000-of-00001.tfrecord.gz"]}
     meta = {
         "schema_version": schema.SCHEMA_VERSION,
         "max_seq_len": max_seq_len,
@@ -142,3 +173,63 @@ def tiny_model(name: str, config) -> keras.Model:
         name=name,
     )
 
+
+def plain_gauc(labels, scores, users):
+    """gAUC by its definition: per user with both labels, the share of (positive, negative)
+    pairs ranked right (ties count 1/2); the mean over those users weighted by their
+    examples. Users with one label are skipped."""
+    by_user = defaultdict(list)
+    for y, s, u in zip(labels, scores, users, strict=True):
+        by_user[int(u)].append((float(y), float(s)))
+    total = weight = 0.0
+    for rows in by_user.values():
+        pos = [s for y, s in rows if y == 1]
+        neg = [s for y, s in rows if y == 0]
+        if not pos or not neg:
+            continue
+        right = sum(1.0 if p > n else 0.5 if p == n else 0.0 for p in pos for n in neg)
+        total += len(rows) * right / (len(pos) * len(neg))
+        weight += len(rows)
+    return total / weight
+
+
+class SplitSpy:
+    """Records every split opened through ``data`` (make_dataset, shard_paths, check_shards)
+    as ``(function, split)`` events, in order with what the test adds (``mark``). With
+    ``script(split) -> auc``, each prediction pass's summary reports that AUC instead of its
+    own (other figures stay real), so a test can make validation and test disagree."""
+
+    def __init__(self, monkeypatch, script=None):
+        self.events, self.last_split, self.script = [], None, script
+        for name in ("make_dataset", "shard_paths", "check_shards"):
+            monkeypatch.setattr(data, name, self._recording(name, getattr(data, name)))
+        if script is not None:
+            real_predict, real_summary = evaluation.predict_dataset, evaluation.Predictions.summary
+            monkeypatch.setattr(evaluation, "predict_dataset", self._scripting(real_predict))
+            monkeypatch.setattr(evaluation.Predictions, "summary",
+                                lambda p: {**real_summary(p), "auc": p.scripted_auc})
+
+    def _recording(self, name, real):
+        def spy(data_dir, split, *args, **kwargs):
+            self.events.append((name, split))
+            self.last_split = split
+            return real(data_dir, split, *args, **kwargs)
+        return spy
+
+    def _scripting(self, real):
+        def predict(*args, **kwargs):
+            predictions = real(*args, **kwargs)
+            predictions.scripted_auc = self.script(self.last_split)
+            return predictions
+        return predict
+
+    def mark(self, *event):
+        self.events.append(event)
+
+    def epoch_end(self, epoch, row):
+        self.mark("epoch_end", epoch)
+
+    def splits(self, events=None) -> set:
+        """The splits opened in ``events`` (default: all of them)."""
+        return {e[1] for e in (self.events if events is None else events)
+                if e[0] in ("make_dataset", "shard_paths", "check_shards")}
