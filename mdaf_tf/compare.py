@@ -26,7 +26,7 @@ from mdaf_tf.training import data_source
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 DEFAULT_MODELS = (
-    "mdaf", "mdaf_ta", "bst", "mamba4rec", "dcnv2", "autoint",
+    "mdaf", "mdaf_ta", "bst", "mamba4rec", "dcnv2", "autoint", "din", "dnn",
     "dcnv3", "mdaf_seq", "mdaf_concat", "mdaf_fixed",
 )
 
@@ -43,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "impression log (built once into the data cache, as mdaf_tf.train does). "
                    f"Default: the synthetic dataset, with {data_source.describe_preset()}.")
     p.add_argument("--models", default=",".join(DEFAULT_MODELS),
-                   help="comma-separated model names (default: all ten: %(default)s)")
+                   help="comma-separated model names (default: all twelve: %(default)s)")
     p.add_argument("--seeds", default="42,123,7",
                    help="comma-separated integer seeds, one run per model and seed "
                    "(default %(default)s)")
@@ -126,7 +126,7 @@ def resolve_configs(args):
 def write_reports(output: Path, outcomes, models, reference: str) -> dict:
     """Tables, runs.csv and the bar chart from the runs' results; returns their paths."""
     from mdaf_tf.comparison import efficiency, tables
-    from mdaf_tf.training.runner import write_text_atomic
+    from mdaf_tf.files import write_text_atomic
 
     results = [o.result for o in outcomes if o.result is not None]
     failures = [f"{o.model} seed {o.seed}: {o.error}" for o in outcomes if o.status == "failed"]
@@ -163,11 +163,11 @@ def main(argv=None, *, train_fn=None) -> int:
         if output.exists() and not output.is_dir():
             raise ConfigError(f"--output {output} is a file, not a directory")
 
+        from mdaf_tf import data
         from mdaf_tf.comparison import runs
-        from mdaf_tf.training import runner
 
         data_dir = data_source.resolve(args.data)
-        runner.load_metadata(data_dir)  # a bad dataset fails here, before any run
+        data.load_metadata(data_dir)  # a bad dataset fails here, before any run
         output.mkdir(parents=True, exist_ok=True)
         outcomes = runs.run_all(
             models, seeds, data_dir, output, model_config, train_config,

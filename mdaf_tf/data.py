@@ -7,6 +7,7 @@ Layout (written by ``pipelines.*``): ``DIR/train-XXXXX-of-YYYYY.tfrecord.gz``,
 from __future__ import annotations
 
 import glob
+import hashlib
 import json
 import os
 
@@ -42,6 +43,12 @@ def load_metadata(data_dir: str) -> dict:
         raise DataError(f"{data_dir}: unknown schema_version {version!r} "
                         f"(this code reads version {schema.SCHEMA_VERSION})")
     return meta
+
+
+def metadata_sha256(data_dir) -> str:
+    """SHA-256 of ``DIR/metadata.json``'s bytes (identifies the dataset a run used)."""
+    with open(os.path.join(data_dir, "metadata.json"), "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
 
 
 def shard_paths(data_dir: str, split: str, exclude=()) -> list[str]:

@@ -118,8 +118,8 @@ def signature_inputs(raw: dict, expected: dict, export_dir, data_dir) -> dict:
 
 
 def write_report(output: Path, export_dir, data_dir, split, predictions, info, meta) -> dict:
+    from mdaf_tf.files import write_json_atomic, write_text_atomic
     from mdaf_tf.training import plots, report
-    from mdaf_tf.training.runner import write_json_atomic, write_text_atomic
 
     output.mkdir(parents=True, exist_ok=True)
     summary = {"split": split, **predictions.summary()}

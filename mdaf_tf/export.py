@@ -31,6 +31,8 @@ import tensorflow as tf
 
 from mdaf_tf import schema
 from mdaf_tf.config import ModelConfig, to_dict
+from mdaf_tf.data import load_metadata
+from mdaf_tf.internal_apis import nested_layers
 
 INT_PAD = -1
 STRING_PAD = ""
@@ -185,13 +187,12 @@ def portable_scans(model):
     process without mdaf_tf's op library can run only TensorFlow ops, and of those the
     stepwise scan executes the fewest graph nodes (batch-1 latency; ``benchmarks/serving.py``).
     Yields the switched count."""
-    from mdaf_tf.ops import selective_scan
+    from mdaf_tf.ops.selective_scan import resolve_impl
 
-    resolve_impl = getattr(selective_scan, "resolve_impl", None)
     changed = []
-    for layer in model._flatten_layers(include_self=False):
+    for layer in nested_layers(model):
         impl = getattr(layer, "scan", None)
-        if resolve_impl is not None and isinstance(impl, str):
+        if isinstance(impl, str):
             if resolve_impl(impl, jit_compile=False) == "fast":
                 changed.append((layer, impl))
                 layer.scan = PORTABLE_SCAN
@@ -212,8 +213,6 @@ def export_model(
     parameters: dict | None = None,
 ) -> Path:
     """Write ``export_base/VERSION`` and return its path."""
-    from mdaf_tf.training.runner import load_metadata
-
     base = Path(export_base)
     if base.exists() and not base.is_dir():
         raise ExportError(f"export path {base} is a file, not a directory")
@@ -310,7 +309,6 @@ def verify_export(
     import tempfile
 
     from mdaf_tf import data
-    from mdaf_tf.training.runner import load_metadata
 
     meta = load_metadata(data_dir)
     vocabs = read_vocabularies(data_dir, meta)

@@ -133,12 +133,12 @@ def make_oracle(name: str, max_trials: int, epochs_per_trial: int, seed: int):
 def check_same_search(output: Path, settings: dict) -> None:
     """A search directory holds one search: re-running must not change what it searches."""
     from mdaf_tf.config import ConfigError
-    from mdaf_tf.training import runner
+    from mdaf_tf.files import write_json_atomic
 
     path = output / "search.json"
     if not path.is_file():
         output.mkdir(parents=True, exist_ok=True)
-        runner.write_json_atomic(path, settings)
+        write_json_atomic(path, settings)
         return
     saved = json.loads(path.read_text())
     for key, value in settings.items():
@@ -186,18 +186,19 @@ def _run(args) -> int:
         if not distribute.is_chief_task(distribute.read_tf_config()):
             output = Path(tempfile.mkdtemp(prefix="mdaf-tune-worker-"))
 
-    from mdaf_tf.training import config_file, runner
+    from mdaf_tf import data
+    from mdaf_tf.training import config_file
     from mdaf_tf.tuning import selected, trial_table
     from mdaf_tf.tuning.hypermodel import RegularisationHyperModel
     from mdaf_tf.tuning.runner_tuner import RunnerTuner
 
     data_dir = data_source.resolve(args.data)
-    runner.load_metadata(data_dir)
+    data.load_metadata(data_dir)
     check_same_search(output, {
         "tuner": args.tuner,
         "space": search_space.space_to_dict(space),
         "base": config_file.to_json_dict(model_config, train_config),
-        "data_metadata_sha256": runner.metadata_sha256(data_dir),
+        "data_metadata_sha256": data.metadata_sha256(data_dir),
     })
     title = (f"{args.tuner} search: {train_config.model}, {train_config.epochs} epochs per "
              f"trial, seed {train_config.seed}")

@@ -238,7 +238,7 @@ def test_help_lists_every_flag():
 @pytest.mark.slow
 @pytest.mark.skipif(not TAOBAO_SAMPLE.is_file(), reason="Taobao sample not available")
 def test_all_models_end_to_end_on_the_taobao_sample(tmp_path, config_file):
-    # Small layers keep 10 models x 2 seeds within the suite's budget; the pipeline, every
+    # Small layers keep 12 models x 2 seeds within the suite's budget; the pipeline, every
     # model's graph, training, evaluation, timing and the tables are the real ones.
     output = tmp_path / "cmp"
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2",

@@ -15,7 +15,7 @@ from tiny_run import plain_gauc, tiny_model, write_dataset  # noqa: E402
 from mdaf_tf import data, evaluate, export, schema  # noqa: E402
 from mdaf_tf.config import ModelConfig  # noqa: E402
 from mdaf_tf.training.metrics import exact_auc, log_loss  # noqa: E402
-from mdaf_tf.training.runner import fill_model_config, load_metadata  # noqa: E402
+from mdaf_tf.training.runner import fill_model_config  # noqa: E402
 
 ORACLE = {"auc": 0.8, "static_only_auc": 0.7, "sequence_only_auc": 0.71,
           "test": {"auc": 0.78, "static_only_auc": 0.68, "sequence_only_auc": 0.69}}
@@ -26,7 +26,7 @@ def exported(tmp_path_factory):
     root = tmp_path_factory.mktemp("evaluate")
     data_dir = write_dataset(root / "data", n_train=64, n_val=100, n_test=300, oracle=ORACLE)
     keras.utils.set_random_seed(5)
-    config = fill_model_config(ModelConfig(), load_metadata(data_dir))
+    config = fill_model_config(ModelConfig(), data.load_metadata(data_dir))
     model = tiny_model("tiny", config)
     path = export.export_model(model, config, "tiny", data_dir, root / "saved",
                                parameters={"embeddings": 10, "other": 5, "total": 15})

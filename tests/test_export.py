@@ -14,7 +14,8 @@ from tiny_run import tiny_model, write_dataset  # noqa: E402
 
 from mdaf_tf import export, schema  # noqa: E402
 from mdaf_tf.config import ModelConfig  # noqa: E402
-from mdaf_tf.training.runner import fill_model_config, load_metadata  # noqa: E402
+from mdaf_tf.data import load_metadata  # noqa: E402
+from mdaf_tf.training.runner import fill_model_config  # noqa: E402
 
 SEQ = 6
 

@@ -21,6 +21,8 @@ from pathlib import Path
 from mdaf_tf import config as config_lib
 from mdaf_tf.comparison import efficiency
 from mdaf_tf.config import ModelConfig, TrainConfig
+from mdaf_tf.data import metadata_sha256
+from mdaf_tf.files import write_json_atomic, write_text_atomic
 
 RESULT_FILE = "result.json"
 ERROR_FILE = "error.txt"
@@ -128,7 +130,7 @@ def run_all(models, seeds, data_dir, output, model_config: ModelConfig,
     from mdaf_tf.training import runner
 
     train_fn = train_fn or runner.train
-    data_sha = runner.metadata_sha256(data_dir)
+    data_sha = metadata_sha256(data_dir)
     outcomes = []
     total = len(models) * len(seeds)
     for i, (model, seed) in enumerate(((m, s) for m in models for s in seeds), start=1):
@@ -152,7 +154,7 @@ def run_all(models, seeds, data_dir, output, model_config: ModelConfig,
                 train_fn=train_fn,
             )
             summary["request"] = wanted
-            runner.write_json_atomic(directory / RESULT_FILE, summary)
+            write_json_atomic(directory / RESULT_FILE, summary)
             log(
                 f"{tag}: test AUC {summary['test_auc']:.4f} gAUC {summary['test_gauc']:.4f} "
                 f"log loss {summary['test_log_loss']:.4f} (epoch {summary['best_epoch']}, "
@@ -161,7 +163,7 @@ def run_all(models, seeds, data_dir, output, model_config: ModelConfig,
             outcomes.append(RunOutcome(model, seed, "trained", result=summary))
         except Exception as e:  # noqa: BLE001 -- one failing run must not stop the others
             message = " ".join(f"{type(e).__name__}: {e}".split())
-            runner.write_text_atomic(directory / ERROR_FILE, traceback.format_exc())
+            write_text_atomic(directory / ERROR_FILE, traceback.format_exc())
             log(f"{tag}: FAILED: {message} (traceback in {directory / ERROR_FILE})")
             outcomes.append(RunOutcome(model, seed, "failed", error=message))
         finally:

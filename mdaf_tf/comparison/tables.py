@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 
 from mdaf_tf.comparison.stats import holm, mean_std, paired_t_test
+from mdaf_tf.files import save_figure_atomic
 
 ABLATIONS = {
     "mdaf": "full model (gate fusion)",
@@ -217,9 +218,7 @@ def auc_bar_chart(grouped, reference: str, path) -> None:
     ax.set_ylabel(f"test AUC, mean +- std ({seeds} seeds)")
     ax.set_title(f"{SELECTION_NOTE}; reference {reference} in orange", fontsize=9)
     fig.tight_layout()
-    tmp = f"{path}.tmp.png"
-    fig.savefig(tmp, dpi=120)
-    plt.close(fig)
-    import os
-
-    os.replace(tmp, path)
+    try:
+        save_figure_atomic(fig, path, dpi=120)
+    finally:
+        plt.close(fig)

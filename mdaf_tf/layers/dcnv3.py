@@ -18,6 +18,18 @@ class DCNv3(keras.layers.Layer):
 
     Args: num_layers (per network, 3), dropout, use_layer_norm, kernel_initializer,
     bias_initializer (None: uniform on [0, 1)), kernel_regularizer -- passed to both networks.
+
+    Example:
+
+    ```python
+    import keras
+    from mdaf_tf.layers import DCNv3
+
+    x = keras.random.normal((4, 16))  # (batch, d), d even
+    dcn = DCNv3(num_layers=2)
+    y = dcn(x)
+    print(y.shape)  # (4, 16)
+    ```
     """
 
     def __init__(

@@ -25,10 +25,20 @@ class Dice(keras.layers.Layer):
 
     Input: (..., h), optional ``padding_mask`` (...) bool. Output: (..., h).
 
-    Example::
+    Example:
 
-        dice = Dice()
-        y = dice(keras.ops.ones((4, 10, 8)), padding_mask=keras.ops.ones((4, 10), "bool"))
+    ```python
+    import keras
+    import numpy as np
+    from mdaf_tf.layers import Dice
+
+    x = keras.random.normal((4, 10, 8))
+    # (batch, length) True at valid positions: histories of 10, 7, 5 and 1 behaviours.
+    mask = np.arange(10) >= np.array([[0], [3], [5], [9]])
+    dice = Dice()
+    y = dice(x, padding_mask=mask, training=True)
+    print(y.shape)  # (4, 10, 8)
+    ```
     """
 
     def __init__(self, epsilon: float = 1e-9, momentum: float = 0.99, **kwargs):

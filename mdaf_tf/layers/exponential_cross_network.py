@@ -29,6 +29,18 @@ class ExponentialCrossNetwork(CrossNetworkBase):
     Input: (B, d) with d even. Output: (B, d).
 
     Args: as ``LinearCrossNetwork``.
+
+    Example:
+
+    ```python
+    import keras
+    from mdaf_tf.layers import ExponentialCrossNetwork
+
+    x = keras.random.normal((4, 16))  # (batch, d), d even
+    ecn = ExponentialCrossNetwork(num_layers=3, dropout=0.1)
+    y = ecn(x, training=True)
+    print(y.shape)  # (4, 16)
+    ```
     """
 
     def _multiplicand(self, x0, x):

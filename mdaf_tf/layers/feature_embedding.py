@@ -29,6 +29,26 @@ class FeatureEmbedding(keras.layers.Layer):
 
     The sub-layers are named ``user_embedding``, ``item_embedding`` and ``cate_embedding``,
     so every table's variable path contains ``"embedding"`` (for weight-decay exclusion).
+
+    Example:
+
+    ```python
+    import numpy as np
+    from mdaf_tf.layers import FeatureEmbedding
+
+    embed = FeatureEmbedding(user_vocab_size=100, item_vocab_size=500, cate_vocab_size=20)
+    batch, length = 4, 6
+    rng = np.random.default_rng(0)
+    inputs = {
+        "user_id": rng.integers(2, 100, size=(batch,)),
+        "item_id": rng.integers(2, 500, size=(batch,)),
+        "cate_id": rng.integers(2, 20, size=(batch,)),
+        "hist_item_id": rng.integers(0, 500, size=(batch, length)),  # id 0 is padding
+        "hist_cate_id": rng.integers(0, 20, size=(batch, length)),
+    }
+    out = embed(inputs)
+    print(out["user"].shape, out["history"].shape)  # (4, 80) (4, 6, 96)
+    ```
     """
 
     def __init__(

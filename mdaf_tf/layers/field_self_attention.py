@@ -22,6 +22,18 @@ class FieldSelfAttention(keras.layers.Layer):
     No biases, no output projection (as in the paper; the paper's dot product is unscaled).
 
     Input: (B, F, d). Output: (B, F, num_heads * attention_dim).
+
+    Example:
+
+    ```python
+    import keras
+    from mdaf_tf.layers import FieldSelfAttention
+
+    fields = keras.random.normal((4, 5, 16))  # (batch, fields, d)
+    attention = FieldSelfAttention(num_heads=2, attention_dim=8)
+    y = attention(fields)
+    print(y.shape)  # (4, 5, 16)
+    ```
     """
 
     def __init__(

@@ -30,6 +30,19 @@ class GatedFusion(keras.layers.Layer):
     Inputs: a, b, each (B, d) (for ``"concat"`` the widths may differ), called as
     ``layer(a, b)`` or ``layer([a, b])``.
     Returns: (out, g) with out (B, d) (or (B, units)) and g (B, 1) in [0, 1].
+
+    Example:
+
+    ```python
+    import keras
+    from mdaf_tf.layers import GatedFusion
+
+    static = keras.random.normal((4, 32))
+    sequence = keras.random.normal((4, 32))
+    fusion = GatedFusion(hidden_units=16)
+    fused, gate = fusion(static, sequence)
+    print(fused.shape, gate.shape)  # (4, 32) (4, 1)
+    ```
     """
 
     def __init__(

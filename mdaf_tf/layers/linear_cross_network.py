@@ -31,6 +31,18 @@ class LinearCrossNetwork(CrossNetworkBase):
         kernel_initializer, bias_initializer, kernel_regularizer: for W_l and b_l
             (b_l starts uniform on [0, 1), as in the DCNv3 authors' code).
         layer_norm_epsilon: epsilon of the mask's LayerNorm (1e-5).
+
+    Example:
+
+    ```python
+    import keras
+    from mdaf_tf.layers import LinearCrossNetwork
+
+    x = keras.random.normal((4, 16))  # (batch, d), d even
+    lcn = LinearCrossNetwork(num_layers=3)
+    y = lcn(x)
+    print(y.shape)  # (4, 16)
+    ```
     """
 
     def _multiplicand(self, x0, x):

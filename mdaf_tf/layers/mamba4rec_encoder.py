@@ -42,6 +42,20 @@ class Mamba4RecEncoder(keras.layers.Layer):
         seed: optional integer seed for initializers and dropout.
 
     Call: ``encoder(tokens, mask=None, training=None)``; without a mask every position is valid.
+
+    Example:
+
+    ```python
+    import keras
+    import numpy as np
+    from mdaf_tf.layers import Mamba4RecEncoder
+
+    tokens = keras.random.normal((4, 10, 24))  # (batch, length, d_in), left-padded
+    mask = np.arange(10) >= np.array([[0], [2], [5], [8]])  # True at valid positions
+    encoder = Mamba4RecEncoder(d_model=32, num_layers=1, pooling="mean")
+    pooled = encoder(tokens, mask=mask)
+    print(pooled.shape)  # (4, 32)
+    ```
     """
 
     def __init__(

@@ -37,16 +37,10 @@ import math
 
 import keras
 import tensorflow as tf
-from tensorflow.python.ops import control_flow_util
 
+from mdaf_tf.internal_apis import tracing_under_xla
 from mdaf_tf.ops import fast_scan
 from mdaf_tf.ops.selective_scan import resolve_impl, selective_scan
-
-
-def _tracing_under_xla() -> bool:
-    """Whether the graph being traced will be compiled by XLA (``jit_compile=True``)."""
-    graph = tf.compat.v1.get_default_graph()
-    return bool(control_flow_util.GraphOrParentsInXlaContext(graph))
 
 
 @keras.saving.register_keras_serializable(package="mdaf_tf")
@@ -113,6 +107,18 @@ class MambaBlock(keras.layers.Layer):
     ``conv_kernel`` (d_conv, d_inner), ``conv_bias`` (d_inner,), ``x_proj_kernel``
     (d_inner, R + 2N), ``dt_proj_kernel`` (R, d_inner), ``dt_proj_bias`` (d_inner,),
     ``A_log`` (d_inner, N), ``D`` (d_inner,), ``out_proj_kernel`` (d_inner, d_model).
+
+    Example:
+
+    ```python
+    import keras
+    from mdaf_tf.layers import MambaBlock
+
+    x = keras.random.normal((4, 10, 32))  # (batch, length, d_model)
+    block = MambaBlock(d_model=32, d_state=8)
+    y = block(x)
+    print(y.shape)  # (4, 10, 32)
+    ```
     """
 
     def __init__(
@@ -198,7 +204,7 @@ class MambaBlock(keras.layers.Layer):
         """Depthwise causal conv1d over time with left zero padding, plus bias."""
         kernel = tf.cast(self.conv_kernel, x.dtype)
         bias = tf.cast(self.conv_bias, x.dtype)
-        if _tracing_under_xla():
+        if tracing_under_xla():
             # XLA fuses the pad, shifted slices and multiply-adds into one loop, while its
             # depthwise convolution is several times slower (measured on CPU).
             length = x.shape[1] if x.shape[1] is not None else tf.shape(x)[1]
@@ -217,7 +223,7 @@ class MambaBlock(keras.layers.Layer):
         return tf.nn.bias_add(out[:, 0], bias)
 
     def _uses_fused_ops(self):
-        under_xla = _tracing_under_xla()
+        under_xla = tracing_under_xla()
         impl = resolve_impl(self.scan, jit_compile=under_xla and self.scan == "auto")
         return impl == "fast"
 

@@ -19,6 +19,19 @@ class MLP(keras.layers.Layer):
 
     Input: (..., d_in). Output: (..., output_units or hidden_units[-1]).
     (With no hidden units and no output units it is the identity.)
+
+    Example:
+
+    ```python
+    import keras
+    from mdaf_tf.layers import MLP
+
+    x = keras.random.normal((4, 24))
+    mlp = MLP(hidden_units=(64, 32), dropout=0.1, normalization="layer",
+              output_units=1, output_activation="sigmoid")
+    probability = mlp(x, training=True)
+    print(probability.shape)  # (4, 1)
+    ```
     """
 
     def __init__(

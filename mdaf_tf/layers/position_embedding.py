@@ -16,6 +16,18 @@ class PositionEmbedding(keras.layers.Layer):
     Positions count back from the end of the sequence: sequences are left-padded with the
     most recent behaviour (or BST's target token) last, so the last position always gets
     row max_length - 1 whatever L is.
+
+    Example:
+
+    ```python
+    import keras
+    from mdaf_tf.layers import PositionEmbedding
+
+    x = keras.random.normal((4, 10, 16))  # (batch, length, d)
+    positions = PositionEmbedding(max_length=20)
+    y = x + positions(x)
+    print(y.shape)  # (4, 10, 16)
+    ```
     """
 
     def __init__(self, max_length: int, initializer="glorot_uniform", **kwargs):

@@ -37,10 +37,20 @@ class TargetAttention(keras.layers.Layer):
         use_softmax: normalise the weights with a masked softmax (False, as in DIN and
             FuxiCTR's ``din_use_softmax``).
 
-    Example::
+    Example:
 
-        attention = TargetAttention(hidden_units=(80, 40))
-        pooled = attention(target, history, padding_mask=history_ids != 0)  # (B, d)
+    ```python
+    import keras
+    import numpy as np
+    from mdaf_tf.layers import TargetAttention
+
+    target = keras.random.normal((4, 16))  # (batch, d)
+    history = keras.random.normal((4, 10, 16))  # (batch, length, d), left-padded
+    mask = np.arange(10) >= np.array([[0], [2], [5], [8]])  # True at valid positions
+    attention = TargetAttention(hidden_units=(80, 40))
+    pooled = attention(target, history, padding_mask=mask)
+    print(pooled.shape)  # (4, 16)
+    ```
     """
 
     def __init__(

@@ -29,6 +29,20 @@ class TransformerEncoder(keras.layers.Layer):
         dropout: dropout rate (attention weights, both residual branches, inside the FFN).
         activation: FFN activation ("leaky_relu").
         layer_norm_epsilon: 1e-6.
+
+    Example:
+
+    ```python
+    import keras
+    import numpy as np
+    from mdaf_tf.layers import TransformerEncoder
+
+    x = keras.random.normal((4, 10, 16))  # (batch, length, d)
+    mask = np.arange(10) >= np.array([[0], [2], [5], [8]])  # True at valid positions
+    encoder = TransformerEncoder(num_heads=2, dropout=0.1)
+    y = encoder(x, padding_mask=mask)
+    print(y.shape)  # (4, 10, 16)
+    ```
     """
 
     def __init__(

@@ -16,10 +16,11 @@ import hashlib
 import os
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import tensorflow as tf
+
+from mdaf_tf.files import atomic_path
 
 SOURCE = Path(__file__).with_name("selective_scan_op.cc")
 OPT_FLAGS = ["-O3", "-ffast-math", "-march=native", "-fPIC", "-shared"]
@@ -55,28 +56,26 @@ def build(verbose: bool = False) -> Path:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if target.exists():  # built by another process while we waited
             return target
-        fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".so.tmp")
-        os.close(fd)
-        cmd = [
-            _compiler(),
-            *OPT_FLAGS,
-            str(SOURCE),
-            "-o",
-            tmp,
-            *tf.sysconfig.get_compile_flags(),
-            *tf.sysconfig.get_link_flags(),
-        ]
-        if verbose:
-            print(" ".join(cmd), file=sys.stderr)
-        try:
-            result = subprocess.run(cmd, capture_output=True, text=True)
-        except OSError as err:
-            os.unlink(tmp)
-            raise RuntimeError(f"cannot run the C++ compiler {cmd[0]!r}: {err}") from err
-        if result.returncode != 0:
-            os.unlink(tmp)
-            raise RuntimeError(f"compiling {SOURCE.name} failed:\n{result.stderr[-4000:]}")
-        os.replace(tmp, target)
+        # The compiler writes a temporary sibling, renamed over the target only when it
+        # succeeds (and removed when it fails): a concurrent loader never sees half a library.
+        with atomic_path(target, suffix=".tmp") as tmp:
+            cmd = [
+                _compiler(),
+                *OPT_FLAGS,
+                str(SOURCE),
+                "-o",
+                str(tmp),
+                *tf.sysconfig.get_compile_flags(),
+                *tf.sysconfig.get_link_flags(),
+            ]
+            if verbose:
+                print(" ".join(cmd), file=sys.stderr)
+            try:
+                result = subprocess.run(cmd, capture_output=True, text=True)
+            except OSError as err:
+                raise RuntimeError(f"cannot run the C++ compiler {cmd[0]!r}: {err}") from err
+            if result.returncode != 0:
+                raise RuntimeError(f"compiling {SOURCE.name} failed:\n{result.stderr[-4000:]}")
     return target
 
 

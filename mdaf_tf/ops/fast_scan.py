@@ -19,12 +19,14 @@ import warnings
 
 import tensorflow as tf
 
-from mdaf_tf.ops import build
-
 
 @functools.lru_cache(maxsize=1)
 def _load():
     """The loaded op module, or None (with one warning) when it cannot be built or loaded."""
+    # Imported here, not at the top: ``mdaf_tf.ops`` imports this module, and a top-level
+    # import would load ``build`` before ``python -m mdaf_tf.ops.build`` runs it as __main__.
+    from mdaf_tf.ops import build
+
     try:
         module = tf.load_op_library(str(build.build()))
     except (RuntimeError, OSError, tf.errors.NotFoundError) as err:

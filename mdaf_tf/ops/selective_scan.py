@@ -33,8 +33,8 @@ arXiv:2312.00752, Algorithm 2.
 from __future__ import annotations
 
 import tensorflow as tf
-from tensorflow.python.ops import control_flow_util
 
+from mdaf_tf.internal_apis import tracing_under_xla
 from mdaf_tf.ops.chunked_scan import chunked_scan
 from mdaf_tf.ops.fast_scan import fast_scan, fast_scan_available
 from mdaf_tf.ops.stepwise_scan import stepwise_scan
@@ -77,11 +77,6 @@ def _accelerator_visible() -> bool:
     return bool(tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("TPU"))
 
 
-def _tracing_under_xla() -> bool:
-    graph = tf.compat.v1.get_default_graph()
-    return bool(control_flow_util.GraphOrParentsInXlaContext(graph))
-
-
 def resolve_impl(impl: str = DEFAULT_IMPL, jit_compile: bool = False) -> str:
     """The concrete implementation ``impl`` stands for when run with ``jit_compile``.
 
@@ -104,7 +99,7 @@ def resolve_impl(impl: str = DEFAULT_IMPL, jit_compile: bool = False) -> str:
 
 def selective_scan(u, delta, A, B, C, D, impl: str = DEFAULT_IMPL):
     """Dispatch to the named implementation (see ``IMPLEMENTATIONS`` and the module docstring)."""
-    impl = resolve_impl(impl, jit_compile=_tracing_under_xla() and impl == "auto")
+    impl = resolve_impl(impl, jit_compile=tracing_under_xla() and impl == "auto")
     if impl == "reference":
         return reference_scan(u, delta, A, B, C, D)
     if impl == "chunked":

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from mdaf_tf import config as config_lib
 from mdaf_tf.config import ConfigError, ModelConfig, TrainConfig
+from mdaf_tf.files import write_text_atomic
 
 # Informational keys the runner writes beside "model"/"train" in config.json.
 RUN_INFO_KEYS = frozenset(
@@ -43,12 +44,7 @@ def to_json_dict(model_config: ModelConfig, train_config: TrainConfig) -> dict:
 
 def save(path, model_config: ModelConfig, train_config: TrainConfig) -> None:
     """Write the nested form (temporary file + rename)."""
-    import os
-
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(to_json_dict(model_config, train_config), indent=2) + "\n")
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(to_json_dict(model_config, train_config), indent=2) + "\n")
 
 
 def parse(values: dict, source: str = "config",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import keras
 
 from mdaf_tf.config import TrainConfig
+from mdaf_tf.internal_apis import nested_layers
 from mdaf_tf.training.schedule import WarmupCosineDecay
 
 
@@ -21,7 +22,7 @@ def no_decay_variables(model: keras.Model) -> list:
     """The trainable variables that are excluded from weight decay by default."""
     embedding_ids = {
         id(v)
-        for layer in model._flatten_layers(include_self=False)
+        for layer in nested_layers(model)
         if isinstance(layer, keras.layers.Embedding)
         for v in layer.trainable_variables
     }

@@ -9,10 +9,7 @@ every epoch together with the early-stopping state and the metric history.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import math
-import os
 import platform
 import shutil
 import signal
@@ -30,6 +27,7 @@ from mdaf_tf import config as config_lib
 from mdaf_tf import data, distribute, schema
 from mdaf_tf.config import ConfigError, ModelConfig, TrainConfig
 from mdaf_tf.data import DataError
+from mdaf_tf.files import write_json_atomic, write_text_atomic
 from mdaf_tf.training import checkpoint, evaluation
 from mdaf_tf.training.early_stopping import EarlyStopping
 from mdaf_tf.training.optimizer import build_optimizer
@@ -76,25 +74,6 @@ class TrainResult:
 
 # ----------------------------------------------------------------------------------------
 # Data helpers.
-
-
-def load_metadata(data_dir) -> dict:
-    """The data directory's metadata, checked for the schema version this code reads."""
-    path = Path(data_dir)
-    if not (path / "metadata.json").is_file():
-        raise DataError(f"{path}: not a dataset directory (no metadata.json)")
-    meta = data.load_metadata(path)
-    version = meta.get("schema_version")
-    if version != schema.SCHEMA_VERSION:
-        raise DataError(
-            f"{path / 'metadata.json'}: schema_version {version!r} is not the one this code "
-            f"reads ({schema.SCHEMA_VERSION})"
-        )
-    return meta
-
-
-def metadata_sha256(data_dir) -> str:
-    return hashlib.sha256((Path(data_dir) / "metadata.json").read_bytes()).hexdigest()
 
 
 def split_size(data_dir, meta: dict, split: str) -> int:
@@ -160,11 +139,8 @@ def resolve_jit_compile(setting: str, model_config: ModelConfig) -> bool:
         raise ConfigError(
             f"config field 'jit_compile' must be auto, true or false, got {setting!r}"
         )
-    from mdaf_tf.ops import selective_scan
+    from mdaf_tf.ops.selective_scan import resolve_impl
 
-    resolve_impl = getattr(selective_scan, "resolve_impl", None)
-    if resolve_impl is None:
-        return True
     # The CPU custom op ("fast") has no XLA kernel; every other scan compiles under XLA.
     return resolve_impl(model_config.scan, jit_compile=False) != "fast"
 
@@ -189,20 +165,6 @@ def library_versions() -> dict:
 
     versions["mdaf_tf"] = mdaf_tf.__version__
     return versions
-
-
-def write_json_atomic(path: Path, value) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "w") as f:
-        json.dump(value, f, indent=2, sort_keys=False)
-        f.write("\n")
-    os.replace(tmp, path)
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def write_metrics_csv(path: Path, history: list[dict]) -> None:
@@ -500,7 +462,7 @@ def train(
     data_dir = Path(data_dir)
     output_dir = Path(output_dir)
     build_model = build_model or default_build_model
-    meta = load_metadata(data_dir)
+    meta = data.load_metadata(data_dir)
     model_config = fill_model_config(model_config, meta)
     if train_config.epochs < 1:
         raise ConfigError(f"config field 'epochs' must be >= 1, got {train_config.epochs}")
@@ -587,7 +549,7 @@ def train(
             "seed": train_config.seed,
             "jit_compile": jit_compile,
             "data_dir": str(data_dir.resolve()),
-            "data_metadata_sha256": metadata_sha256(data_dir),
+            "data_metadata_sha256": data.metadata_sha256(data_dir),
             "train_examples": n_train,
             "val_examples": n_val,
             "test_examples": sizes.get("test"),

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import keras_tuner as kt
 
+from mdaf_tf.files import write_json_atomic
 from mdaf_tf.training import checkpoint, runner
 
 
@@ -77,7 +78,7 @@ class RunnerTuner(kt.engine.base_tuner.BaseTuner):
             "seconds": time.time() - started,
             "resumed": resume,
         }
-        runner.write_json_atomic(self.summary_path(trial.trial_id), summary)
+        write_json_atomic(self.summary_path(trial.trial_id), summary)
         return {k: summary[k] for k in ("val_auc", "train_auc", "train_val_gap")}
 
     def _train(self, model_config, train_config, run_dir, resume, prefix):

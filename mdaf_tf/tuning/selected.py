@@ -14,6 +14,7 @@ from pathlib import Path
 
 from mdaf_tf import config as config_lib
 from mdaf_tf.config import ModelConfig, TrainConfig
+from mdaf_tf.files import write_json_atomic
 from mdaf_tf.training import checkpoint, evaluation, runner
 
 RESULT_FILE = "selected_test.json"
@@ -56,5 +57,5 @@ def report_selected(tuner, best: dict, data_dir, output: Path, progress: bool = 
         **figures_on_test(tuner.run_dir(best["trial"]), int(best["best_epoch"]), data_dir,
                        progress),
     }
-    runner.write_json_atomic(output / RESULT_FILE, record)
+    write_json_atomic(output / RESULT_FILE, record)
     return record

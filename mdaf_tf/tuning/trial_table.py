@@ -8,7 +8,7 @@ import io
 import json
 import math
 
-from mdaf_tf.training import runner
+from mdaf_tf.files import write_json_atomic, write_text_atomic
 
 METRIC_COLUMNS = ("epochs", "best_epoch", "val_auc", "val_log_loss", "train_auc",
                   "train_val_gap", "seconds")
@@ -94,9 +94,9 @@ def write_all(tuner, output_dir, title: str) -> dict | None:
     """Write trials.csv, trials.md and (once a trial completed) best_config.json."""
     space = list(tuner.hypermodel.space)
     rows = collect_rows(tuner)
-    runner.write_text_atomic(output_dir / "trials.csv", to_csv(rows, space))
-    runner.write_text_atomic(output_dir / "trials.md", to_markdown(rows, space, title))
+    write_text_atomic(output_dir / "trials.csv", to_csv(rows, space))
+    write_text_atomic(output_dir / "trials.md", to_markdown(rows, space, title))
     best = best_row(rows)
     if best is not None:
-        runner.write_json_atomic(output_dir / "best_config.json", best_configs(tuner, best))
+        write_json_atomic(output_dir / "best_config.json", best_configs(tuner, best))
     return best

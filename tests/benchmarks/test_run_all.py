@@ -55,7 +55,7 @@ def test_random_features_are_left_padded_ids_in_range():
 
 def test_serving_data_dir_is_readable_by_the_export(tmp_path):
     from mdaf_tf import export
-    from mdaf_tf.training.runner import load_metadata
+    from mdaf_tf.data import load_metadata
 
     lines = serving.write_data_dir(tmp_path, 12, (5, 9, 4))
     assert lines == {"user": 3, "item": 7, "cate": 2}

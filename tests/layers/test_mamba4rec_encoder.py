@@ -9,7 +9,7 @@ import tensorflow as tf
 from test_mamba_block import numpy_block
 
 from mdaf_tf.layers.mamba4rec_encoder import Mamba4RecEncoder
-from mdaf_tf.ops import selective_scan as scan_ops
+from mdaf_tf.ops import IMPLEMENTATIONS
 
 D_IN, D_MODEL = 12, 16
 
@@ -163,7 +163,7 @@ def test_training_reduces_loss(jit_compile):
 
     tokens = keras.Input((8, D_IN))
     valid = keras.Input((8,), dtype="bool")
-    scan = "auto" if "auto" in scan_ops.IMPLEMENTATIONS else "reference"  # the layer default
+    scan = "auto" if "auto" in IMPLEMENTATIONS else "reference"  # the layer default
     pooled = _small(dropout=0.1, scan=scan)(tokens, mask=valid)
     model = keras.Model([tokens, valid], keras.layers.Dense(1)(pooled))
     model.compile(keras.optimizers.Adam(1e-2), loss="mse", jit_compile=jit_compile)

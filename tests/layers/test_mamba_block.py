@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 
 from mdaf_tf.layers.mamba_block import MambaBlock
-from mdaf_tf.ops import selective_scan as scan_ops
+from mdaf_tf.ops import IMPLEMENTATIONS
 
 SCANS = ["reference", "chunked", "fast", "auto"]
 
@@ -52,7 +52,7 @@ def numpy_block(block, x, mask=None):
 
 def _require(scan, jit_compile=False):
     """Skip a scan the ops module does not (yet) offer or cannot run here."""
-    if scan not in scan_ops.IMPLEMENTATIONS:
+    if scan not in IMPLEMENTATIONS:
         pytest.skip(f"selective scan {scan!r} not implemented")
     if scan == "fast":
         if jit_compile:

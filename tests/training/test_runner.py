@@ -72,7 +72,7 @@ def test_run_directory_contents(dataset, tmp_path):
         384, 200, 200)
     assert config["model"]["item_vocab_size"] == 32  # filled from the metadata
     assert set(config["versions"]) >= {"tensorflow", "keras", "numpy", "python"}
-    assert config["data_metadata_sha256"] == runner.metadata_sha256(dataset)
+    assert config["data_metadata_sha256"] == data.metadata_sha256(dataset)
     # the run's own config.json is a valid --config (every run-info key is known)
     model_config, train_config = config_file.parse(config)
     assert train_config.epochs == 3 and model_config.item_vocab_size == 32

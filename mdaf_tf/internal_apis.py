@@ -1,0 +1,31 @@
+"""The private TensorFlow / Keras APIs this package uses, isolated in one module.
+
+Neither has a public equivalent in TensorFlow 2.21 / Keras 3. Callers go through the wrappers
+below, so an upgrade that moves one of them means changing this module only.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+# Private (``tensorflow.python``): TensorFlow exposes no public way to ask whether the trace in
+# progress is for an XLA compilation; this is the check its own control-flow code makes.
+from tensorflow.python.ops import control_flow_util
+
+
+def tracing_under_xla() -> bool:
+    """Whether the graph being traced will be compiled by XLA (``jit_compile=True``).
+
+    The selective scan resolves ``impl="auto"`` with it (the CPU custom op has no XLA kernel)
+    and ``MambaBlock`` picks its convolution form by it."""
+    graph = tf.compat.v1.get_default_graph()
+    return bool(control_flow_util.GraphOrParentsInXlaContext(graph))
+
+
+def nested_layers(model) -> list:
+    """Every layer inside ``model``, recursively (``model`` itself excluded).
+
+    Private (``Layer._flatten_layers``): Keras 3 has no public recursive walk -- ``layers``
+    lists only direct children, and e.g. ``MambaBlock`` sits inside an encoder layer -- so this
+    uses the one Keras itself uses (its trainers' "every layer built" checks)."""
+    return list(model._flatten_layers(include_self=False))
