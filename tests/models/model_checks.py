@@ -80,3 +80,27 @@ def mlp(layer, x):
     if layer.output_layer is not None:
         x = dense(layer.output_layer, x)
     return x
+
+
+def with_extra_padding(batch: dict, extra: int) -> dict:
+    """``batch`` with ``extra`` more left-padded history positions, and a real category id
+    under every padded item (padding must be recognised by the item id alone)."""
+    n = len(batch[schema.HIST_ITEM_ID])
+    padded = dict(batch)
+    for key in (schema.HIST_ITEM_ID, schema.HIST_CATE_ID):
+        padded[key] = np.concatenate([np.zeros((n, extra), np.int64), batch[key]], axis=1)
+    pad = padded[schema.HIST_ITEM_ID] == schema.PAD_ID
+    padded[schema.HIST_CATE_ID] = np.where(pad, 3, padded[schema.HIST_CATE_ID])
+    return padded
+
+
+def fit_a_simple_rule(model, batch, epochs: int = 15) -> list[float]:
+    """Fit ``model`` on ``batch`` labelled by a rule over the target and the last behaviour
+    (or the user's parity); returns the per-epoch losses."""
+    label = (batch[schema.CATE_ID] == batch[schema.HIST_CATE_ID][:, -1]) | (
+        batch[schema.USER_ID] % 2 == 0)
+    model.compile(optimizer=keras.optimizers.Adam(1e-2),
+                  loss={"probability": "binary_crossentropy"}, jit_compile=False)
+    history = model.fit(batch, {"probability": label.astype("float32")}, epochs=epochs,
+                        batch_size=len(label), verbose=0)
+    return history.history["loss"]

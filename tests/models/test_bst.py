@@ -7,7 +7,13 @@ from mdaf_tf import schema
 from mdaf_tf.models import build_model
 from mdaf_tf.models.bst import BST
 from tests.models.conftest import random_batch, tiny_config
-from tests.models.model_checks import assert_keras_round_trip, history_tokens, predict, tables
+from tests.models.model_checks import (
+    assert_keras_round_trip,
+    history_tokens,
+    predict,
+    tables,
+    with_extra_padding,
+)
 
 
 def _transformer_input(model, batch) -> np.ndarray:
@@ -53,12 +59,7 @@ def test_padding_length_and_padded_values_change_nothing():
             weights = [np.concatenate([rng.normal(size=(extra, table.shape[1])), table])]
         long.get_layer(layer.name).set_weights(weights)
     batch = random_batch(config, 8, seed=7)
-    padded = dict(batch)
-    for key in (schema.HIST_ITEM_ID, schema.HIST_CATE_ID):
-        padded[key] = np.concatenate([np.zeros((8, extra), np.int64), batch[key]], axis=1)
-    # Category ids under padded items are ignored as well.
-    pad = padded[schema.HIST_ITEM_ID] == schema.PAD_ID
-    padded[schema.HIST_CATE_ID] = np.where(pad, 3, padded[schema.HIST_CATE_ID])
+    padded = with_extra_padding(batch, extra)  # category ids under padding are ignored too
     np.testing.assert_allclose(predict(long, padded)["probability"],
                                predict(short, batch)["probability"], rtol=1e-5, atol=1e-6)
 

@@ -12,12 +12,14 @@ from tests.layers.din_reference import randomize_dice, target_attention
 from tests.models.conftest import random_batch, tiny_config
 from tests.models.model_checks import (
     assert_keras_round_trip,
+    fit_a_simple_rule,
     history_tokens,
     mlp,
     predict,
     sigmoid,
     static_x0,
     tables,
+    with_extra_padding,
 )
 
 
@@ -58,11 +60,7 @@ def test_padding_length_and_padded_values_change_nothing(training):
     long = build_model("din", dataclasses.replace(config, max_seq_len=config.max_seq_len + extra))
     long.set_weights(short.get_weights())
     batch = random_batch(config, 8, seed=7)
-    padded = dict(batch)
-    for key in (schema.HIST_ITEM_ID, schema.HIST_CATE_ID):
-        padded[key] = np.concatenate([np.zeros((8, extra), np.int64), batch[key]], axis=1)
-    pad = padded[schema.HIST_ITEM_ID] == schema.PAD_ID
-    padded[schema.HIST_CATE_ID] = np.where(pad, 3, padded[schema.HIST_CATE_ID])
+    padded = with_extra_padding(batch, extra)
     # In training Dice normalises with the batch moments of the valid positions only.
     np.testing.assert_allclose(
         np.asarray(long(padded, training=training)["probability"]),
@@ -73,13 +71,7 @@ def test_trains_and_updates_dice_statistics():
     config = tiny_config(dropout=0.0)
     model = build_model("din", config)
     batch = random_batch(config, 64, seed=4)
-    label = (batch[schema.CATE_ID] == batch[schema.HIST_CATE_ID][:, -1]) | (
-        batch[schema.USER_ID] % 2 == 0)
-    model.compile(optimizer=keras.optimizers.Adam(1e-2),
-                  loss={"probability": "binary_crossentropy"}, jit_compile=False)
-    history = model.fit(batch, {"probability": label.astype("float32")}, epochs=15,
-                        batch_size=64, verbose=0)
-    losses = history.history["loss"]
+    losses = fit_a_simple_rule(model, batch)
     assert np.all(np.isfinite(losses)) and losses[-1] < 0.7 * losses[0]
     moving = model.get_layer("target_attention").dice_layers[0].normalization.moving_mean
     assert np.any(np.asarray(moving) != 0.0)

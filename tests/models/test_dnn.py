@@ -3,17 +3,18 @@ import dataclasses
 import keras
 import numpy as np
 
-from mdaf_tf import schema
 from mdaf_tf.models import build_model, count_parameters
 from mdaf_tf.models.dnn import DNN
 from tests.models.conftest import random_batch, tiny_config
 from tests.models.model_checks import (
     assert_keras_round_trip,
+    fit_a_simple_rule,
     history_tokens,
     mlp,
     predict,
     sigmoid,
     static_x0,
+    with_extra_padding,
 )
 
 
@@ -40,11 +41,7 @@ def test_padding_length_and_padded_values_change_nothing(config):
     long = build_model("dnn", dataclasses.replace(config, max_seq_len=config.max_seq_len + extra))
     long.set_weights(short.get_weights())
     batch = random_batch(config, 8, seed=7)
-    padded = dict(batch)
-    for key in (schema.HIST_ITEM_ID, schema.HIST_CATE_ID):
-        padded[key] = np.concatenate([np.zeros((8, extra), np.int64), batch[key]], axis=1)
-    pad = padded[schema.HIST_ITEM_ID] == schema.PAD_ID
-    padded[schema.HIST_CATE_ID] = np.where(pad, 3, padded[schema.HIST_CATE_ID])
+    padded = with_extra_padding(batch, extra)
     np.testing.assert_allclose(predict(long, padded)["probability"],
                                predict(short, batch)["probability"], rtol=1e-5, atol=1e-6)
 
@@ -53,13 +50,7 @@ def test_trains_and_loss_decreases():
     config = tiny_config(dropout=0.0)
     model = build_model("dnn", config)
     batch = random_batch(config, 64, seed=4)
-    label = (batch[schema.CATE_ID] == batch[schema.HIST_CATE_ID][:, -1]) | (
-        batch[schema.USER_ID] % 2 == 0)
-    model.compile(optimizer=keras.optimizers.Adam(1e-2),
-                  loss={"probability": "binary_crossentropy"}, jit_compile=False)
-    history = model.fit(batch, {"probability": label.astype("float32")}, epochs=15,
-                        batch_size=64, verbose=0)
-    losses = history.history["loss"]
+    losses = fit_a_simple_rule(model, batch)
     assert losses[-1] < 0.7 * losses[0]
 
 
