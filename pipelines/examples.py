@@ -33,8 +33,8 @@ def _latest_share_start(ts: np.ndarray, weights: np.ndarray, share: float, end: 
     if want <= 0 or len(ts) == 0:
         return int(end)
     suffix = np.cumsum(weights[::-1])[::-1]  # examples at or after ts[j], before end
-    j = int(np.flatnonzero(suffix >= want)[-1]) if (suffix >= want).any() else 0
-    return int(ts[j])
+    enough = np.flatnonzero(suffix >= want)
+    return int(ts[enough[-1] if len(enough) else 0])
 
 
 def split_boundaries(ts: np.ndarray, weights: np.ndarray, val_fraction: float,

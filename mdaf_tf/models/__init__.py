@@ -8,9 +8,9 @@ lines' argument parsing) imports neither Keras nor any model.
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
 
+from mdaf_tf.lazy import lazy_attributes
 from mdaf_tf.models.parameters import count_parameters, parameter_table
 from mdaf_tf.models.registry import MODEL_NAMES, build_model, model_class, resolve_config
 
@@ -56,14 +56,4 @@ __all__ = [
     "resolve_config",
 ]
 
-
-def __getattr__(name: str):
-    if name not in _LAZY:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(_LAZY[name]), name)
-    globals()[name] = value  # later lookups skip __getattr__
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy_attributes(__name__, globals(), _LAZY)

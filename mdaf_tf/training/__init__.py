@@ -12,8 +12,9 @@ must not pull in TensorFlow for them.
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
+
+from mdaf_tf.lazy import lazy_attributes
 
 if TYPE_CHECKING:  # what the lazy attributes below resolve to (for type checkers and IDEs)
     from mdaf_tf.training.early_stopping import EarlyStopping
@@ -51,14 +52,4 @@ __all__ = [
     "train",
 ]
 
-
-def __getattr__(name: str):
-    if name not in _LAZY:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(_LAZY[name]), name)
-    globals()[name] = value  # later lookups skip __getattr__
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy_attributes(__name__, globals(), _LAZY)
