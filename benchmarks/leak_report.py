@@ -2,9 +2,11 @@
 
     python benchmarks/leak_report.py [--shared ../shared/data/taobao_user_behavior]
 
-Builds each shared file with ``python -m pipelines.taobao`` at its default arguments (into a
-temporary directory) and writes the ``leak_report`` and split sizes of its ``metadata.json``
-to ``benchmarks/results/leak_report.json``, the file README's table quotes. Files that are
+Builds each shared file with ``python -m pipelines.taobao`` at its default arguments, and the
+synthetic default with ``python -m pipelines.synthetic`` (real labels: its report is a
+baseline, not a leak check), each into a temporary directory, and writes the ``leak_report``
+and split sizes of each ``metadata.json`` to ``benchmarks/results/leak_report.json``, the file
+README quotes. Files that are
 absent are reported as such. Not a speed benchmark: a check of the sampling scheme on real
 data (``pipelines/leak_report.py`` says what the rules are).
 """
@@ -24,13 +26,17 @@ FILES = ("users_43_complete_histories.csv", "timeslice_110k_rows.csv")
 DEFAULT_SHARED = REPO.parent / "shared" / "data" / "taobao_user_behavior"
 
 
-def report_for(path: Path) -> dict:
-    """Build ``path`` with the pipeline's defaults; its leak report and split sizes."""
-    from pipelines import taobao
+def report_for(path: Path | None) -> dict:
+    """Build ``path`` with the Taobao pipeline's defaults (the synthetic default when None);
+    its leak report and split sizes."""
+    from pipelines import synthetic, taobao
 
     with tempfile.TemporaryDirectory() as tmp:
-        meta = taobao.build(taobao.parse_args(["--input", str(path),
-                                               "--output", str(Path(tmp) / "ds")]))
+        out = ["--output", str(Path(tmp) / "ds")]
+        if path is None:
+            meta = synthetic.build(synthetic.parse_args(out))
+        else:
+            meta = taobao.build(taobao.parse_args(["--input", str(path), *out]))
     return {"leak_report": meta["leak_report"],
             "splits": {s: {"examples": v["examples"], "positives": v["positives"]}
                        for s, v in meta["splits"].items()},
@@ -55,6 +61,8 @@ def main(argv=None) -> int:
             print(f"{name}: {rules}; flagged {entry['leak_report']['flagged']}")
         else:
             print(f"{name}: absent ({path})")
+    result["files"]["synthetic default"] = report_for(None)
+    print(f"synthetic default: {result['files']['synthetic default']['leak_report']}")
     write_json(args.output, result)
     return 0
 
