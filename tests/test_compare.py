@@ -13,9 +13,10 @@ sys.path.insert(0, str(Path(__file__).parent / "training"))
 
 from tiny_run import tiny_model, write_dataset  # noqa: E402
 
-from mdaf_tf import compare  # noqa: E402
+from mdaf_tf import compare, schema  # noqa: E402
 from mdaf_tf.comparison import runs  # noqa: E402
 from mdaf_tf.comparison.stats import holm  # noqa: E402
+from mdaf_tf.data import read_split_numpy  # noqa: E402
 from mdaf_tf.training import runner  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -59,19 +60,46 @@ def _args(dataset, config_file, output, models=MODELS, seeds=SEEDS, reference="d
 
 class CountingTrain:
     """runner.train that records its calls and can be told to fail for some runs (or to
-    build every model as ``build_model`` instead)."""
+    build every model as ``build_model`` instead). With ``predict_test``, each trained
+    model's (the selected weights') probabilities on the test split are kept in
+    ``test_probabilities``, computed here in eager mode outside the runner's evaluation."""
 
-    def __init__(self, fail=(), build_model=None):
+    def __init__(self, fail=(), build_model=None, predict_test=False):
         self.calls, self.fail, self.build_model = [], set(fail), build_model
+        self.predict_test, self.test_probabilities = predict_test, {}
 
-    def __call__(self, model_config, train_config, *args, **kwargs):
+    def __call__(self, model_config, train_config, data_dir, *args, **kwargs):
         key = (train_config.model, train_config.seed)
         self.calls.append(key)
         if key in self.fail:
             raise RuntimeError(f"forced failure of {key}")
         if self.build_model is not None:
             kwargs["build_model"] = self.build_model
-        return runner.train(model_config, train_config, *args, **kwargs)
+        result = runner.train(model_config, train_config, data_dir, *args, **kwargs)
+        if self.predict_test:
+            test = read_split_numpy(data_dir, "test")
+            inputs = {k: test[k] for k in schema.MODEL_INPUT_NAMES}
+            out = result.model(inputs, training=False)
+            self.test_probabilities[key] = np.asarray(out["probability"]).reshape(-1)
+        return result
+
+
+def pairwise_auc(labels, scores):
+    """P(score of a positive > score of a negative), ties counting one half."""
+    pos, neg = scores[labels == 1], scores[labels == 0]
+    wins = (pos[:, None] > neg[None, :]).sum() + 0.5 * (pos[:, None] == neg[None, :]).sum()
+    return wins / (len(pos) * len(neg))
+
+
+def per_user_auc(labels, scores, users):
+    """Examples-weighted mean of each user's pairwise AUC, over users with both labels."""
+    total = weight = 0.0
+    for user in np.unique(users):
+        y, s = labels[users == user], scores[users == user]
+        if 0 < y.sum() < len(y):
+            total += len(y) * pairwise_auc(y, s)
+            weight += len(y)
+    return total / weight
 
 
 def _read_csv(path):
@@ -86,9 +114,13 @@ def _result(output, model, seed):
 def test_tables_agree_with_the_runs_and_a_rerun_skips_them(dataset, config_file, tmp_path,
                                                            capsys):
     output = tmp_path / "cmp"
-    train = CountingTrain()
+    train = CountingTrain(predict_test=True)
     assert compare.main(_args(dataset, config_file, output), train_fn=train) == 0
     assert sorted(train.calls) == sorted((m, s) for m in MODELS for s in SEEDS)
+    test_split = read_split_numpy(dataset, "test")
+    test_labels = test_split[schema.LABEL].astype(np.float64)
+    test_users = test_split[schema.USER_KEY]
+    assert 0 < test_labels.sum() < len(test_labels)
     for name in ("table3.md", "table3.csv", "table8.md", "table9.md", "runs.csv", "auc_bar.png"):
         assert (output / name).is_file(), name
 
@@ -98,8 +130,16 @@ def test_tables_agree_with_the_runs_and_a_rerun_skips_them(dataset, config_file,
         assert len(metrics) == 1  # one epoch
         assert r["val_auc"] == pytest.approx(float(metrics[0]["val_auc"]), abs=1e-12)
         assert r["val_log_loss"] == pytest.approx(float(metrics[0]["val_log_loss"]), abs=1e-12)
-        assert all(0 <= r[k] <= 1 for k in ("test_auc", "test_gauc"))
-        assert r["test_auc"] != r["val_auc"] and r["test_log_loss"] > 0
+        # The test figures are those of the run's selected weights on the test split (the
+        # AUCs' tolerance allows a few pairs whose order flips between compiled and eager).
+        p = train.test_probabilities[(model, seed)].astype(np.float64)
+        assert r["test_auc"] == pytest.approx(pairwise_auc(test_labels, p), abs=1e-3)
+        assert r["test_gauc"] == pytest.approx(per_user_auc(test_labels, p, test_users),
+                                               abs=1e-3)
+        q = np.clip(p, 1e-7, 1 - 1e-7)
+        assert r["test_log_loss"] == pytest.approx(
+            -np.mean(test_labels * np.log(q) + (1 - test_labels) * np.log(1 - q)), rel=1e-6)
+        assert r["test_auc"] != r["val_auc"]
         assert r["train_examples_per_second"] == pytest.approx(
             float(metrics[0]["examples_per_second"]))
         assert r["inference_batch_size"] == 64 and r["inference_ms_per_batch"] > 0
@@ -235,6 +275,37 @@ def test_help_lists_every_flag():
         assert flag in out
 
 
+def check_rows_against_run_files(output, models, seeds):
+    """Table 3 of a comparison against each run's own files: one row per model over all its
+    seeds, the figures those runs report, and runs that differ by seed and by model."""
+    rows = _read_csv(output / "table3.csv")
+    assert [r["model"] for r in rows] == list(models)
+    results = {(m, s): _result(output, m, s) for m in models for s in seeds}
+    data_sha = {r["request"]["data_metadata_sha256"] for r in results.values()}
+    assert len(data_sha) == 1  # every run on the same dataset
+    for (model, seed), r in results.items():
+        assert (r["model"], r["seed"]) == (model, seed)
+        assert (r["request"]["train"]["model"], r["request"]["train"]["seed"]) == (model, seed)
+        metrics = _read_csv(output / "runs" / model / f"seed-{seed}" / "metrics.csv")
+        assert len(metrics) == r["epochs_run"] == 1 and r["best_epoch"] == 1
+        assert r["val_auc"] == pytest.approx(float(metrics[0]["val_auc"]), abs=1e-12)
+        assert all(math.isfinite(r[k]) for k in runs.TEST_KEYS)
+    for row in rows:
+        auc = [results[(row["model"], s)]["test_auc"] for s in seeds]
+        gauc = [results[(row["model"], s)]["test_gauc"] for s in seeds]
+        assert int(row["seeds"]) == len(seeds)
+        assert float(row["test_auc_mean"]) == pytest.approx(np.mean(auc), abs=1e-9)
+        assert float(row["test_auc_std"]) == pytest.approx(np.std(auc, ddof=1), abs=1e-9)
+        assert float(row["test_gauc_mean"]) == pytest.approx(np.mean(gauc), abs=1e-9)
+    # (Log loss, not AUC, tells runs apart: AUCs are ratios of pair counts, and two runs'
+    # can tie on one by chance.)
+    loss = {m: tuple(results[(m, s)]["test_log_loss"] for s in seeds) for m in models}
+    for model in models:  # the seed reaches the run: another seed, other weights
+        assert len(set(loss[model])) == len(seeds), (model, loss[model])
+    # Every model is its own network: no two models give the same figures.
+    assert len(set(loss.values())) == len(models), loss
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(not TAOBAO_SAMPLE.is_file(), reason="Taobao sample not available")
 def test_all_models_end_to_end_on_the_taobao_sample(tmp_path, config_file):
@@ -251,9 +322,7 @@ def test_all_models_end_to_end_on_the_taobao_sample(tmp_path, config_file):
         cwd=REPO, env=env, capture_output=True, text=True, timeout=3600,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    rows = _read_csv(output / "table3.csv")
-    assert [r["model"] for r in rows] == list(compare.DEFAULT_MODELS)
-    assert all(r["seeds"] == "2" and 0 <= float(r["test_auc_mean"]) <= 1 for r in rows)
+    check_rows_against_run_files(output, compare.DEFAULT_MODELS, (1, 2))
     table8 = (output / "table8.md").read_text()
     for model in ("dcnv3", "mdaf_seq", "mdaf_concat", "mdaf_fixed"):
         assert f"| {model} |" in table8

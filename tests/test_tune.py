@@ -91,6 +91,15 @@ def recorded_best_val_auc(trial_dir):
         return max(float(row["val_auc"]) for row in csv.DictReader(f))
 
 
+def recorded_best_epoch_row(trial_dir):
+    """The metrics.csv row of the epoch selected on validation: the highest val_auc, the
+    earliest such epoch on a tie (early stopping needs a strict improvement)."""
+    with open(trial_dir / "run" / "metrics.csv") as f:
+        epochs = list(csv.DictReader(f))
+    best = max(float(r["val_auc"]) for r in epochs)
+    return next(r for r in epochs if float(r["val_auc"]) == best)
+
+
 def trial_values(trial_dir):
     """The hyperparameter values Keras Tuner recorded for the trial."""
     return json.loads((trial_dir / "trial.json").read_text())["hyperparameters"]["values"]
@@ -167,9 +176,15 @@ def test_trials_table_sorted_with_gap(two_trials):
     assert val == sorted(val, reverse=True)
     for row in rows:
         trial_dir = output / "search" / f"trial_{row['trial']}"
-        assert float(row["val_auc"]) == pytest.approx(recorded_best_val_auc(trial_dir))
-        gap = float(row["train_auc"]) - float(row["val_auc"])
-        assert float(row["train_val_gap"]) == pytest.approx(gap)
+        # Every metric of the row against the trial's own metrics.csv, not the row itself.
+        selected = recorded_best_epoch_row(trial_dir)
+        assert int(row["best_epoch"]) == int(selected["epoch"])
+        assert float(row["val_auc"]) == pytest.approx(float(selected["val_auc"]), abs=1e-9)
+        assert float(row["val_log_loss"]) == pytest.approx(float(selected["val_log_loss"]),
+                                                           abs=1e-9)
+        assert float(row["train_auc"]) == pytest.approx(float(selected["train_auc"]), abs=1e-9)
+        gap = float(selected["train_auc"]) - float(selected["val_auc"])
+        assert float(row["train_val_gap"]) == pytest.approx(gap, abs=1e-9)
         assert float(row["dropout"]) == trial_values(trial_dir)["dropout"]
         assert 0.1 <= float(row["dropout"]) <= 0.4
         assert 1e-5 <= float(row["weight_decay"]) <= 1e-4

@@ -66,19 +66,36 @@ def test_config_round_trip(config):
     assert clone.config == model.config and clone.config.target_in_sequence
 
 
-def test_padding_length_and_padded_ids_do_not_matter(config):
-    short = build_model("mdaf", config)
+@pytest.mark.parametrize("name", ["mdaf", "mdaf_ta"])
+def test_padding_length_and_padded_ids_do_not_matter(config, name):
+    # A position is padding when its item id is PAD_ID, whatever its category says: the
+    # padded positions (the 9 extra ones and the batch's own) get random non-zero categories.
+    short = build_model(name, config)
     long_config = dataclasses.replace(config, max_seq_len=config.max_seq_len + 9)
-    long = build_model("mdaf", long_config)
+    long = build_model(name, long_config)
     long.set_weights(short.get_weights())
     batch = random_batch(config, 8, seed=2)
-    extra = np.zeros((8, 9), dtype=np.int64)
+    rng = np.random.default_rng(5)
     padded = dict(batch)
-    for key in (schema.HIST_ITEM_ID, schema.HIST_CATE_ID):
-        padded[key] = np.concatenate([extra, batch[key]], axis=1)
-    np.testing.assert_allclose(
-        _predict(long, padded)["probability"], _predict(short, batch)["probability"], rtol=1e-5
-    )
+    padded[schema.HIST_ITEM_ID] = np.concatenate(
+        [np.full((8, 9), schema.PAD_ID, np.int64), batch[schema.HIST_ITEM_ID]], axis=1)
+    cates = np.concatenate([np.zeros((8, 9), np.int64), batch[schema.HIST_CATE_ID]], axis=1)
+    is_pad = padded[schema.HIST_ITEM_ID] == schema.PAD_ID
+    assert is_pad[:, 9:].any()  # the batch has padding of its own too (row 0 is all padding)
+    cates[is_pad] = rng.integers(schema.FIRST_ID, config.cate_vocab_size, size=is_pad.sum())
+    assert np.all(cates != schema.PAD_ID)
+    padded[schema.HIST_CATE_ID] = cates
+    expected = _predict(short, batch)["probability"]
+    np.testing.assert_allclose(_predict(long, padded)["probability"], expected, rtol=1e-5)
+
+    # The same categories under real (non-padding) items do change the prediction, so the
+    # comparison above would see them if the model read them at padded positions.
+    unpadded = dict(padded)
+    unpadded[schema.HIST_ITEM_ID] = np.where(
+        is_pad, rng.integers(schema.FIRST_ID, config.item_vocab_size, size=is_pad.shape),
+        padded[schema.HIST_ITEM_ID])
+    changed = np.abs(_predict(long, unpadded)["probability"] - expected)
+    assert changed.max() > 1e-4
 
 
 def test_xla_matches_eager(config):
