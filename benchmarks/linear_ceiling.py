@@ -10,7 +10,8 @@ the history columns) the sequential part, so their AUCs are what this much train
 allows each signal to reach: a yardstick for the neural models between chance and the oracle.
 The regularisation strength is picked on the validation split and the chosen model's test
 AUC is reported beside it, as the models' are. Not a test, not a speed benchmark: a data
-diagnostic.
+diagnostic. The fit lives in ``mdaf_tf.comparison.linear_ceiling``, which ``mdaf_tf.compare``
+also uses for its ``lr_ceiling`` row (the "both" features here).
 """
 
 from __future__ import annotations
@@ -20,29 +21,11 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from mdaf_tf.comparison.linear_ceiling import FEATURE_SETS, ceiling, features  # noqa: E402
 
-def features(split: dict, n_users: int, n_items: int, n_cates: int, *, static: bool,
-             sequence: bool, recent: int, decay: float):
-    import scipy.sparse as sp
-
-    n = len(split["label"])
-    rows = np.arange(n)
-    blocks = []
-    if static:
-        cross = split["user_id"] * n_cates + split["cate_id"]
-        blocks.append(sp.csr_matrix((np.ones(n), (rows, cross)), shape=(n, n_users * n_cates)))
-        blocks.append(sp.csr_matrix((np.ones(n), (rows, split["item_id"])), shape=(n, n_items)))
-    if sequence:
-        # The history holds earlier clicks, most recent last; the pipeline pads on the left.
-        latest_first = split["hist_cate_id"][:, ::-1][:, :recent]
-        weights = decay ** np.arange(latest_first.shape[1])
-        q = ((latest_first == split["cate_id"][:, None]) * weights).sum(axis=1)
-        blocks.append(sp.csr_matrix(q[:, None]))
-    return sp.hstack(blocks).tocsr()
+__all__ = ["features", "main"]
 
 
 def main(argv=None) -> int:
@@ -50,29 +33,15 @@ def main(argv=None) -> int:
     parser.add_argument("data", help="a dataset directory written by pipelines.synthetic")
     args = parser.parse_args(argv)
 
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.metrics import roc_auc_score
-
-    from mdaf_tf.data import load_metadata, read_split_numpy
+    from mdaf_tf.comparison.linear_ceiling import read_splits
+    from mdaf_tf.data import load_metadata
 
     meta = load_metadata(args.data)
-    synthetic_args = meta.get("args", {})
-    recent = int(synthetic_args.get("recent_clicks", 10))
-    decay = float(synthetic_args.get("decay", 0.8))
-    train, val, test = (read_split_numpy(args.data, s) for s in ("train", "val", "test"))
-    sizes = meta["vocab_sizes"]
-    dims = (int(sizes["user"]), int(sizes["item"]), int(sizes["cate"]))
+    splits = read_splits(args.data)
     result = {"oracle": meta.get("oracle")}
-    for name, kw in (("static", dict(static=True, sequence=False)),
-                     ("sequence", dict(static=False, sequence=True)),
-                     ("both", dict(static=True, sequence=True))):
-        x_train, x_val, x_test = (features(split, *dims, recent=recent, decay=decay, **kw)
-                                  for split in (train, val, test))
-        fits = [(LogisticRegression(C=c, max_iter=2000).fit(x_train, train["label"]), c)
-                for c in (0.03, 0.1, 0.3, 1.0)]
-        val_auc, c, model = max((roc_auc_score(val["label"], m.decision_function(x_val)), c, m)
-                                for m, c in fits)
-        test_auc = roc_auc_score(test["label"], model.decision_function(x_test))
+    for name in FEATURE_SETS:
+        fit = ceiling(splits, meta, name)
+        val_auc, test_auc, c = fit["val_auc"], fit["test_auc"], fit["C"]
         result[name] = {"val_auc": val_auc, "test_auc": test_auc, "C": c}
         print(f"logistic regression, {name} features: test AUC {test_auc:.4f} (C={c}, chosen "
               f"on validation: {val_auc:.4f})")

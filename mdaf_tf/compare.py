@@ -12,6 +12,20 @@ over seeds with Holm-corrected p-values), table8.md (MDAF vs its ablations, on t
 table9.md (efficiency on this machine), runs.csv (one row per run, validation and test
 figures) and auc_bar.png (test AUC). Exit status: 0, 1 when some run failed, 2 for bad
 input.
+
+Yardsticks: on a dataset written by ``pipelines.synthetic`` (``mdaf_tf.comparison.yardsticks``)
+table3.md and auc_bar.png also show two rows that are not models, on the same test split:
+``oracle`` (the true click probabilities, re-simulated from metadata.json's arguments) and
+``lr_ceiling`` (``mdaf_tf.comparison.linear_ceiling``: a logistic regression on the true
+feature forms, fitted on train, its C chosen on validation, as ``benchmarks/linear_ceiling.py``
+reports it). They are deterministic, so each is one value with seeds "-"; their Delta vs the
+reference is shown, but they are excluded from the paired t-tests and from the Holm family
+(a test over seeds of a constant says nothing about it; counting them would change the
+models' adjusted p-values). table3.csv keeps one row per model; the yardsticks go to
+yardsticks.csv and yardsticks.json (which also keeps them for reruns on the same dataset).
+They are computed before the runs (seconds on the synthetic default); one that cannot be
+computed is left out with a note, and the runs go on. On other data there are no yardstick
+rows, and table3.md says so in one line.
 """
 
 from __future__ import annotations
@@ -36,7 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m mdaf_tf.compare",
         description="Train every model with every seed (resumable; epochs selected on "
         "validation AUC) and write table3.md/.csv, table8.md and auc_bar.png (on the test "
-        "split), table9.md and runs.csv into --output.",
+        "split), table9.md and runs.csv into --output; on pipelines.synthetic data table3.md "
+        "also shows the oracle and logistic-regression yardsticks (yardsticks.csv/.json).",
     )
     p.add_argument("--data", metavar="DIR|FILE",
                    help="dataset directory from a pipelines.* command, or a raw Taobao CSV / "
@@ -123,8 +138,9 @@ def resolve_configs(args):
     return model_config, train_config
 
 
-def write_reports(output: Path, outcomes, models, reference: str) -> dict:
-    """Tables, runs.csv and the bar chart from the runs' results; returns their paths."""
+def write_reports(output: Path, outcomes, models, reference: str, yardsticks=None) -> dict:
+    """Tables, runs.csv and the bar chart from the runs' results (with the ``Yardsticks``,
+    if given: table3.md rows, yardsticks.csv and lines on the chart); returns their paths."""
     from mdaf_tf.comparison import efficiency, tables
     from mdaf_tf.files import write_text_atomic
 
@@ -132,20 +148,36 @@ def write_reports(output: Path, outcomes, models, reference: str) -> dict:
     failures = [f"{o.model} seed {o.seed}: {o.error}" for o in outcomes if o.status == "failed"]
     grouped = tables.by_model(results, models)
     paths = {}
-    md3, csv3 = tables.table3(grouped, reference, failures)
-    for name, text in (
-        ("table3.md", md3),
-        ("table3.csv", csv3),
-        ("table8.md", tables.table8(grouped)),
-        ("table9.md", tables.table9(grouped, efficiency.hardware())),
-        ("runs.csv", tables.runs_csv(results)),
-    ):
+    md3, csv3 = tables.table3(grouped, reference, failures, yardsticks)
+    texts = [("table3.md", md3), ("table3.csv", csv3), ("table8.md", tables.table8(grouped)),
+             ("table9.md", tables.table9(grouped, efficiency.hardware())),
+             ("runs.csv", tables.runs_csv(results))]
+    if yardsticks is not None and yardsticks.rows:
+        texts.append(("yardsticks.csv", tables.yardsticks_csv(yardsticks)))
+    else:
+        (output / "yardsticks.csv").unlink(missing_ok=True)  # of an earlier dataset
+    for name, text in texts:
         write_text_atomic(output / name, text)
         paths[name] = output / name
+    if (output / "yardsticks.json").is_file():
+        paths["yardsticks.json"] = output / "yardsticks.json"
     if grouped:
-        tables.auc_bar_chart(grouped, reference, output / "auc_bar.png")
+        tables.auc_bar_chart(grouped, reference, output / "auc_bar.png", yardsticks)
         paths["auc_bar.png"] = output / "auc_bar.png"
     return paths
+
+
+def compute_yardsticks(data_dir, output: Path, log=print):
+    """The oracle and lr_ceiling rows on synthetic data (kept in output/yardsticks.json)."""
+    from mdaf_tf.comparison import yardsticks
+
+    found = yardsticks.load_or_compute(data_dir, output)
+    for name, row in found.rows.items():
+        log(f"yardstick {name}: test AUC {row['test_auc']:.4f} gAUC {row['test_gauc']:.4f} "
+            f"log loss {row['test_log_loss']:.4f}")
+    if found.note:
+        log(found.note)
+    return found
 
 
 def main(argv=None, *, train_fn=None) -> int:
@@ -169,6 +201,7 @@ def main(argv=None, *, train_fn=None) -> int:
         data_dir = data_source.resolve(args.data)
         data.load_metadata(data_dir)  # a bad dataset fails here, before any run
         output.mkdir(parents=True, exist_ok=True)
+        found = compute_yardsticks(data_dir, output)
         outcomes = runs.run_all(
             models, seeds, data_dir, output, model_config, train_config,
             progress=not args.quiet, timing_repeats=args.timing_repeats,
@@ -177,7 +210,7 @@ def main(argv=None, *, train_fn=None) -> int:
     except USER_ERRORS as e:
         return fail(e, "compare")
 
-    paths = write_reports(output, outcomes, models, args.reference)
+    paths = write_reports(output, outcomes, models, args.reference, found)
     print((output / "table3.md").read_text())
     print((output / "table8.md").read_text())
     print(f"wrote {', '.join(str(p) for p in paths.values())}")

@@ -3,6 +3,11 @@
 Tables 3 and 8 and the bar chart are on the test split: each run's weights are those of its
 best validation-AUC epoch, evaluated once on test (validation figures chose them, so they
 are not reported as results; they stay in runs.csv).
+
+On synthetic data Table 3 and the bar chart also show the yardsticks of
+``mdaf_tf.comparison.yardsticks`` (the oracle and the logistic-regression ceiling), on the
+same test split: one deterministic value each (seeds "-"), labelled as yardsticks, outside
+the paired t-tests and the Holm family; ``yardsticks_csv`` writes them apart from the models.
 """
 
 from __future__ import annotations
@@ -89,8 +94,50 @@ def table3_rows(grouped, reference: str) -> list[dict]:
     return rows
 
 
-def table3(grouped, reference: str, failures=()) -> tuple[str, str]:
-    """Markdown and CSV of Table 3: every model against ``reference``, on test figures."""
+YARDSTICK_COLUMNS = ("yardstick", "description", "test_auc", "test_gauc", "test_log_loss",
+                     "val_auc", "C")
+
+
+def _yardstick_caption(yardsticks) -> str:
+    """Table 3's sentence on the yardstick rows ("" without any)."""
+    if yardsticks is None or not yardsticks.rows:
+        return ""
+    return (" Yardsticks (not models; synthetic data): oracle = the true click "
+            "probabilities, lr_ceiling = a logistic regression on the true feature forms "
+            "(user x category and item one-hots, the recency-weighted count q) fitted on "
+            "train with its L2 strength C chosen on validation; each is deterministic, so "
+            "one value (seeds -), Delta is against the reference's mean, and it is left out "
+            "of the paired t-tests and the Holm family.")
+
+
+def _yardstick_lines(yardsticks, ref_mean) -> list[str]:
+    """Table 3's markdown rows of the yardsticks (Delta vs the reference's mean test AUC)."""
+    from mdaf_tf.comparison.yardsticks import DESCRIPTIONS
+
+    lines = []
+    for name, row in (yardsticks.rows.items() if yardsticks is not None else ()):
+        figures = " | ".join(_fmt(row.get(key), ".4f") for key, _ in TEST_FIGURES)
+        delta = _fmt(None if ref_mean is None else 1e4 * (row["test_auc"] - ref_mean), "+.1f")
+        chosen = f", C={row['C']}" if "C" in row else ""
+        label = f"{name} (yardstick: {DESCRIPTIONS.get(name, name)}{chosen})"
+        lines.append(f"| {label} | - | - | {figures} | {delta} | - | - |")
+    return lines
+
+
+def yardsticks_csv(yardsticks) -> str:
+    """One row per yardstick: its test figures (and the chosen C of the regression)."""
+    from mdaf_tf.comparison.yardsticks import DESCRIPTIONS
+
+    lines = [",".join(YARDSTICK_COLUMNS)]
+    for name, row in (yardsticks.rows.items() if yardsticks is not None else ()):
+        values = {"yardstick": name, "description": DESCRIPTIONS.get(name, name), **row}
+        lines.append(",".join(_csv(values.get(c, "")) for c in YARDSTICK_COLUMNS))
+    return "\n".join(lines) + "\n"
+
+
+def table3(grouped, reference: str, failures=(), yardsticks=None) -> tuple[str, str]:
+    """Markdown and CSV of Table 3: every model against ``reference``, on test figures, with
+    the ``yardsticks`` (``Yardsticks``) as extra markdown rows; the CSV holds the models."""
     rows = table3_rows(grouped, reference)
     seeds = sorted({s for runs in grouped.values() for s in runs})
     compared = sum(1 for r in rows if not math.isnan(r["p_value"]))
@@ -105,6 +152,7 @@ def table3(grouped, reference: str, failures=()) -> tuple[str, str]:
     )
     if reference not in grouped:
         caption += f" The reference {reference} has no finished run, so no Delta or p."
+    caption += _yardstick_caption(yardsticks)
     header = " | ".join(label for _, label in TEST_FIGURES)
     lines = [caption, "", f"| model | seeds | parameters | {header} | Delta vs {reference} "
              "(bp) | p (paired t) | p (Holm) |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
@@ -114,6 +162,10 @@ def table3(grouped, reference: str, failures=()) -> tuple[str, str]:
         delta = _fmt(r["diff_bp"], "+.1f") if r["model"] != reference else "(reference)"
         lines.append(f"| {r['model']} | {r['seeds']} | {r['parameters']:,} | {figures} | "
                      f"{delta} | {_p(r['p_value'])} | {_p(r['p_holm'])} |")
+    ref_mean = next((r["test_auc_mean"] for r in rows if r["model"] == reference), None)
+    lines += _yardstick_lines(yardsticks, ref_mean)
+    if yardsticks is not None and yardsticks.note:
+        lines += ["", yardsticks.note]
     if failures:
         lines += ["", "Failed runs (left out above): " + "; ".join(failures)]
     columns = list(rows[0]) if rows else ["model"]
@@ -194,9 +246,23 @@ def runs_csv(results) -> str:
     return "\n".join(lines) + "\n"
 
 
-def auc_bar_chart(grouped, reference: str, path) -> None:
+def _draw_yardsticks(ax, yardsticks) -> list[float]:
+    """Dashed horizontal lines at the yardsticks' test AUCs; returns those AUCs."""
+    aucs = []
+    rows = yardsticks.rows if yardsticks is not None else {}
+    for (name, row), color in zip(rows.items(), ("tab:green", "tab:purple", "tab:gray"),
+                                  strict=False):
+        ax.axhline(row["test_auc"], color=color, linestyle="--", linewidth=1,
+                   label=f"{name} (yardstick) {row['test_auc']:.4f}")
+        aucs.append(row["test_auc"])
+    if aucs:
+        ax.legend(fontsize=7, loc="best", framealpha=0.9)
+    return aucs
+
+
+def auc_bar_chart(grouped, reference: str, path, yardsticks=None) -> None:
     """Bar per model: mean test AUC (of the weights selected on validation) with +- one
-    standard deviation over seeds."""
+    standard deviation over seeds; the yardsticks, if any, as dashed lines."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -210,8 +276,9 @@ def auc_bar_chart(grouped, reference: str, path) -> None:
     colors = ["tab:orange" if m == reference else "tab:blue" for m in models]
     ax.bar(range(len(models)), means, yerr=stds, capsize=4, color=colors)
     ax.set_xticks(range(len(models)), models, rotation=30, ha="right")
-    low = min(m - s for m, s in zip(means, stds, strict=True))
-    high = max(m + s for m, s in zip(means, stds, strict=True))
+    lines = _draw_yardsticks(ax, yardsticks)
+    low = min([m - s for m, s in zip(means, stds, strict=True)] + lines)
+    high = max([m + s for m, s in zip(means, stds, strict=True)] + lines)
     pad = max(0.005, 0.15 * (high - low))
     ax.set_ylim(max(0.0, low - pad), min(1.0, high + pad))
     seeds = max(len(grouped[m]) for m in models)
