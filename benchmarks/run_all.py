@@ -185,6 +185,9 @@ def targets(results: dict) -> list[list[str]]:
             f >= 0.4)
         rss = train["peak_rss_gib"]
         add(f"peak RSS < 8 GiB at batch {train['batch']}", rss, f"{rss:.2f} GiB", rss < 8)
+        ratio = train.get("fit_over_custom_loop")
+        add("model.fit examples/s within 5% of the custom loop's", ratio,
+            f"{ratio:.3f}x" if ratio else "", ratio is not None and ratio >= 0.95)
     seq = results.get("seq")
     if seq:
         s = seq["summary"]

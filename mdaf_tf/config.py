@@ -85,6 +85,9 @@ class TrainConfig:
     jit_compile: str = "auto"  # "auto", "true" or "false"
     strategy: str = "default"  # "default", "mirrored" or "multiworker"
     deterministic: bool = False
+    # Mid-epoch backups for --resume: "N" steps, "Ns"/"Nm"/"Nh" of wall time, "0" off
+    # (epoch ends are always backed up). See backup_interval().
+    backup_every: str = "10m"
 
 
 def _coerce(name: str, value, hint):
@@ -137,3 +140,21 @@ def to_dict(config) -> dict:
     return {
         k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(config).items()
     }
+
+
+def backup_interval(value: str) -> tuple[int, float]:
+    """``TrainConfig.backup_every`` as (steps, seconds): "500" -> (500, 0), "10m" -> (0, 600),
+    "0" -> (0, 0). A ConfigError names the field otherwise."""
+    text = str(value).strip().lower()
+    units = {"s": 1.0, "m": 60.0, "h": 3600.0}
+    try:
+        if text and text[-1] in units:
+            seconds = float(text[:-1]) * units[text[-1]]
+            if seconds >= 0:
+                return 0, seconds
+        elif int(text) >= 0:
+            return int(text), 0.0
+    except ValueError:
+        pass
+    raise ConfigError(f"config field 'backup_every' must be steps (500) or a duration (30s, 10m, "
+                      f"1h), got {value!r}")

@@ -29,3 +29,21 @@ def nested_layers(model) -> list:
     lists only direct children, and e.g. ``MambaBlock`` sits inside an encoder layer -- so this
     uses the one Keras itself uses (its trainers' "every layer built" checks)."""
     return list(model._flatten_layers(include_self=False))
+
+
+def loss_tracker(model):
+    """The ``keras.metrics.Mean`` behind ``fit``'s ``loss`` log.
+
+    Private (``Trainer._loss_tracker``): a ``train_step`` override that computes the loss
+    itself (``ClickTrainer`` under several replicas) must update the same tracker Keras's own
+    ``train_step`` does, or ``loss`` disappears from the logs; Keras exposes it only through
+    ``model.metrics``, where nothing names it."""
+    return model._loss_tracker
+
+
+def set_initial_epoch(model, epoch: int | None) -> None:
+    """Make the next ``fit`` start at ``epoch`` (0-based) whatever ``initial_epoch`` says.
+
+    Private (``Trainer._initial_epoch``): the hook ``keras.callbacks.BackupAndRestore`` itself
+    uses to resume; a subclass of it has no public alternative."""
+    model._initial_epoch = epoch

@@ -61,7 +61,12 @@ def build_parser() -> argparse.ArgumentParser:
                    '{"model": {...}, "train": {...}} (as config.json and the tuner\'s '
                    "best_config.json) or flat; command-line flags override it")
     p.add_argument("--resume", action="store_true",
-                   help="continue from the latest checkpoint in --output (same configuration)")
+                   help="continue from the latest checkpoint in --output (same configuration), "
+                   "at the step it was written; with none there, start fresh (a notice says so)")
+    p.add_argument("--backup-every", metavar="N|DURATION",
+                   help="also back up in the middle of an epoch every N steps (500) or every "
+                   "DURATION of wall time (30s, 10m, 1h); 0 = at epoch ends only "
+                   "(TrainConfig.backup_every, default 10m)")
     p.add_argument("--max-steps-per-epoch", type=int, metavar="N",
                    help="cap the training steps per epoch (default: the whole training split)")
     p.add_argument("--strategy", choices=("default", "mirrored", "multiworker"),
@@ -94,6 +99,7 @@ def resolve_configs(args):
         "max_steps_per_epoch": args.max_steps_per_epoch,
         "strategy": args.strategy,
         "deterministic": True if args.deterministic else None,
+        "backup_every": args.backup_every,
     }, train_preset=data_source.train_preset(args.data))
     if args.scan is not None:
         model_config = dataclasses.replace(model_config, scan=args.scan)
@@ -101,7 +107,7 @@ def resolve_configs(args):
 
 
 def check_arguments(train_config) -> None:
-    from mdaf_tf.config import ConfigError
+    from mdaf_tf.config import ConfigError, backup_interval
     from mdaf_tf.models import MODEL_NAMES
 
     if train_config.model not in MODEL_NAMES:
@@ -113,6 +119,7 @@ def check_arguments(train_config) -> None:
             raise ConfigError(f"--{name.replace('_', '-')} must be >= 1")
     if train_config.max_steps_per_epoch < 0:
         raise ConfigError("--max-steps-per-epoch must be >= 0")
+    backup_interval(train_config.backup_every)
 
 
 def result_line(result) -> str:
@@ -144,8 +151,6 @@ def main(argv=None) -> int:
         for path, flag in ((output, "--output"), (export, "--export")):
             if path.exists() and not path.is_dir():
                 raise _path_error(f"{flag} {path} is a file, not a directory")
-        if args.resume and not (output / "checkpoints").is_dir():
-            raise _checkpoint_error(f"--resume: no checkpoint in {output / 'checkpoints'}")
 
         from mdaf_tf import export as export_lib
         from mdaf_tf.training import runner
@@ -196,12 +201,6 @@ def _path_error(message):
     from mdaf_tf.export import ExportError
 
     return ExportError(message)
-
-
-def _checkpoint_error(message):
-    from mdaf_tf.training.checkpoint import CheckpointError
-
-    return CheckpointError(message)
 
 
 if __name__ == "__main__":

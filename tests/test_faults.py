@@ -29,7 +29,7 @@ from tiny_run import tiny_model, write_dataset  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 DRIVER = REPO / "tests" / "fault_driver.py"
 CONFIG = {"train": {"batch_size": 32, "learning_rate": 0.01, "warmup_epochs": 0.5,
-                    "deterministic": True, "jit_compile": "false"}}
+                    "deterministic": True, "jit_compile": "false", "backup_every": "3"}}
 EPOCHS = "3"
 METRIC_KEYS = ("train_loss", "train_auc", "val_auc", "val_log_loss", "learning_rate")
 
@@ -159,9 +159,9 @@ def test_sigkill_at_random_moments_then_resume(tmp_path, dataset, config_file, r
         n_checkpoints = assert_checkpoints_readable(run_dir / "checkpoints")
         n_exports = len(assert_exports_complete(export_dir))
         outcomes.append((round(float(delay), 1), proc.returncode, n_checkpoints, n_exports))
-        resume = ["--resume"] if checkpoint.latest(run_dir / "checkpoints") else []
-        done = subprocess.run(args + resume, capture_output=True, text=True, env=driver_env(),
-                              cwd=tmp_path)
+        # --resume whether or not a backup was written: with none it starts fresh.
+        done = subprocess.run(args + ["--resume"], capture_output=True, text=True,
+                              env=driver_env(), cwd=tmp_path)
         assert done.returncode == 0, (outcomes[-1], done.stdout[-1500:], done.stderr[-1500:])
         assert_checkpoints_readable(run_dir / "checkpoints")
         assert not list(export_dir.glob(".tmp-*")), "a killed export's temporary is left"
@@ -190,8 +190,8 @@ def test_ctrl_c_writes_a_checkpoint_says_how_to_resume_and_exits_nonzero(
     saved = checkpoint.latest(run_dir / "checkpoints")
     assert saved is not None and str(saved) in err
     state = checkpoint.read_state(saved)
-    # Mid-epoch: the interrupted/ checkpoint holds the steps of epoch 2 done so far.
-    assert (state["epoch"], saved.name) == (1, "interrupted") and state["step"] > 0, state
+    # Mid-epoch: the mid-epoch/ checkpoint holds the steps of epoch 2 done so far.
+    assert (state["epoch"], saved.name) == (1, "mid-epoch") and state["step"] > 0, state
     (done,) = metrics(run_dir)
     assert done == pytest.approx(reference["metrics"][0], abs=1e-6)
     resumed = subprocess.run(args + ["--resume"], capture_output=True, text=True,
@@ -199,7 +199,7 @@ def test_ctrl_c_writes_a_checkpoint_says_how_to_resume_and_exits_nonzero(
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert f"{state['step']} steps of epoch 2" in resumed.stdout
     assert_matches_reference(run_dir, export_dir, reference, dataset)
-    assert not (run_dir / "checkpoints" / "interrupted").exists()
+    assert not (run_dir / "checkpoints" / "mid-epoch").exists()
 
 
 # ----------------------------------------------------------------------------------------

@@ -202,8 +202,9 @@ def test_public_api_imports_in_a_fresh_process():
         ACCEPTANCE,
         "from mdaf_tf.models import MDAF, StaticOnly, SequenceOnly, BST, Mamba4Rec, DCNv2, "
         "AutoInt, DIN, DNN, MODEL_NAMES, build_model, count_parameters",
-        "from mdaf_tf.training import WarmupCosineDecay, build_optimizer, EarlyStopping, "
-        "ProgressBar, SummaryWriter",
+        "from mdaf_tf.training import WarmupCosineDecay, build_optimizer, ClickTrainer, "
+        "compile_trainer, ExactEvaluation, EpochProgress, GateStatistics, MetricsLogger, "
+        "TrainingBackup, SummaryWriter",
         "from mdaf_tf.data import make_dataset",
         "from mdaf_tf.ops import selective_scan",
         "assert callable(selective_scan) and selective_scan.__name__ == 'selective_scan'",

@@ -94,10 +94,10 @@ def test_export_path_is_a_file(tmp_path, capsys, synthetic):
     assert code == 2 and "is a file" in err and len(err.splitlines()) == 1
 
 
-def test_resume_without_checkpoint(tmp_path, capsys, synthetic):
-    code, err = run_main(capsys, "--data", str(synthetic), "--resume",
+def test_bad_backup_every_is_a_one_line_error(tmp_path, capsys, synthetic):
+    code, err = run_main(capsys, "--data", str(synthetic), "--backup-every", "ten",
                          "--output", str(tmp_path / "run"), "--export", str(tmp_path / "e"))
-    assert code == 2 and "no checkpoint" in err and len(err.splitlines()) == 1
+    assert code == 2 and "backup_every" in err and len(err.splitlines()) == 1
 
 
 def test_unknown_model_and_missing_data(tmp_path, capsys):

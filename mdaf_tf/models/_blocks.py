@@ -111,13 +111,20 @@ def sequence_encoder(c: ModelConfig, pooling: str) -> Mamba4RecEncoder:
     )
 
 
-def output_probability(c: ModelConfig, hidden_units, features):
-    """``sigmoid(MLP(features))`` (B, 1), named ``probability``."""
-    probability = MLP(
+def click_outputs(logit) -> dict:
+    """``{"logit": z, "probability": sigmoid(z)}``, both (B, 1): the loss reads the logit
+    (a numerically stable cross-entropy), serving and evaluation the probability."""
+    logit = keras.layers.Identity(name="logit")(logit)
+    return {"logit": logit,
+            "probability": keras.layers.Activation("sigmoid", name="probability")(logit)}
+
+
+def output_head(c: ModelConfig, hidden_units, features) -> dict:
+    """``click_outputs(MLP(features))``: the output MLP ends in one linear unit."""
+    logit = MLP(
         hidden_units=hidden_units,
         dropout=c.dropout,
         output_units=1,
-        output_activation="sigmoid",
         name="output_mlp",
     )(features)
-    return keras.layers.Identity(name="probability")(probability)
+    return click_outputs(logit)

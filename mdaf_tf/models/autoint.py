@@ -7,7 +7,13 @@ import keras
 from mdaf_tf.config import ModelConfig
 from mdaf_tf.layers.field_self_attention import FieldSelfAttention
 from mdaf_tf.layers.mlp import MLP
-from mdaf_tf.models._blocks import ConfiguredModel, as_config, embedded_inputs, static_fields
+from mdaf_tf.models._blocks import (
+    ConfiguredModel,
+    as_config,
+    click_outputs,
+    embedded_inputs,
+    static_fields,
+)
 
 
 @keras.saving.register_keras_serializable(package="mdaf_tf")
@@ -27,7 +33,7 @@ class AutoInt(ConfiguredModel):
     N = ``autoint_layers`` (3), H = ``autoint_heads`` (2), a = 32 by default. The
     behaviour history is not used (AutoInt is a field-interaction model).
 
-    Inputs: the schema's model-input dict. Output: ``{"probability": (B, 1)}``.
+    Inputs: the schema's model-input dict. Outputs: ``{"logit": (B, 1), "probability": (B, 1)}``.
     """
 
     def __init__(self, config: ModelConfig | dict, **kwargs):
@@ -56,8 +62,7 @@ class AutoInt(ConfiguredModel):
             hidden_units=c.deep_hidden, dropout=c.dropout, output_units=1, name="deep_mlp"
         )(static_fields(embedded))
         logit = keras.layers.Add()([attention_logit, mlp_logit])
-        probability = keras.layers.Activation("sigmoid", name="probability")(logit)
-        super().__init__(inputs=inputs, outputs={"probability": probability}, config=c, **kwargs)
+        super().__init__(inputs=inputs, outputs=click_outputs(logit), config=c, **kwargs)
 
     @property
     def components(self):

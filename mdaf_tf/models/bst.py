@@ -13,7 +13,7 @@ from mdaf_tf.models._blocks import (
     embedded_inputs,
     history_with_target,
     masked_mean,
-    output_probability,
+    output_head,
 )
 
 
@@ -33,7 +33,7 @@ class BST(ConfiguredModel):
     Padded positions are never attended to and are left out of the mean, so the output
     does not depend on the padding. Heads = ``bst_heads`` (8; 96 / 8 = 12 per head).
 
-    Inputs: the schema's model-input dict. Output: ``{"probability": (B, 1)}``.
+    Inputs: the schema's model-input dict. Outputs: ``{"logit": (B, 1), "probability": (B, 1)}``.
     """
 
     def __init__(self, config: ModelConfig | dict, **kwargs):
@@ -51,8 +51,8 @@ class BST(ConfiguredModel):
             [target_out, masked_mean(h, mask), embedded["user"], embedded["item"],
              embedded["cate"]]
         )
-        probability = output_probability(c, c.deep_hidden, features)
-        super().__init__(inputs=inputs, outputs={"probability": probability}, config=c, **kwargs)
+        outputs = output_head(c, c.deep_hidden, features)
+        super().__init__(inputs=inputs, outputs=outputs, config=c, **kwargs)
 
     @property
     def components(self):

@@ -7,7 +7,13 @@ import keras_rs
 
 from mdaf_tf.config import ConfigError, ModelConfig
 from mdaf_tf.layers.mlp import MLP
-from mdaf_tf.models._blocks import ConfiguredModel, as_config, embedded_inputs, static_fields
+from mdaf_tf.models._blocks import (
+    ConfiguredModel,
+    as_config,
+    click_outputs,
+    embedded_inputs,
+    static_fields,
+)
 
 
 @keras.saving.register_keras_serializable(package="mdaf_tf")
@@ -28,7 +34,7 @@ class DCNv2(ConfiguredModel):
     Each cross (and each expert) is a keras-rs ``FeatureCross``. The behaviour history is
     not used, as in MDAF's static branch.
 
-    Inputs: the schema's model-input dict. Output: ``{"probability": (B, 1)}``.
+    Inputs: the schema's model-input dict. Outputs: ``{"logit": (B, 1), "probability": (B, 1)}``.
     """
 
     def __init__(self, config: ModelConfig | dict, **kwargs):
@@ -64,11 +70,8 @@ class DCNv2(ConfiguredModel):
             )(x)
             x = x + keras.ops.sum(gate[..., None] * deltas, axis=1)
         deep = MLP(hidden_units=c.deep_hidden, dropout=c.dropout, name="deep_mlp")(x0)
-        probability = keras.layers.Dense(1, activation="sigmoid", name="output_logit")(
-            keras.layers.Concatenate()([x, deep])
-        )
-        probability = keras.layers.Identity(name="probability")(probability)
-        super().__init__(inputs=inputs, outputs={"probability": probability}, config=c, **kwargs)
+        logit = keras.layers.Dense(1, name="output_logit")(keras.layers.Concatenate()([x, deep]))
+        super().__init__(inputs=inputs, outputs=click_outputs(logit), config=c, **kwargs)
 
     @property
     def components(self):

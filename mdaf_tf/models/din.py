@@ -10,7 +10,7 @@ from mdaf_tf.models._blocks import (
     ConfiguredModel,
     as_config,
     embedded_inputs,
-    output_probability,
+    output_head,
     static_fields,
 )
 
@@ -32,7 +32,7 @@ class DIN(ConfiguredModel):
     activation is ``din_attention_activation`` (Dice, FuxiCTR's default), the output MLP's
     ReLU. Padded positions never contribute, so the output does not depend on the padding.
 
-    Inputs: the schema's model-input dict. Output: ``{"probability": (B, 1)}``.
+    Inputs: the schema's model-input dict. Outputs: ``{"logit": (B, 1), "probability": (B, 1)}``.
     """
 
     def __init__(self, config: ModelConfig | dict, **kwargs):
@@ -50,8 +50,8 @@ class DIN(ConfiguredModel):
         features = keras.layers.Concatenate(name="din_features")(
             [static_fields(embedded), pooled]
         )
-        probability = output_probability(c, c.deep_hidden, features)
-        super().__init__(inputs=inputs, outputs={"probability": probability}, config=c, **kwargs)
+        outputs = output_head(c, c.deep_hidden, features)
+        super().__init__(inputs=inputs, outputs=outputs, config=c, **kwargs)
 
     @property
     def components(self):

@@ -10,7 +10,7 @@ from mdaf_tf.models._blocks import (
     as_config,
     embedded_inputs,
     masked_mean,
-    output_probability,
+    output_head,
     static_fields,
 )
 
@@ -26,7 +26,7 @@ class DNN(ConfiguredModel):
 
     Padded positions are left out of the mean, so the output does not depend on the padding.
 
-    Inputs: the schema's model-input dict. Output: ``{"probability": (B, 1)}``.
+    Inputs: the schema's model-input dict. Outputs: ``{"logit": (B, 1), "probability": (B, 1)}``.
     """
 
     def __init__(self, config: ModelConfig | dict, **kwargs):
@@ -38,8 +38,8 @@ class DNN(ConfiguredModel):
         features = keras.layers.Concatenate(name="dnn_features")(
             [static_fields(embedded), history]
         )
-        probability = output_probability(c, c.deep_hidden, features)
-        super().__init__(inputs=inputs, outputs={"probability": probability}, config=c, **kwargs)
+        outputs = output_head(c, c.deep_hidden, features)
+        super().__init__(inputs=inputs, outputs=outputs, config=c, **kwargs)
 
     @property
     def components(self):

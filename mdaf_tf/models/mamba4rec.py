@@ -10,7 +10,7 @@ from mdaf_tf.models._blocks import (
     as_config,
     embedded_inputs,
     history_with_target,
-    output_probability,
+    output_head,
     sequence_encoder,
 )
 
@@ -29,7 +29,7 @@ class Mamba4Rec(ConfiguredModel):
 
     The encoder's sizes are MDAF's (``hidden_dim``, ``num_mamba_layers``, ``d_state``, ...).
 
-    Inputs: the schema's model-input dict. Output: ``{"probability": (B, 1)}``.
+    Inputs: the schema's model-input dict. Outputs: ``{"logit": (B, 1), "probability": (B, 1)}``.
     """
 
     components = {
@@ -46,5 +46,5 @@ class Mamba4Rec(ConfiguredModel):
         features = keras.layers.Concatenate()(
             [sequence, embedded["user"], embedded["item"], embedded["cate"]]
         )
-        probability = output_probability(c, c.deep_hidden, features)
-        super().__init__(inputs=inputs, outputs={"probability": probability}, config=c, **kwargs)
+        outputs = output_head(c, c.deep_hidden, features)
+        super().__init__(inputs=inputs, outputs=outputs, config=c, **kwargs)

@@ -11,7 +11,7 @@ from mdaf_tf.models._blocks import (
     as_config,
     embedded_inputs,
     history_with_target,
-    output_probability,
+    output_head,
     sequence_encoder,
     static_branch,
 )
@@ -35,8 +35,9 @@ class MDAF(ConfiguredModel):
     the sequence branch pools that last position, so the sequence branch sees the target.
 
     Inputs: the schema's model-input dict (``mdaf_tf.schema.MODEL_INPUTS``).
-    Outputs: ``{"probability": (B, 1), "gate": (B, 1)}``; the gate is 1 when the static
-    branch alone decides and 0 when the sequence branch does.
+    Outputs: ``{"logit": (B, 1), "probability": (B, 1), "gate": (B, 1)}``; the gate is 1
+    when the static branch alone decides and 0 when the sequence branch does. The ``concat``
+    and ``fixed`` ablations have no learned gate and no ``gate`` output.
 
     References: DCNv3 (Li et al., arXiv:2407.13349), Mamba4Rec (Liu et al.,
     arXiv:2403.03900), Mamba (Gu & Dao, arXiv:2312.00752).
@@ -61,14 +62,14 @@ class MDAF(ConfiguredModel):
             tokens, mask = history_with_target(embedded)
             pooling = "last"
         sequence = sequence_encoder(c, pooling)(tokens, mask=mask)
-        fused, gate = GatedFusion(
+        fusion = GatedFusion(
             mode=c.fusion,
             hidden_units=c.gate_hidden,
             fixed_weight=c.fixed_gate_weight,
             name="fusion",
-        )(static, sequence)
-        outputs = {
-            "probability": output_probability(c, c.output_hidden, fused),
-            "gate": keras.layers.Identity(name="gate")(gate),
-        }
+        )
+        fused, gate = fusion(static, sequence)
+        outputs = output_head(c, c.output_hidden, fused)
+        if c.fusion == "gate":  # only a learned gate has statistics worth reporting
+            outputs["gate"] = keras.layers.Identity(name="gate")(gate)
         super().__init__(inputs=inputs, outputs=outputs, config=c, **kwargs)

@@ -9,7 +9,7 @@ from mdaf_tf.models._blocks import (
     ConfiguredModel,
     as_config,
     embedded_inputs,
-    output_probability,
+    output_head,
     sequence_encoder,
 )
 
@@ -28,7 +28,7 @@ class SequenceOnly(ConfiguredModel):
     history, not the (user, target) pair; it measures what the sequence branch contributes.
     The layers carry MDAF's names (``sequence_encoder``, ``output_mlp``).
 
-    Inputs: the schema's model-input dict. Output: ``{"probability": (B, 1)}``.
+    Inputs: the schema's model-input dict. Outputs: ``{"logit": (B, 1), "probability": (B, 1)}``.
     Reference: Mamba4Rec (Liu et al., arXiv:2403.03900).
     """
 
@@ -44,5 +44,5 @@ class SequenceOnly(ConfiguredModel):
         sequence = sequence_encoder(c, c.pooling)(
             embedded["history"], mask=embedded["history_mask"]
         )
-        probability = output_probability(c, c.output_hidden, sequence)
-        super().__init__(inputs=inputs, outputs={"probability": probability}, config=c, **kwargs)
+        outputs = output_head(c, c.output_hidden, sequence)
+        super().__init__(inputs=inputs, outputs=outputs, config=c, **kwargs)

@@ -9,7 +9,7 @@ from mdaf_tf.models._blocks import (
     ConfiguredModel,
     as_config,
     embedded_inputs,
-    output_probability,
+    output_head,
     static_branch,
 )
 
@@ -27,7 +27,7 @@ class StaticOnly(ConfiguredModel):
     The layers carry MDAF's names (``static_projection``, ``static_dcnv3``, ``output_mlp``),
     so the ablation differs from MDAF only by what it leaves out.
 
-    Inputs: the schema's model-input dict. Output: ``{"probability": (B, 1)}``.
+    Inputs: the schema's model-input dict. Outputs: ``{"logit": (B, 1), "probability": (B, 1)}``.
     Reference: DCNv3 (Li et al., arXiv:2407.13349).
     """
 
@@ -40,5 +40,5 @@ class StaticOnly(ConfiguredModel):
     def __init__(self, config: ModelConfig | dict, **kwargs):
         c = as_config(config)
         inputs, embedded = embedded_inputs(c)
-        probability = output_probability(c, c.output_hidden, static_branch(c, embedded))
-        super().__init__(inputs=inputs, outputs={"probability": probability}, config=c, **kwargs)
+        outputs = output_head(c, c.output_hidden, static_branch(c, embedded))
+        super().__init__(inputs=inputs, outputs=outputs, config=c, **kwargs)

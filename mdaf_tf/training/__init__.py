@@ -1,9 +1,13 @@
 """The training recipe: schedule, optimizer, exact metrics, checkpoints, reports and the runner.
 
 Public API: the learning-rate schedule ``WarmupCosineDecay``, ``build_optimizer`` (AdamW with
-that schedule, the recipe's weight decay and clip-norm), the custom loop's
-callbacks ``EarlyStopping``, ``ProgressBar`` and ``SummaryWriter`` (TensorBoard), the exact
-metrics ``exact_auc``, ``group_auc`` and ``log_loss``, and ``train`` / ``TrainResult``.
+that schedule, the recipe's weight decay and clip-norm), ``ClickTrainer`` (the model ``fit``
+trains: logits, loss from logits) and ``compile_trainer`` (it, compiled with the recipe), the
+Keras callbacks ``ExactEvaluation`` (exact val_auc / val_log_loss / val_gauc in the logs),
+``EpochProgress``, ``GateStatistics``, ``MetricsLogger`` and ``TrainingBackup`` (step-exact
+resume), ``SummaryWriter`` (TensorBoard), the exact metrics ``exact_auc``, ``group_auc`` and
+``log_loss``, ``fill_model_config`` (a ModelConfig's vocabulary sizes from a dataset's
+metadata) and ``train`` / ``TrainResult`` (all of it, from a data directory).
 
 Each name is imported on first access (PEP 562 ``__getattr__``): the command lines import
 submodules such as ``mdaf_tf.training.data_source`` while parsing arguments, and the package
@@ -17,36 +21,53 @@ from typing import TYPE_CHECKING
 from mdaf_tf.lazy import lazy_attributes
 
 if TYPE_CHECKING:  # what the lazy attributes below resolve to (for type checkers and IDEs)
-    from mdaf_tf.training.early_stopping import EarlyStopping
+    from mdaf_tf.training.backup import TrainingBackup
+    from mdaf_tf.training.epoch_progress import EpochProgress
+    from mdaf_tf.training.exact_evaluation import ExactEvaluation
+    from mdaf_tf.training.gate_statistics import GateStatistics
     from mdaf_tf.training.metrics import exact_auc, group_auc, log_loss
+    from mdaf_tf.training.metrics_logger import MetricsLogger
     from mdaf_tf.training.optimizer import build_optimizer
-    from mdaf_tf.training.progress import ProgressBar
-    from mdaf_tf.training.runner import TrainResult, train
+    from mdaf_tf.training.runner import TrainResult, compile_trainer, train
     from mdaf_tf.training.schedule import WarmupCosineDecay
+    from mdaf_tf.training.splits import fill_model_config
     from mdaf_tf.training.tensorboard import SummaryWriter
+    from mdaf_tf.training.trainer import ClickTrainer
 
 # public name -> module, imported on first attribute access.
 _LAZY = {
-    "EarlyStopping": "mdaf_tf.training.early_stopping",
-    "ProgressBar": "mdaf_tf.training.progress",
+    "ClickTrainer": "mdaf_tf.training.trainer",
+    "EpochProgress": "mdaf_tf.training.epoch_progress",
+    "ExactEvaluation": "mdaf_tf.training.exact_evaluation",
+    "GateStatistics": "mdaf_tf.training.gate_statistics",
+    "MetricsLogger": "mdaf_tf.training.metrics_logger",
     "SummaryWriter": "mdaf_tf.training.tensorboard",
     "TrainResult": "mdaf_tf.training.runner",
+    "TrainingBackup": "mdaf_tf.training.backup",
     "WarmupCosineDecay": "mdaf_tf.training.schedule",
     "build_optimizer": "mdaf_tf.training.optimizer",
+    "compile_trainer": "mdaf_tf.training.runner",
     "exact_auc": "mdaf_tf.training.metrics",
+    "fill_model_config": "mdaf_tf.training.splits",
     "group_auc": "mdaf_tf.training.metrics",
     "log_loss": "mdaf_tf.training.metrics",
     "train": "mdaf_tf.training.runner",
 }
 
 __all__ = [
-    "EarlyStopping",
-    "ProgressBar",
+    "ClickTrainer",
+    "EpochProgress",
+    "ExactEvaluation",
+    "GateStatistics",
+    "MetricsLogger",
     "SummaryWriter",
     "TrainResult",
+    "TrainingBackup",
     "WarmupCosineDecay",
     "build_optimizer",
+    "compile_trainer",
     "exact_auc",
+    "fill_model_config",
     "group_auc",
     "log_loss",
     "train",

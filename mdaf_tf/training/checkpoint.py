@@ -6,15 +6,15 @@ Layout under ``RUN/checkpoints/``::
     epoch-0003/optimizer.npz   every optimizer variable (step counter, Adam moments)
     epoch-0003/state.json      completed epochs, early-stopping state, metric history, configs
 
-    interrupted/                   written on Ctrl-C in the middle of an epoch: the same files
-                                   plus partial.npz (the epoch's losses, labels, predictions
-                                   so far); state.json's "step" says how many steps of the
-                                   next epoch are done
+    mid-epoch/                     a backup in the middle of an epoch (every --backup-every,
+                                   and on Ctrl-C): the same files plus partial.npz (the
+                                   metric accumulators: loss, train AUC); state.json's "step"
+                                   says how many steps of the next epoch are done
 
 Each directory is written under a temporary name and renamed when complete, so a kill at any
 moment leaves either the previous checkpoint or the new one, never a partial one. Only the
 latest epoch and the best epoch (whose weights early stopping restores) are kept; the next
-epoch checkpoint replaces ``interrupted/``.
+epoch checkpoint replaces ``mid-epoch/``.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 _EPOCH_DIR = re.compile(r"^epoch-(\d{4})$")
-INTERRUPTED = "interrupted"
+MID_EPOCH = "mid-epoch"
 
 
 class CheckpointError(RuntimeError):
@@ -84,19 +84,19 @@ def _write_dir(tmp: Path, model, optimizer, state: dict) -> None:
         os.fsync(f.fileno())
 
 
-def save_interrupted(checkpoint_dir: Path, model, optimizer, state: dict, arrays: dict) -> Path:
-    """Write ``interrupted/`` (mid-epoch state; ``state["step"]`` steps of epoch
+def save_mid_epoch(checkpoint_dir: Path, model, optimizer, state: dict, arrays: dict) -> Path:
+    """Write ``mid-epoch/`` (mid-epoch state; ``state["step"]`` steps of epoch
     ``state["epoch"] + 1`` done) atomically, replacing an older one."""
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
-    final = checkpoint_dir / INTERRUPTED
-    tmp = checkpoint_dir / f".tmp-{INTERRUPTED}-{os.getpid()}"
+    final = checkpoint_dir / MID_EPOCH
+    tmp = checkpoint_dir / f".tmp-{MID_EPOCH}-{os.getpid()}"
     _write_dir(tmp, model, optimizer, state)
     with open(tmp / "partial.npz", "wb") as f:
         np.savez(f, **arrays)
         f.flush()
         os.fsync(f.fileno())
     if final.exists():
-        old = checkpoint_dir / f".tmp-old-{INTERRUPTED}-{os.getpid()}"
+        old = checkpoint_dir / f".tmp-old-{MID_EPOCH}-{os.getpid()}"
         os.replace(final, old)
         os.replace(tmp, final)
         shutil.rmtree(old, ignore_errors=True)
@@ -106,7 +106,7 @@ def save_interrupted(checkpoint_dir: Path, model, optimizer, state: dict, arrays
 
 
 def read_partial(path: Path) -> dict:
-    """The arrays of an ``interrupted/`` checkpoint ({} for an epoch checkpoint)."""
+    """The arrays of a ``mid-epoch/`` checkpoint ({} for an epoch checkpoint)."""
     if not (path / "partial.npz").is_file():
         return {}
     with np.load(path / "partial.npz") as data:
@@ -126,17 +126,17 @@ def save(checkpoint_dir: Path, epoch: int, model, optimizer, state: dict, keep=(
     for other_epoch, path in epoch_dirs(checkpoint_dir).items():
         if other_epoch not in keep:
             shutil.rmtree(path, ignore_errors=True)
-    shutil.rmtree(checkpoint_dir / INTERRUPTED, ignore_errors=True)
+    shutil.rmtree(checkpoint_dir / MID_EPOCH, ignore_errors=True)
     for leftover in checkpoint_dir.glob(".tmp-*"):
         shutil.rmtree(leftover, ignore_errors=True)
     return final
 
 
 def latest(checkpoint_dir: Path) -> Path | None:
-    """The newest checkpoint: ``interrupted/`` when it is past the last epoch checkpoint."""
+    """The newest checkpoint: ``mid-epoch/`` when it is past the last epoch checkpoint."""
     dirs = epoch_dirs(checkpoint_dir)
     newest = dirs[max(dirs)] if dirs else None
-    interrupted = checkpoint_dir / INTERRUPTED
+    interrupted = checkpoint_dir / MID_EPOCH
     if (interrupted / "state.json").is_file():
         if newest is None or read_state(interrupted)["epoch"] >= max(dirs):
             return interrupted

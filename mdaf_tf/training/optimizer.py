@@ -1,8 +1,10 @@
 """AdamW with the seed's recipe: decoupled weight decay, global clip-norm, warmup + cosine.
 
 Weight decay is not applied to biases and normalisation parameters (every variable with at
-most one dimension: biases, LayerNorm gamma/beta, the Mamba D skip and dt bias) nor to
-embedding tables, unless ``TrainConfig.decay_biases_norms_embeddings`` is true.
+most one dimension: biases, LayerNorm gamma/beta, the Mamba D skip and dt bias), to the Mamba
+state matrix ``A_log`` (mamba-ssm marks ``A_log`` and ``D`` ``_no_weight_decay``: decaying
+``A_log`` towards 0 would pull every state's decay rate towards exp(0) = 1) nor to embedding
+tables, unless ``TrainConfig.decay_biases_norms_embeddings`` is true.
 """
 
 from __future__ import annotations
@@ -13,9 +15,16 @@ from mdaf_tf.config import TrainConfig
 from mdaf_tf.internal_apis import nested_layers
 from mdaf_tf.training.schedule import WarmupCosineDecay
 
+# Variables mamba-ssm excludes from weight decay by name (``_no_weight_decay``).
+MAMBA_NO_DECAY = ("A_log", "D")
+
 
 def is_embedding_variable(variable, embedding_ids: set[int]) -> bool:
     return id(variable) in embedding_ids or "embedding" in variable.path.lower()
+
+
+def is_mamba_no_decay(variable) -> bool:
+    return variable.path.rsplit("/", 1)[-1] in MAMBA_NO_DECAY
 
 
 def no_decay_variables(model: keras.Model) -> list:
@@ -29,7 +38,7 @@ def no_decay_variables(model: keras.Model) -> list:
     return [
         v
         for v in model.trainable_variables
-        if len(v.shape) <= 1 or is_embedding_variable(v, embedding_ids)
+        if len(v.shape) <= 1 or is_embedding_variable(v, embedding_ids) or is_mamba_no_decay(v)
     ]
 
 

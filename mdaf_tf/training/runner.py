@@ -1,15 +1,22 @@
-"""``train``: the one training entry point used by the CLI, the tuner and the comparisons.
+"""``train``: the one training entry point of the CLI, the tuner and the comparisons.
 
-A custom loop (rather than ``Model.fit``) so that every piece of state a resumed run needs is
-explicit: the data order is a function of (seed, epoch), the dropout seed generators are model
-variables, the schedule reads the optimizer's step counter, and all of it is checkpointed after
-every epoch together with the early-stopping state and the metric history.
+It sizes the data, builds the model and a ``ClickTrainer`` around it, compiles it with the
+recipe (AdamW + warmup-cosine, loss from logits with label smoothing, Keras's AUC as the
+train AUC) and calls ``fit`` with the project's callbacks::
+
+    EpochProgress -> ExactEvaluation (val_auc, val_log_loss, val_gauc) -> GateStatistics
+    -> EarlyStopping(val_auc, mode="max", restore_best_weights) -> MetricsLogger
+    -> the caller's callbacks -> TrainingBackup -> [the on_epoch_end hook]
+
+Then it evaluates the restored (best-validation) weights once on test, writes the report
+and plots, and exports. The training data is one dataset holding every remaining epoch in
+turn, epoch e shuffled with ``epoch_seed(seed, e)``, so the order is a function of the seed
+and the epoch whether or not the run was resumed.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
 import platform
 import shutil
 import signal
@@ -28,24 +35,19 @@ from mdaf_tf import data, distribute, schema
 from mdaf_tf.config import ConfigError, ModelConfig, TrainConfig
 from mdaf_tf.data import DataError
 from mdaf_tf.files import write_json_atomic, write_text_atomic
-from mdaf_tf.training import checkpoint, evaluation
-from mdaf_tf.training.early_stopping import EarlyStopping
+from mdaf_tf.training import checkpoint, evaluation, splits
+from mdaf_tf.training.backup import TrainingBackup, TrainingInterrupted
+from mdaf_tf.training.epoch_progress import EpochProgress
+from mdaf_tf.training.exact_evaluation import ExactEvaluation, predict_split
+from mdaf_tf.training.gate_statistics import GateStatistics
+from mdaf_tf.training.metrics_logger import METRICS_COLUMNS, MetricsLogger
 from mdaf_tf.training.optimizer import build_optimizer
-from mdaf_tf.training.progress import ProgressBar
-from mdaf_tf.training.report import SPLIT_LABELS
+from mdaf_tf.training.splits import epoch_seed, fill_model_config
 from mdaf_tf.training.tensorboard import SummaryWriter
+from mdaf_tf.training.trainer import ClickTrainer
 
-METRICS_COLUMNS = (
-    "epoch",
-    "train_loss",
-    "train_auc",
-    "val_auc",
-    "val_log_loss",
-    "val_gauc",
-    "learning_rate",
-    "examples_per_second",
-    "epoch_seconds",
-)
+__all__ = ["METRICS_COLUMNS", "TrainResult", "TrainingInterrupted", "epoch_seed",
+           "fill_model_config", "predict_split", "train"]
 
 
 @dataclasses.dataclass
@@ -72,47 +74,26 @@ class TrainResult:
     test_predictions: evaluation.Predictions | None = None
 
 
-# ----------------------------------------------------------------------------------------
-# Data helpers.
+@dataclasses.dataclass
+class _Plan:
+    """What the data and the configs decide before anything is built."""
 
-
-def split_size(data_dir, meta: dict, split: str) -> int:
-    """Examples in ``split``: from the metadata when it says, else counted from the shards.
-    (With corrupt shards skipped the runner counts the good shards instead.)"""
-    splits = meta.get("splits") or {}
-    entry = splits.get(split)
-    if isinstance(entry, int):
-        return entry
-    if isinstance(entry, dict):
-        for key in ("examples", "num_examples", "count"):
-            if isinstance(entry.get(key), int):
-                return entry[key]
-    files = sorted(str(p) for p in Path(data_dir).glob(f"{split}-*.tfrecord*"))
-    if not files:
-        raise DataError(f"{data_dir}: no {split}-*.tfrecord shards")
-    compression = "GZIP" if files[0].endswith(".gz") else None
-    ds = tf.data.TFRecordDataset(files, compression_type=compression)
-    return int(ds.reduce(np.int64(0), lambda n, _: n + 1).numpy())
-
-
-def fill_model_config(model_config: ModelConfig, meta: dict) -> ModelConfig:
-    vocab = meta.get("vocab_sizes") or {}
-    values = {
-        "max_seq_len": int(meta.get("max_seq_len", model_config.max_seq_len)),
-        "user_vocab_size": int(vocab.get(schema.USER_VOCAB, model_config.user_vocab_size)),
-        "item_vocab_size": int(vocab.get(schema.ITEM_VOCAB, model_config.item_vocab_size)),
-        "cate_vocab_size": int(vocab.get(schema.CATE_VOCAB, model_config.cate_vocab_size)),
-    }
-    return dataclasses.replace(model_config, **values)
-
-
-def epoch_seed(seed: int, epoch: int) -> int:
-    """The training data order of ``epoch`` (1-based) depends only on the seed and the epoch."""
-    return (seed * 1_000_003 + epoch) % (2**31 - 1)
+    data_dir: Path
+    output_dir: Path  # where this process writes (a temporary directory on non-chiefs)
+    meta: dict
+    model_config: ModelConfig
+    sizes: dict
+    skipped: dict
+    batch_size: int
+    steps_per_epoch: int
+    jit_compile: bool
+    strategy: object
+    chief: bool
+    resume_state: dict | None  # state.json of the checkpoint a resumed run continues from
 
 
 # ----------------------------------------------------------------------------------------
-# Model helpers.
+# Helpers used by other modules too.
 
 
 def default_build_model(name: str, config: ModelConfig) -> keras.Model:
@@ -148,38 +129,18 @@ def resolve_jit_compile(setting: str, model_config: ModelConfig) -> bool:
 def library_versions() -> dict:
     import matplotlib
 
-    versions = {
-        "python": platform.python_version(),
-        "tensorflow": tf.__version__,
-        "keras": keras.__version__,
-        "numpy": np.__version__,
-        "matplotlib": matplotlib.__version__,
-    }
+    import mdaf_tf
+
+    versions = {"python": platform.python_version(), "tensorflow": tf.__version__,
+                "keras": keras.__version__, "numpy": np.__version__,
+                "matplotlib": matplotlib.__version__, "mdaf_tf": mdaf_tf.__version__}
     try:
         import keras_rs
 
         versions["keras_rs"] = keras_rs.__version__
     except (ImportError, AttributeError):
         pass
-    import mdaf_tf
-
-    versions["mdaf_tf"] = mdaf_tf.__version__
     return versions
-
-
-def write_metrics_csv(path: Path, history: list[dict]) -> None:
-    lines = [",".join(METRICS_COLUMNS)]
-    for row in history:
-        lines.append(",".join(_csv_value(row.get(c)) for c in METRICS_COLUMNS))
-    write_text_atomic(path, "\n".join(lines) + "\n")
-
-
-def _csv_value(value) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, float):
-        return repr(value)
-    return str(value)
 
 
 def configs_dict(model_config: ModelConfig, train_config: TrainConfig) -> dict:
@@ -191,10 +152,10 @@ def configs_dict(model_config: ModelConfig, train_config: TrainConfig) -> dict:
 
 
 # Fields that may differ between a checkpoint and a resumed run without changing its result.
-_RESUME_FREE_FIELDS = {"strategy"}
+_RESUME_FREE_FIELDS = {"strategy", "backup_every"}
 
 
-def _check_resume_configs(state: dict, model_config: ModelConfig, train_config: TrainConfig):
+def check_resume_configs(state: dict, model_config: ModelConfig, train_config: TrainConfig):
     saved = state.get("configs", {})
     current = configs_dict(model_config, train_config)
     for section in ("model", "train"):
@@ -209,94 +170,8 @@ def _check_resume_configs(state: dict, model_config: ModelConfig, train_config: 
                 )
 
 
-def check_data_shards(data_dir, meta: dict, skip_corrupt: bool, log,
-                      splits=schema.SPLITS) -> tuple[dict, dict]:
-    """Read every shard of ``splits`` once (``--skip-corrupt-shards``). Returns
-    ({split: examples}, {path: reason} of the skipped shards).
-
-    A corrupt or truncated shard is a DataError naming it unless ``skip_corrupt``; a split
-    whose shards hold fewer records than the metadata says (a shard cut at a record
-    boundary) is reported the same way."""
-    sizes, skipped = {}, {}
-    for split in splits:
-        good, bad = data.check_shards(str(data_dir), split)
-        if bad and not skip_corrupt:
-            raise DataError(_corrupt_message(bad))
-        skipped.update(bad)
-        if not good:
-            raise DataError(f"{data_dir}: every {split} shard is corrupt")
-        sizes[split] = sum(good.values())
-        expected = _metadata_count(meta, split)
-        if not bad and expected is not None and sizes[split] != expected:
-            message = (f"{data_dir}: the {split} shards hold {sizes[split]} records but "
-                       f"metadata.json says {expected} (a truncated or replaced shard?)")
-            if not skip_corrupt:
-                raise DataError(message)
-            log(f"warning: {message}")
-    for path, reason in skipped.items():
-        log(f"skipped corrupt shard {path}: {reason}")
-    if skipped:
-        counts = ", ".join(f"{n} {split}" for split, n in sizes.items())
-        log(f"--skip-corrupt-shards: left out {len(skipped)} shard(s); using {counts} examples")
-    return sizes, skipped
-
-
-def split_sizes(data_dir, meta: dict, splits, skip_corrupt_shards: bool, log):
-    """({split: examples}, {path: reason} of skipped shards) for ``splits``; DataError
-    naming the directory when one of them is empty. Only the splits named are opened."""
-    if skip_corrupt_shards:
-        sizes, skipped = check_data_shards(data_dir, meta, True, log, splits)
-    else:
-        skipped = {}
-        for split in splits:
-            data.shard_paths(str(data_dir), split)  # a split without shards fails now
-        try:
-            sizes = {split: split_size(data_dir, meta, split) for split in splits}
-        except tf.errors.DataLossError as e:
-            raise _find_corrupt_shards(data_dir, e, splits) from None
-    if not all(sizes.values()):
-        counts = ", ".join(f"{split} {n}" for split, n in sizes.items())
-        raise DataError(f"{data_dir}: empty split ({counts} examples)")
-    return sizes, skipped
-
-
-def _metadata_count(meta: dict, split: str) -> int | None:
-    entry = (meta.get("splits") or {}).get(split)
-    if isinstance(entry, int):
-        return entry
-    if isinstance(entry, dict):
-        for key in ("examples", "num_examples", "count"):
-            if isinstance(entry.get(key), int):
-                return entry[key]
-    return None
-
-
-def _corrupt_message(bad: dict) -> str:
-    listed = "; ".join(f"{path}: {reason}" for path, reason in bad.items())
-    return (f"corrupt or truncated TFRecord shard(s): {listed} (rebuild the dataset, or pass "
-            "--skip-corrupt-shards to train without them)")
-
-
-def _find_corrupt_shards(data_dir, error, splits=schema.SPLITS) -> DataError:
-    """Turn a DataLossError raised while iterating into a DataError naming the shards."""
-    bad = {}
-    for split in splits:
-        bad.update(data.check_shards(str(data_dir), split)[1])
-    if bad:
-        return DataError(_corrupt_message(bad))
-    return DataError(f"{data_dir}: reading the data failed: {str(error).splitlines()[0][:200]}")
-
-
-class TrainingInterrupted(KeyboardInterrupt):
-    """Ctrl-C: the run stopped after writing ``checkpoint`` (resume with ``--resume``)."""
-
-    def __init__(self, checkpoint_path: Path | None):
-        super().__init__(str(checkpoint_path))
-        self.checkpoint = checkpoint_path
-
-
 class _InterruptFlag:
-    """While active, the first SIGINT only sets ``requested`` (the loop finishes its step and
+    """While active, the first SIGINT only sets ``requested`` (training finishes its step and
     writes a checkpoint); a second SIGINT interrupts at once. Only in the main thread."""
 
     def __init__(self):
@@ -323,100 +198,270 @@ class _InterruptFlag:
 
 
 # ----------------------------------------------------------------------------------------
-# The training loop.
+# Planning: data sizes, batch, steps, strategy, resume.
 
 
-def _make_train_step(model, optimizer, loss_fn, jit_compile: bool):
-    @tf.function(jit_compile=jit_compile, reduce_retracing=True)
-    def train_step(features, labels):
-        with tf.GradientTape() as tape:
-            outputs = model(features, training=True)
-            probability = outputs["probability"]
-            loss = loss_fn(tf.reshape(labels, (-1, 1)), probability)
-            if model.losses:
-                loss = loss + tf.add_n(model.losses)
-        variables = model.trainable_variables
-        gradients = tape.gradient(loss, variables)
-        optimizer.apply_gradients(zip(gradients, variables, strict=True))
-        return loss, probability
-
-    return train_step
+def _resume_state(checkpoint_dir: Path, resume: bool, log) -> dict | None:
+    if not resume:
+        return None
+    latest = checkpoint.latest(checkpoint_dir)
+    if latest is None:
+        log(f"--resume: nothing to resume in {checkpoint_dir}; starting fresh")
+        return None
+    return checkpoint.read_state(latest)
 
 
-def _make_distributed_train_step(strategy, model, optimizer, loss_fn, clipnorm: float,
-                                 global_batch_size: int, jit_compile: bool, element_spec):
-    """One step of ``strategy.run`` over a distributed batch; returns (mean loss over the
-    global batch, this worker's per-replica probabilities and labels).
+def _batch_and_steps(train_config: TrainConfig, n_train: int, strategy, log) -> tuple[int, int]:
+    batch_size = train_config.batch_size
+    if n_train < batch_size:
+        log(f"note: {n_train} training examples < batch size {batch_size}; using one batch")
+        batch_size = n_train
+        if train_config.strategy != "default":
+            replicas = strategy.num_replicas_in_sync
+            batch_size = max(replicas, batch_size - batch_size % replicas)
+    if train_config.strategy != "default":
+        distribute.per_replica_batch_size(batch_size, strategy)  # checks it splits evenly
+    steps = n_train // batch_size
+    if train_config.max_steps_per_epoch > 0:
+        steps = min(steps, train_config.max_steps_per_epoch)
+    return batch_size, steps
 
-    Keras 3 clips gradients per replica before it sums them across replicas, which would
-    make the global clip-norm depend on the replica count. So the gradients are summed
-    here, clipped by their global norm, and divided by the replica count before the
-    optimizer (whose own clipping is off) sums the replicas' identical copies again."""
+
+def _plan(model_config, train_config, data_dir, output_dir, resume, skip_corrupt_shards,
+          evaluate_test, log) -> _Plan:
+    meta = data.load_metadata(data_dir)
+    model_config = fill_model_config(model_config, meta)
+    for name in ("epochs", "batch_size"):
+        if getattr(train_config, name) < 1:
+            raise ConfigError(f"config field '{name}' must be >= 1, "
+                              f"got {getattr(train_config, name)}")
+    config_lib.backup_interval(train_config.backup_every)
+    jit_compile = resolve_jit_compile(train_config.jit_compile, model_config)
+    strategy = distribute.make_strategy(train_config.strategy)
+    chief = distribute.is_chief(strategy)
+    resume_state = _resume_state(output_dir / "checkpoints", resume, log)
+    if resume_state is not None:
+        check_resume_configs(resume_state, model_config, train_config)
+    wanted = schema.SPLITS if evaluate_test else ("train", "val")
+    sizes, skipped = splits.split_sizes(data_dir, meta, wanted, skip_corrupt_shards, log)
+    batch_size, steps = _batch_and_steps(train_config, sizes["train"], strategy, log)
+    write_dir = output_dir if chief else Path(tempfile.mkdtemp(prefix="mdaf-worker-"))
+    if train_config.strategy != "default":
+        per_replica = distribute.per_replica_batch_size(batch_size, strategy)
+        log(f"strategy {train_config.strategy}: {strategy.num_replicas_in_sync} replicas, "
+            f"global batch {batch_size} ({per_replica} per replica)"
+            + ("" if chief else f"; not the chief: writing to {write_dir}"))
+    return _Plan(data_dir, write_dir, meta, model_config, sizes, skipped, batch_size, steps,
+                 jit_compile, strategy, chief, resume_state)
+
+
+def _write_config_json(plan: _Plan, train_config: TrainConfig) -> None:
+    write_json_atomic(plan.output_dir / "config.json", {
+        **configs_dict(plan.model_config, train_config),
+        "seed": train_config.seed,
+        "jit_compile": plan.jit_compile,
+        "data_dir": str(plan.data_dir.resolve()),
+        "data_metadata_sha256": data.metadata_sha256(plan.data_dir),
+        "train_examples": plan.sizes["train"],
+        "val_examples": plan.sizes["val"],
+        "test_examples": plan.sizes.get("test"),
+        "effective_batch_size": plan.batch_size,
+        "steps_per_epoch": plan.steps_per_epoch,
+        "strategy": train_config.strategy,
+        "replicas": plan.strategy.num_replicas_in_sync,
+        "skipped_shards": plan.skipped,
+        "versions": library_versions(),
+    })
+
+
+# ----------------------------------------------------------------------------------------
+# The model, the data and the callbacks.
+
+
+def compile_trainer(click_model, train_config: TrainConfig, steps_per_epoch: int,
+                    jit_compile: bool, strategy=None) -> ClickTrainer:
+    """A ``ClickTrainer`` around ``click_model`` compiled with the recipe: AdamW with the
+    warmup-cosine schedule and weight decay, clip-norm (after the cross-replica sum under a
+    multi-replica ``strategy``), label-smoothed cross-entropy from logits, Keras's AUC
+    named ``auc``. Call ``fit`` inside ``strategy.scope()``.
+
+    The trainer itself is created outside the strategy's scope (the optimizer and metrics
+    inside it): Keras 3.15's ``fit`` then builds it at the first traced step instead of in
+    ``_maybe_symbolic_build``, whose ``strategy.reduce`` over a dict of per-replica
+    features fails under ``MultiWorkerMirroredStrategy`` (keras-team/keras#20585)."""
+    strategy = strategy or tf.distribute.get_strategy()
     replicas = strategy.num_replicas_in_sync
-
-    @tf.function(jit_compile=jit_compile, reduce_retracing=True)
-    def gradients(features, labels):
-        with tf.GradientTape() as tape:
-            outputs = model(features, training=True)
-            probability = outputs["probability"]
-            per_example = loss_fn(tf.reshape(labels, (-1, 1)), probability)
-            loss = tf.nn.compute_average_loss(per_example, global_batch_size=global_batch_size)
-            if model.losses:
-                loss = loss + tf.nn.scale_regularization_loss(tf.add_n(model.losses))
-        return loss, probability, tape.gradient(loss, model.trainable_variables)
-
-    def replica_step(features, labels):
-        loss, probability, grads = gradients(features, labels)
-        # Embedding gradients arrive as IndexedSlices, whose all-reduce concatenates the
-        # replicas' rows; the optimizer's update is dense anyway, so densify first.
-        grads = [tf.convert_to_tensor(g) for g in grads]
-        grads = tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, grads)
-        if clipnorm > 0:
-            grads, _ = tf.clip_by_global_norm(grads, clipnorm)
-        grads = [g / replicas for g in grads]
-        optimizer.apply_gradients(zip(grads, model.trainable_variables, strict=True))
-        return loss, probability
-
-    # A fixed signature: each epoch's new distributed dataset would otherwise retrace.
-    @tf.function(input_signature=list(element_spec))
-    def train_step(features, labels):
-        loss, probability = strategy.run(replica_step, args=(features, labels))
-        return strategy.reduce(tf.distribute.ReduceOp.SUM, loss, axis=None), probability
-
-    return train_step
+    trainer = ClickTrainer(click_model,
+                           cross_replica_clipnorm=train_config.clipnorm if replicas > 1 else 0.0)
+    with strategy.scope():
+        optimizer = build_optimizer(train_config, click_model, steps_per_epoch)
+        if replicas > 1:
+            optimizer.global_clipnorm = None  # clipped after the cross-replica sum instead
+        trainer.compile(
+            optimizer=optimizer,
+            loss=keras.losses.BinaryCrossentropy(from_logits=True,
+                                                 label_smoothing=train_config.label_smoothing),
+            metrics=[keras.metrics.AUC(from_logits=True, num_thresholds=1000, name="auc")],
+            jit_compile=jit_compile,
+        )
+    return trainer
 
 
-def _local_values(strategy, value) -> np.ndarray:
-    parts = strategy.experimental_local_results(value)
-    return np.concatenate([np.asarray(p).reshape(-1) for p in parts])
+def _epoch_data(plan: _Plan, seed: int, epoch: int, batch_size: int, **kwargs):
+    """Epoch ``epoch``'s (1-based) shuffled batches."""
+    return data.make_dataset(plan.data_dir, "train", batch_size, training=True,
+                             seed=epoch_seed(seed, epoch), drop_remainder=True,
+                             exclude=tuple(plan.skipped), **kwargs)
 
 
-def _current_learning_rate(optimizer) -> float:
-    lr = optimizer.learning_rate
-    return float(keras.ops.convert_to_numpy(lr))
+def train_dataset(plan: _Plan, train_config: TrainConfig, first_epoch: int):
+    """Every epoch from ``first_epoch`` (0-based) to the last, one after the other."""
+    steps, epochs = plan.steps_per_epoch, range(first_epoch + 1, train_config.epochs + 1)
+    if train_config.strategy == "default":
+        # exactly `steps` batches an epoch or an error: a split shorter than its metadata
+        # must not end an epoch early and shift every later epoch's data
+        parts = [_epoch_data(plan, train_config.seed, e, plan.batch_size).take(steps)
+                 .apply(tf.data.experimental.assert_cardinality(steps)) for e in epochs]
+        return _concatenate(parts)
+
+    def dataset_fn(context):
+        # Each input pipeline feeds num_replicas / num_pipelines replicas one batch each per
+        # step; repeat() keeps every worker's step count equal with uneven shards.
+        local = context.num_replicas_in_sync // context.num_input_pipelines
+        per_replica = context.get_per_replica_batch_size(plan.batch_size)
+        return _concatenate([
+            _epoch_data(plan, train_config.seed, e, per_replica, repeat=True,
+                        input_context=context).take(steps * local) for e in epochs])
+
+    return plan.strategy.distribute_datasets_from_function(dataset_fn)
 
 
-def predict_split(predict_fn, data_dir, split: str, batch_size: int, *, progress: bool = False,
-                  exclude=(), examples: int | None = None) -> evaluation.Predictions:
-    """One in-order pass of ``predict_fn`` over ``split``, with the user keys (for gAUC)
-    read beside the model inputs; ``examples`` only sizes the progress bar."""
-    dataset = data.make_dataset(data_dir, split, batch_size, training=False, exclude=exclude,
-                                extra_features=(schema.USER_KEY,))
-    steps = math.ceil(examples / batch_size) if examples else None
-    return evaluation.predict_dataset(predict_fn, dataset, batch_size, steps, progress,
-                                      label=f"  {SPLIT_LABELS[split]}")
+def _concatenate(parts):
+    dataset = parts[0]
+    for part in parts[1:]:
+        dataset = dataset.concatenate(part)
+    return dataset
 
 
-def _restored_predictions(read_split, val_predictions, evaluate_test: bool, data_dir, splits):
-    """(validation, test) predictions of the restored weights. Validation is reused from
-    the best epoch when this process ran it (a resumed run recomputes it); test is read
-    here for the first and only time, or not at all without ``evaluate_test``."""
+def _callbacks(plan, train_config, click_model, progress, log, on_epoch_end, user_callbacks,
+               interrupt):
+    """The callback list (order matters: see the module docstring) and the TensorBoard
+    writer to close after training."""
+    writer = SummaryWriter(plan.output_dir / "tensorboard")
+    every_steps, every_seconds = config_lib.backup_interval(train_config.backup_every)
+    exact = ExactEvaluation(click_model, plan.data_dir, batch_size=plan.batch_size,
+                            jit_compile=plan.jit_compile, exclude=tuple(plan.skipped),
+                            examples=plan.sizes["val"], progress=progress)
+    stop = keras.callbacks.EarlyStopping(monitor="val_auc", mode="max", restore_best_weights=True,
+                                         patience=train_config.early_stopping_patience)
+    logger = MetricsLogger(plan.output_dir, writer, log)
+    hooks = [] if on_epoch_end is None else [keras.callbacks.LambdaCallback(
+        on_epoch_end=lambda epoch, logs: on_epoch_end(epoch + 1, logger.history[-1]))]
+    backup = TrainingBackup(plan.output_dir / "checkpoints", every_steps=every_steps,
+                            every_seconds=every_seconds, early_stopping=stop,
+                            metrics_logger=logger, interrupt_requested=lambda: interrupt.requested,
+                            configs=configs_dict(plan.model_config, train_config))
+    # the hook last: the tuner reports an epoch once its checkpoint exists
+    callbacks = [EpochProgress(plan.batch_size, enabled=progress), exact,
+                 GateStatistics(exact, writer), stop, logger, *user_callbacks, backup, *hooks]
+    return callbacks, writer
+
+
+# ----------------------------------------------------------------------------------------
+# Training.
+
+
+def _epochs_to_run(plan: _Plan, train_config: TrainConfig) -> tuple[int, int]:
+    """(first epoch, end epoch) of ``fit`` (0-based, end exclusive); a finished or early-
+    stopped run resumes with nothing to train (fit then only restores the best weights)."""
+    state = plan.resume_state
+    if state is None:
+        return 0, train_config.epochs
+    first = int(state["epoch"])
+    stopped = int((state.get("early_stopping") or {}).get("stopped_epoch", 0)) > 0
+    return first, (first if stopped else max(first, train_config.epochs))
+
+
+def _fit(plan, train_config, trainer, callbacks, interrupt, log) -> None:
+    first, end = _epochs_to_run(plan, train_config)
+    if plan.resume_state is not None:
+        step = plan.resume_state.get("step", 0)
+        where = f", {step} steps of epoch {first + 1}" if step else ""
+        log(f"resumed from {plan.output_dir / 'checkpoints'} (epoch {first} done{where})")
+    dataset = train_dataset(plan, train_config, first) if end > first else _no_training(plan)
     try:
-        if val_predictions is None:
-            val_predictions = read_split("val")
-        return val_predictions, read_split("test") if evaluate_test else None
-    except tf.errors.DataLossError as e:
-        raise _find_corrupt_shards(data_dir, e, splits) from None
+        with interrupt, plan.strategy.scope():
+            trainer.fit(dataset, epochs=end, initial_epoch=first,
+                        steps_per_epoch=plan.steps_per_epoch, callbacks=callbacks, verbose=0,
+                        shuffle=False)  # the dataset is shuffled per epoch
+    except tf.errors.FailedPreconditionError:  # assert_cardinality: a short split
+        bad = data.check_shards(str(plan.data_dir), "train")[1]
+        if bad:
+            raise DataError(splits.corrupt_message(bad)) from None
+        raise DataError(
+            f"{plan.data_dir}: the train split ran out after fewer than {plan.steps_per_epoch} "
+            f"steps of {plan.batch_size}: its shards hold fewer examples than metadata.json "
+            "says (a truncated or replaced shard?)") from None
+
+
+def _no_training(plan: _Plan):
+    """One batch for a ``fit`` that trains no epoch (a finished run resumed): it still builds
+    the trainer and runs ``on_train_begin``/``on_train_end``, which restore the best weights."""
+    return data.make_dataset(plan.data_dir, "val", plan.batch_size).take(1)
+
+
+def _restored_predictions(plan, exact, stop, evaluate_test: bool):
+    """(validation, test) predictions of the restored weights. Validation is reused from
+    the best epoch when this process ran it; test is read here for the first and only time,
+    or not at all without ``evaluate_test``."""
+    if exact.best_predictions is not None and exact.best_epoch == stop.best_epoch:
+        val = exact.best_predictions
+    else:
+        val = exact.evaluate()
+    if not evaluate_test:
+        return val, None
+    test = predict_split(exact.predict_fn, plan.data_dir, "test", plan.batch_size,
+                         progress=exact.progress, exclude=tuple(plan.skipped),
+                         examples=plan.sizes.get("test"))
+    return val, test
+
+
+def _result(plan, train_config, click_model, logger, stop, predictions, parameters):
+    history = logger.history
+    if not history:
+        raise checkpoint.CheckpointError(f"{plan.output_dir}: no epoch was trained")
+    val, test = predictions
+    last = history[-1]
+    return TrainResult(
+        output_dir=plan.output_dir, data_dir=plan.data_dir, model=click_model,
+        model_config=plan.model_config, train_config=train_config, history=history,
+        best_epoch=(stop.best_epoch + 1) if stop.best is not None else last["epoch"],
+        best=val.summary(), final={"auc": last["val_auc"], "log_loss": last["val_log_loss"]},
+        stopped_early=stop.stopped_epoch > 0, parameters=parameters, metadata=plan.meta,
+        val_predictions=val, jit_compile=plan.jit_compile, skipped_shards=plan.skipped,
+        test=None if test is None else test.summary(), test_predictions=test,
+    )
+
+
+def _write_reports(result: TrainResult) -> None:
+    from mdaf_tf.training import plots, report
+
+    write_text_atomic(result.output_dir / "report.md", report.training_report(result))
+    plots.learning_curves(result.history, result.best_epoch,
+                          result.output_dir / "learning_curves.png")
+    if result.val_predictions.gates is not None:
+        plots.gate_histogram(result.val_predictions.gates,
+                             result.output_dir / "gate_histogram.png")
+
+
+def _export(result: TrainResult, plan: _Plan, export_dir, log) -> Path:
+    from mdaf_tf import export
+
+    started = time.perf_counter()
+    path = export.export_model(result.model, plan.model_config, result.train_config.model,
+                               plan.data_dir, export_dir, parameters=result.parameters)
+    log(f"exported to {path} ({time.perf_counter() - started:.0f}s)")
+    return path
 
 
 def train(
@@ -434,335 +479,85 @@ def train(
     log=print,
     skip_corrupt_shards: bool = False,
     evaluate_test: bool = True,
+    callbacks=(),
 ) -> TrainResult:
     """Train ``train_config.model`` on ``data_dir`` with the recipe in ``train_config``.
 
     Writes into ``output_dir``: ``checkpoints/``, ``metrics.csv``, ``tensorboard/``,
     ``config.json`` and (with ``write_reports``) ``report.md`` and the PNG plots. With
-    ``resume`` it continues from the latest checkpoint in ``output_dir`` (CheckpointError when
-    there is none). With ``export_dir`` the best model is exported there for TF Serving.
-    ``on_epoch_end(epoch, row)`` sees each epoch's metrics row (the tuner reports from it).
+    ``resume`` it continues from the latest checkpoint in ``output_dir`` at the step it was
+    written (and starts fresh, saying so, when there is none). With ``export_dir`` the best
+    model is exported there for TF Serving. ``on_epoch_end(epoch, row)`` sees each epoch's
+    metrics row (the tuner reports from it); ``callbacks`` are Keras callbacks added to
+    ``fit``'s (they see ``val_auc``, ``val_log_loss`` and ``val_gauc`` in the epoch logs).
 
     Early stopping and the restored epoch follow validation AUC only. Once the best weights
     are restored, the test split is evaluated once (``TrainResult.test``); with
     ``evaluate_test=False`` (the tuner's trials) the test split is never opened.
 
     ``train_config.strategy`` picks the ``tf.distribute`` strategy (see mdaf_tf.distribute);
-    the global batch is ``batch_size`` whatever the replica count. Under
-    ``multiworker`` only the chief writes into ``output_dir`` and ``export_dir``; the other
-    workers write into a temporary directory (deleted at the end) and, with ``resume``,
-    read the chief's checkpoints from ``output_dir`` (a shared file system).
+    the global batch is ``batch_size`` whatever the replica count. Under ``multiworker`` only
+    the chief writes into ``output_dir`` and ``export_dir``; the other workers write into a
+    temporary directory (deleted at the end) and, with ``resume``, read the chief's
+    checkpoints from ``output_dir`` (a shared file system).
 
-    A corrupt or truncated shard met while reading is a DataError naming it (the shards are
-    then checked one by one to find it). With ``skip_corrupt_shards`` every shard is read
-    once up front and the corrupt ones are left out and reported. Ctrl-C finishes the
-    current step, writes ``checkpoints/interrupted`` and raises TrainingInterrupted; a
-    resumed run continues from that step with the same data order.
+    A corrupt or truncated shard met while reading is a DataError naming it. With
+    ``skip_corrupt_shards`` every shard is read once up front and the corrupt ones are left
+    out and reported. Ctrl-C finishes the current step, writes ``checkpoints/mid-epoch`` and
+    raises TrainingInterrupted.
     """
-    data_dir = Path(data_dir)
-    output_dir = Path(output_dir)
-    build_model = build_model or default_build_model
-    meta = data.load_metadata(data_dir)
-    model_config = fill_model_config(model_config, meta)
-    if train_config.epochs < 1:
-        raise ConfigError(f"config field 'epochs' must be >= 1, got {train_config.epochs}")
-    if train_config.batch_size < 1:
-        raise ConfigError(f"config field 'batch_size' must be >= 1, got {train_config.batch_size}")
-    jit_compile = resolve_jit_compile(train_config.jit_compile, model_config)
-    strategy = distribute.make_strategy(train_config.strategy)
-    distributed = train_config.strategy != "default"
-    chief = distribute.is_chief(strategy)
-    write_dir = output_dir if chief else Path(tempfile.mkdtemp(prefix="mdaf-worker-"))
-
-    checkpoint_dir = output_dir / "checkpoints"
-    resume_from = None
-    if resume:
-        resume_from = checkpoint.latest(checkpoint_dir)
-        if resume_from is None:
-            raise checkpoint.CheckpointError(f"--resume: no checkpoint in {checkpoint_dir}")
-        _check_resume_configs(checkpoint.read_state(resume_from), model_config, train_config)
-
-    if train_config.deterministic:
-        tf.config.experimental.enable_op_determinism()
-    keras.utils.set_random_seed(train_config.seed)
-
-    splits = schema.SPLITS if evaluate_test else ("train", "val")
-    sizes, skipped = split_sizes(data_dir, meta, splits, skip_corrupt_shards, log)
-    n_train, n_val = sizes["train"], sizes["val"]
-    exclude = tuple(skipped)
-    batch_size = train_config.batch_size
-    if n_train < batch_size:
-        log(f"note: {n_train} training examples < batch size {batch_size}; using one batch")
-        batch_size = n_train
-    if distributed:
-        replicas = strategy.num_replicas_in_sync
-        if n_train < train_config.batch_size:
-            batch_size = max(replicas, batch_size - batch_size % replicas)
-        per_replica = distribute.per_replica_batch_size(batch_size, strategy)
-        log(f"strategy {train_config.strategy}: {replicas} replicas, global batch {batch_size}"
-            f" ({per_replica} per replica){'' if chief else '; not the chief: writing to '}"
-            f"{'' if chief else str(write_dir)}")
-    steps_per_epoch = n_train // batch_size
-    if train_config.max_steps_per_epoch > 0:
-        steps_per_epoch = min(steps_per_epoch, train_config.max_steps_per_epoch)
-
-    with strategy.scope():
-        model = build_model(train_config.model, model_config)
-        optimizer = build_optimizer(train_config, model, steps_per_epoch)
-    if distributed:
-        optimizer.global_clipnorm = None  # clipped after the cross-replica sum instead
-        loss_fn = keras.losses.BinaryCrossentropy(
-            label_smoothing=train_config.label_smoothing, reduction=None
-        )
-        train_step = None  # made with the first distributed dataset's element spec
-    else:
-        loss_fn = keras.losses.BinaryCrossentropy(label_smoothing=train_config.label_smoothing)
-        train_step = _make_train_step(model, optimizer, loss_fn, jit_compile)
-    predict_fn = evaluation.make_predict_fn(model, jit_compile)
-    parameters = count_parameters(model)
-
-    output_dir = write_dir
-    checkpoint_dir = output_dir / "checkpoints"
-    output_dir.mkdir(parents=True, exist_ok=True)
-    stopper = EarlyStopping(patience=train_config.early_stopping_patience)
-    history: list[dict] = []
-    start_epoch = 0
-    start_step = 0
-    partial: dict = {}
-    if resume_from is not None:
-        state = checkpoint.restore(resume_from, model, optimizer)
-        start_epoch = state["epoch"]
-        start_step = int(state.get("step", 0))
-        partial = checkpoint.read_partial(resume_from)
-        stopper = EarlyStopping.from_state(state["early_stopping"])
-        history = state["history"]
-        where = f", {start_step} steps of epoch {start_epoch + 1}" if start_step else ""
-        log(f"resumed from {resume_from} (epoch {start_epoch} done{where})")
-    else:
-        for stale in ("checkpoints", "tensorboard"):
-            shutil.rmtree(output_dir / stale, ignore_errors=True)
-
-    write_json_atomic(
-        output_dir / "config.json",
-        {
-            **configs_dict(model_config, train_config),
-            "seed": train_config.seed,
-            "jit_compile": jit_compile,
-            "data_dir": str(data_dir.resolve()),
-            "data_metadata_sha256": data.metadata_sha256(data_dir),
-            "train_examples": n_train,
-            "val_examples": n_val,
-            "test_examples": sizes.get("test"),
-            "effective_batch_size": batch_size,
-            "steps_per_epoch": steps_per_epoch,
-            "strategy": train_config.strategy,
-            "replicas": strategy.num_replicas_in_sync,
-            "skipped_shards": skipped,
-            "versions": library_versions(),
-        },
-    )
-    writer = SummaryWriter(output_dir / "tensorboard")
-    best_predictions = None
-    summary = None
-
-    def state_dict(epochs_done: int, step: int = 0) -> dict:
-        state = {
-            "epoch": epochs_done,
-            "early_stopping": stopper.state(),
-            "history": history,
-            "configs": configs_dict(model_config, train_config),
-        }
-        if step:
-            state["step"] = step
-        return state
-
-    def read_split(split: str) -> evaluation.Predictions:
-        return predict_split(predict_fn, data_dir, split, batch_size, progress=progress,
-                             exclude=exclude, examples=sizes.get(split))
-
-    def train_batches(epoch: int, skip_steps: int):
-        seed = epoch_seed(train_config.seed, epoch)
-        if not distributed:
-            dataset = data.make_dataset(
-                data_dir, "train", batch_size, training=True, seed=seed,
-                drop_remainder=True, exclude=exclude,
-            ).take(steps_per_epoch)
-            return iter(dataset.skip(skip_steps) if skip_steps else dataset)
-
-        def dataset_fn(context):
-            # Each input pipeline feeds num_replicas / num_pipelines replicas one batch each
-            # per step; repeat() keeps every worker's step count equal with uneven shards.
-            local = context.num_replicas_in_sync // context.num_input_pipelines
-            per_replica = context.get_per_replica_batch_size(batch_size)
-            dataset = data.make_dataset(
-                data_dir, "train", per_replica, training=True, seed=seed, repeat=True,
-                drop_remainder=True, input_context=context, exclude=exclude,
-            )
-            return dataset.take(steps_per_epoch * local).skip(skip_steps * local)
-
-        nonlocal train_step
-        dataset = strategy.distribute_datasets_from_function(dataset_fn)
-        if train_step is None:
-            train_step = _make_distributed_train_step(
-                strategy, model, optimizer, loss_fn, train_config.clipnorm, batch_size,
-                jit_compile, dataset.element_spec,
-            )
-        return iter(dataset)
-
-    epoch = start_epoch
-    done = stopper.stopped or start_epoch >= train_config.epochs
+    data_dir, output_dir = Path(data_dir), Path(output_dir)
+    plan = _plan(model_config, train_config, data_dir, output_dir, resume,
+                 skip_corrupt_shards, evaluate_test, log)
+    click_model, trainer = _build(plan, train_config, build_model or default_build_model)
     interrupt = _InterruptFlag()
+    all_callbacks, writer = _callbacks(plan, train_config, click_model, progress, log,
+                                       on_epoch_end, list(callbacks), interrupt)
+    exact, stop, logger = all_callbacks[1], all_callbacks[3], all_callbacks[4]
     try:
-        with interrupt:
-            while not done:
-                epoch += 1
-                bar = ProgressBar(
-                    f"epoch {epoch}/{train_config.epochs}", steps_per_epoch, enabled=progress
-                )
-                losses = list(partial.get("losses", np.zeros(0)).tolist())
-                train_labels = [partial["labels"]] if "labels" in partial else []
-                train_probs = [partial["probabilities"]] if "probabilities" in partial else []
-                step = start_step
-                batches = train_batches(epoch, start_step)
-                start_step, partial = 0, {}
-                while step < steps_per_epoch:
-                    try:
-                        features, labels = next(batches)
-                    except StopIteration:
-                        bad = data.check_shards(str(data_dir), "train")[1]
-                        if bad:
-                            raise DataError(_corrupt_message(bad)) from None
-                        raise DataError(
-                            f"{data_dir}: the train split ran out after {step} of "
-                            f"{steps_per_epoch} steps of {batch_size}: its shards hold fewer "
-                            "examples than metadata.json says (a truncated or replaced shard?)"
-                        ) from None
-                    loss, probability = train_step(features, labels)
-                    step += 1
-                    losses.append(float(loss))
-                    if distributed:
-                        train_labels.append(_local_values(strategy, labels))
-                        train_probs.append(_local_values(strategy, probability))
-                    else:
-                        train_labels.append(labels.numpy().reshape(-1))
-                        train_probs.append(probability.numpy().reshape(-1))
-                    bar.update(int(train_labels[-1].shape[0]), loss=losses[-1])
-                    if interrupt.requested and step < steps_per_epoch:
-                        bar.close(loss=float(np.mean(losses)))
-                        saved = checkpoint.save_interrupted(
-                            checkpoint_dir, model, optimizer, state_dict(epoch - 1, step),
-                            {"losses": np.asarray(losses, np.float64),
-                             "labels": np.concatenate(train_labels),
-                             "probabilities": np.concatenate(train_probs)},
-                        )
-                        raise TrainingInterrupted(saved)
-                bar.close(loss=float(np.mean(losses)) if losses else float("nan"))
-                train_seconds = bar.elapsed
-                examples_per_second = bar.examples_per_second
-
-                predictions = read_split("val")
-                summary = predictions.summary()
-                row = {
-                    "epoch": epoch,
-                    "train_loss": float(np.mean(losses)),
-                    "train_auc": _exact_auc(train_labels, train_probs),
-                    "val_auc": summary["auc"],
-                    "val_log_loss": summary["log_loss"],
-                    "val_gauc": summary["gauc"],
-                    "learning_rate": _current_learning_rate(optimizer),
-                    "examples_per_second": examples_per_second,
-                    "epoch_seconds": train_seconds,
-                }
-                history.append(row)
-                if stopper.update(epoch, summary["auc"]):
-                    best_predictions = predictions
-                log(
-                    f"epoch {epoch}: train_loss {row['train_loss']:.4f} "
-                    f"train_auc {row['train_auc']:.4f} val_auc {row['val_auc']:.4f} "
-                    f"val_log_loss {row['val_log_loss']:.4f} val_gauc {row['val_gauc']:.4f} "
-                    f"lr {row['learning_rate']:.3g} "
-                    f"{examples_per_second:.0f} examples/s"
-                )
-                writer.scalars(epoch, {k: row[k] for k in METRICS_COLUMNS[1:]})
-                if predictions.gates is not None:
-                    writer.histogram(epoch, "val_gate", predictions.gates)
-                write_metrics_csv(output_dir / "metrics.csv", history)
-                saved = checkpoint.save(
-                    checkpoint_dir, epoch, model, optimizer, state_dict(epoch),
-                    keep={stopper.best_epoch},
-                )
-                if on_epoch_end is not None:
-                    on_epoch_end(epoch, row)
-                done = stopper.stopped or epoch >= train_config.epochs
-                if stopper.stopped:
-                    log(
-                        f"early stopping: no val_auc improvement for {stopper.wait} epochs; "
-                        f"restoring epoch {stopper.best_epoch}"
-                    )
-                if interrupt.requested and not done:
-                    raise TrainingInterrupted(saved)
+        _fit(plan, train_config, trainer, all_callbacks, interrupt, log)
+        predictions = _restored_predictions(plan, exact, stop, evaluate_test)
     except tf.errors.DataLossError as e:
-        raise _find_corrupt_shards(data_dir, e, splits) from None
-    writer.close()
-    write_metrics_csv(output_dir / "metrics.csv", history)
-
-    best_dir = checkpoint.epoch_dirs(checkpoint_dir).get(stopper.best_epoch)
-    if best_dir is None:
-        raise checkpoint.CheckpointError(f"best epoch {stopper.best_epoch} checkpoint is missing")
-    checkpoint.load_model_weights(best_dir, model)
-    best_predictions, test_predictions = _restored_predictions(
-        read_split, best_predictions, evaluate_test, data_dir, splits)
-    test = test_predictions.summary() if test_predictions is not None else None
-    if test is not None:
-        log(f"test (best epoch {stopper.best_epoch}, selected on validation AUC): auc "
-            f"{test['auc']:.4f} gauc {test['gauc']:.4f} log_loss {test['log_loss']:.4f}")
-    last = history[-1]
-    result = TrainResult(
-        output_dir=output_dir,
-        skipped_shards=skipped,
-        data_dir=data_dir,
-        model=model,
-        model_config=model_config,
-        train_config=train_config,
-        history=history,
-        best_epoch=stopper.best_epoch,
-        best=best_predictions.summary(),
-        final={"auc": last["val_auc"], "log_loss": last["val_log_loss"]},
-        stopped_early=stopper.stopped,
-        parameters=parameters,
-        metadata=meta,
-        val_predictions=best_predictions,
-        jit_compile=jit_compile,
-        test=test,
-        test_predictions=test_predictions,
-    )
+        wanted = schema.SPLITS if evaluate_test else ("train", "val")
+        raise splits.find_corrupt_shards(data_dir, e, wanted) from None
+    finally:
+        writer.close()
+    result = _result(plan, train_config, click_model, logger, stop, predictions,
+                     count_parameters(click_model))
+    _report(result, stop, log)
     if write_reports:
-        from mdaf_tf.training import plots, report
-
-        write_text_atomic(output_dir / "report.md", report.training_report(result))
-        plots.learning_curves(history, stopper.best_epoch, output_dir / "learning_curves.png")
-        if best_predictions.gates is not None:
-            plots.gate_histogram(best_predictions.gates, output_dir / "gate_histogram.png")
+        _write_reports(result)
     if export_dir is not None:
-        from mdaf_tf import export
-
-        if not chief:
-            export_dir = write_dir / "export"
-        started = time.perf_counter()
-        result.export_path = export.export_model(
-            model, model_config, train_config.model, data_dir, export_dir,
-            parameters=parameters,
-        )
-        log(f"exported to {result.export_path} ({time.perf_counter() - started:.0f}s)")
-    if not chief:
-        shutil.rmtree(write_dir, ignore_errors=True)
+        result.export_path = _export(result, plan, export_dir if plan.chief
+                                     else plan.output_dir / "export", log)
+    if not plan.chief:
+        shutil.rmtree(plan.output_dir, ignore_errors=True)
         result.export_path = None
     return result
 
 
-def _exact_auc(label_parts, prob_parts) -> float:
-    from mdaf_tf.training.metrics import exact_auc
+def _build(plan: _Plan, train_config: TrainConfig, build_model):
+    """(click model, compiled trainer), seeded; the run directory started (config.json)."""
+    if train_config.deterministic:
+        tf.config.experimental.enable_op_determinism()
+    keras.utils.set_random_seed(train_config.seed)
+    with plan.strategy.scope():
+        click_model = build_model(train_config.model, plan.model_config)
+    trainer = compile_trainer(click_model, train_config, plan.steps_per_epoch,
+                              plan.jit_compile, plan.strategy)
+    if plan.resume_state is None:
+        for stale in ("checkpoints", "tensorboard"):
+            shutil.rmtree(plan.output_dir / stale, ignore_errors=True)
+    plan.output_dir.mkdir(parents=True, exist_ok=True)
+    _write_config_json(plan, train_config)
+    return click_model, trainer
 
-    if not label_parts:
-        return float("nan")
-    return exact_auc(np.concatenate(label_parts), np.concatenate(prob_parts))
+
+def _report(result: TrainResult, stop, log) -> None:
+    if stop.stopped_epoch > 0:
+        log(f"early stopping: no val_auc improvement for {stop.patience} epochs; "
+            f"restored epoch {result.best_epoch}")
+    if result.test is not None:
+        log(f"test (best epoch {result.best_epoch}, selected on validation AUC): auc "
+            f"{result.test['auc']:.4f} gauc {result.test['gauc']:.4f} log_loss "
+            f"{result.test['log_loss']:.4f}")

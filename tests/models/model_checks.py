@@ -21,8 +21,10 @@ def assert_keras_round_trip(model, cls, batch, tmp_path):
     assert restored.config == model.config
     expected = predict(model, batch)
     actual = predict(restored, batch)
-    assert set(actual) == set(expected) == {"probability"}
+    assert set(actual) == set(expected) == {"logit", "probability"}
     np.testing.assert_array_equal(actual["probability"], expected["probability"])
+    np.testing.assert_allclose(expected["probability"], 1 / (1 + np.exp(-expected["logit"])),
+                               rtol=1e-5, atol=1e-7)
     assert expected["probability"].shape == (len(batch[schema.USER_ID]), 1)
     clone = cls.from_config(model.get_config())
     assert clone.config == model.config

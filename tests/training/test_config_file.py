@@ -96,3 +96,20 @@ def test_help_text_of_the_synthetic_preset_is_derived_from_it(monkeypatch):
         "batch 64, learning rate 0.01 and 7 epochs (2 of warmup)")
     assert data_source.describe_preset(with_epochs=False) == (
         "batch 64, learning rate 0.01 and 2 warmup epoch(s)")
+
+
+@pytest.mark.parametrize("text, expected", [("500", (500, 0.0)), ("0", (0, 0.0)),
+                                            ("30s", (0, 30.0)), ("10m", (0, 600.0)),
+                                            ("1.5h", (0, 5400.0))])
+def test_backup_every_is_steps_or_a_duration(text, expected):
+    from mdaf_tf.config import backup_interval
+
+    assert backup_interval(text) == expected
+
+
+@pytest.mark.parametrize("text", ["ten", "-5", "5d", "", "m"])
+def test_backup_every_rejects_anything_else_naming_the_field(text):
+    from mdaf_tf.config import ConfigError, backup_interval
+
+    with pytest.raises(ConfigError, match="backup_every"):
+        backup_interval(text)

@@ -52,3 +52,25 @@ def test_global_clipnorm_and_betas_from_config():
     optimizer = build_optimizer(TrainConfig(clipnorm=1.0, beta_1=0.8, beta_2=0.99), model, 10)
     assert optimizer.global_clipnorm == pytest.approx(1.0)
     assert optimizer.beta_1 == pytest.approx(0.8) and optimizer.beta_2 == pytest.approx(0.99)
+
+
+def test_mamba_a_log_and_d_are_not_decayed_but_its_kernels_are():
+    # mamba-ssm's Mamba marks A_log and D `_no_weight_decay`; the projections decay.
+    from mdaf_tf.layers import MambaBlock
+
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((5, 8))
+    model = keras.Model(inputs, MambaBlock(d_model=8, d_state=4, name="mamba")(inputs))
+    excluded = {v.path.rsplit("/", 1)[-1] for v in no_decay_variables(model)}
+    assert {"A_log", "D"} <= excluded
+    assert not {"in_proj_kernel", "x_proj_kernel", "out_proj_kernel"} & excluded
+    train = TrainConfig(epochs=1, learning_rate=0.1, weight_decay=0.5, warmup_epochs=0)
+    optimizer = build_optimizer(train, model, steps_per_epoch=1)
+    before = {v.path: np.array(v.numpy()) for v in model.trainable_variables}
+    optimizer.apply_gradients(zip([np.zeros(v.shape, "float32") for v in
+                                   model.trainable_variables], model.trainable_variables,
+                                  strict=True))
+    for v in model.trainable_variables:
+        name = v.path.rsplit("/", 1)[-1]
+        factor = 1.0 if name in excluded else 1 - 0.1 * 0.5
+        np.testing.assert_allclose(v.numpy(), before[v.path] * factor, rtol=1e-6)

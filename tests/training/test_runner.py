@@ -2,6 +2,7 @@ import csv
 import json
 import shutil
 
+import keras
 import numpy as np
 import pytest
 from tiny_run import SplitSpy, plain_gauc, tiny_model, write_dataset
@@ -181,34 +182,35 @@ def _history_close(a, b, tol=1e-4):
             assert row_a[key] == pytest.approx(row_b[key], abs=tol), key
 
 
-def test_resume_after_a_kill_in_epoch_3_matches_an_uninterrupted_run(dataset, tmp_path,
-                                                                     monkeypatch):
-    train = dataclasses_replace(TRAIN, epochs=4, deterministic=True)
-    reference = run(dataset, tmp_path / "reference", train)
+class Killed(Exception):
+    """Stands in for SIGKILL: nothing after it runs (tests/test_faults.py sends real ones)."""
 
-    class Killed(Exception):
-        pass
 
-    real_make_dataset = data.make_dataset
-    kill_seed = runner.epoch_seed(train.seed, 3)
+class KillAt(keras.callbacks.Callback):
+    """Raises Killed after step ``step`` (1-based) of epoch ``epoch`` (1-based)."""
 
-    def dying_make_dataset(*args, **kwargs):
-        ds = real_make_dataset(*args, **kwargs)
-        if kwargs.get("training") and kwargs.get("seed") == kill_seed:
-            def generator():
-                for i, batch in enumerate(ds):
-                    if i == 2:
-                        raise Killed()
-                    yield batch
-            return _IterableDataset(generator)
-        return ds
+    def __init__(self, epoch, step):
+        super().__init__()
+        self.epoch, self.step, self.current = epoch, step, 0
 
-    monkeypatch.setattr(data, "make_dataset", dying_make_dataset)
-    with pytest.raises(Killed):
-        run(dataset, tmp_path / "killed", train)
-    assert checkpoint.latest(tmp_path / "killed" / "checkpoints").name == "epoch-0002"
-    monkeypatch.setattr(data, "make_dataset", real_make_dataset)
-    resumed = run(dataset, tmp_path / "killed", train, resume=True)
+    def on_epoch_begin(self, epoch, logs=None):
+        self.current = epoch + 1
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.current == self.epoch and batch + 1 == self.step:
+            raise Killed()
+
+
+class CountTrainedSteps(keras.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.trained = 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.trained += not self.model.last_step_skipped
+
+
+def _same_run(resumed, reference):
     _history_close(resumed.history, reference.history)
     assert resumed.best_epoch == reference.best_epoch
     assert resumed.test["auc"] == pytest.approx(reference.test["auc"], abs=1e-4)
@@ -217,17 +219,49 @@ def test_resume_after_a_kill_in_epoch_3_matches_an_uninterrupted_run(dataset, tm
         np.testing.assert_allclose(got, want, atol=1e-5)
 
 
-class _IterableDataset:
-    """Just enough of tf.data.Dataset for the training loop: take() and iteration."""
+def test_kill_in_the_middle_of_epoch_3_loses_only_the_steps_since_the_last_backup(
+        dataset, tmp_path):
+    # 6 steps an epoch; a backup every 2 steps; killed after step 5 of epoch 3.
+    train = dataclasses_replace(TRAIN, epochs=4, deterministic=True, backup_every="2")
+    counter = CountTrainedSteps()
+    reference = run(dataset, tmp_path / "reference", train, callbacks=[counter])
+    assert counter.trained == 4 * 6
+    first = CountTrainedSteps()
+    with pytest.raises(Killed):
+        run(dataset, tmp_path / "killed", train, callbacks=[first, KillAt(3, 5)])
+    latest = checkpoint.latest(tmp_path / "killed" / "checkpoints")
+    assert latest.name == "mid-epoch"
+    assert checkpoint.read_state(latest)["epoch"] == 2
+    assert checkpoint.read_state(latest)["step"] == 4
+    second = CountTrainedSteps()
+    resumed = run(dataset, tmp_path / "killed", train, resume=True, callbacks=[second])
+    # Trained twice: only step 5 of epoch 3 (after the backup at step 4).
+    assert first.trained + second.trained - 4 * 6 == 1
+    _same_run(resumed, reference)
 
-    def __init__(self, generator):
-        self.generator = generator
 
-    def take(self, _):
-        return self
+def test_kill_before_the_first_backup_then_resume_trains_to_the_end(dataset, tmp_path):
+    train = dataclasses_replace(TRAIN, epochs=2, deterministic=True, backup_every="0")
+    reference = run(dataset, tmp_path / "reference", train)
+    with pytest.raises(Killed):
+        run(dataset, tmp_path / "killed", train, callbacks=[KillAt(1, 3)])
+    assert checkpoint.latest(tmp_path / "killed" / "checkpoints") is None
+    lines = []
+    resumed = runner.train(MODEL, train, dataset, tmp_path / "killed", resume=True,
+                           build_model=tracked_model, progress=False, log=lines.append)
+    assert any("nothing to resume" in line and "starting fresh" in line for line in lines)
+    _same_run(resumed, reference)
 
-    def __iter__(self):
-        return self.generator()
+
+def test_a_user_callback_sees_the_exact_validation_figures_every_epoch(dataset, tmp_path):
+    seen = []
+    callback = keras.callbacks.LambdaCallback(
+        on_epoch_end=lambda epoch, logs: seen.append(
+            (epoch, logs["val_auc"], logs["val_log_loss"], logs["val_gauc"])))
+    result = run(dataset, tmp_path / "run", callbacks=[callback])
+    assert [e for e, *_ in seen] == [0, 1, 2]
+    for (_, auc, loss, gauc), row in zip(seen, result.history, strict=True):
+        assert (auc, loss, gauc) == (row["val_auc"], row["val_log_loss"], row["val_gauc"])
 
 
 def test_xla_and_non_xla_training_agree(dataset, tmp_path):
@@ -243,8 +277,6 @@ def test_xla_and_non_xla_training_agree(dataset, tmp_path):
 
 
 def test_resume_errors(dataset, tmp_path):
-    with pytest.raises(checkpoint.CheckpointError, match="no checkpoint"):
-        run(dataset, tmp_path / "empty", resume=True)
     run(dataset, tmp_path / "run", dataclasses_replace(TRAIN, epochs=1))
     with pytest.raises(checkpoint.CheckpointError, match="learning_rate"):
         run(dataset, tmp_path / "run", dataclasses_replace(TRAIN, epochs=1, learning_rate=0.5),

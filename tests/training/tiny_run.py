@@ -163,11 +163,12 @@ def tiny_model(name: str, config) -> keras.Model:
     fused = gate * static + (1.0 - gate) * sequence
     fused = keras.layers.LayerNormalization(name="norm")(fused)
     fused = keras.layers.Dropout(config.dropout, name="dropout")(fused)
-    probability = keras.layers.Dense(1, activation="sigmoid", name="head")(fused)
+    logit = keras.layers.Dense(1, name="head")(fused)
     return keras.Model(
         inputs,
         {
-            "probability": keras.layers.Identity(name="probability")(probability),
+            "logit": keras.layers.Identity(name="logit")(logit),
+            "probability": keras.layers.Activation("sigmoid", name="probability")(logit),
             "gate": keras.layers.Identity(name="gate")(gate),
         },
         name=name,
