@@ -10,7 +10,8 @@ decay, global clip-norm and the warmup-cosine schedule, label-smoothed binary cr
 from logits, Keras's AUC metric, dropout on), fed in-memory random ids so that input reading
 is not measured. In the same run, a hand-written ``tf.function`` step (the custom loop the
 runner used before ``fit``: forward, the same loss, gradients, the same optimizer) is timed on
-a second copy of the model, so ``fit_over_custom_loop`` says what ``fit`` costs.
+a second copy of the model, before and after ``fit`` (the machine drifts over minutes), so
+``fit_over_custom_loop`` says what ``fit`` costs.
 ``jit_compile`` is resolved as the runner does unless ``--jit-compile`` says otherwise.
 
 Reported: the first step's seconds (tracing, compilation and the op library's build
@@ -68,6 +69,8 @@ def run(args) -> dict:
     trainer = runner.compile_trainer(model, train_config, 1000, jit)
     optimizer = trainer.optimizer
     first_step_s, times = time_fit(trainer, features, labels, args.steps)
+    # The loop again after fit, so that drift over the run falls on both paths.
+    loop_times += common.time_calls(lambda: float(step(features, labels)), args.steps)
     breakdown = step_breakdown(model, optimizer, features, config, jit) if args.breakdown else {}
     matmul_after = common.matmul_gflops(args.matmul_size, args.matmul_repeats)
 
