@@ -4,10 +4,11 @@ Public API: the learning-rate schedule ``WarmupCosineDecay``, ``build_optimizer`
 that schedule, the recipe's weight decay and clip-norm), ``ClickTrainer`` (the model ``fit``
 trains: logits, loss from logits) and ``compile_trainer`` (it, compiled with the recipe), the
 Keras callbacks ``ExactEvaluation`` (exact val_auc / val_log_loss / val_gauc in the logs),
-``EpochProgress``, ``GateStatistics``, ``MetricsLogger`` and ``TrainingBackup`` (step-exact
-resume), ``SummaryWriter`` (TensorBoard), the exact metrics ``exact_auc``, ``group_auc`` and
-``log_loss``, ``fill_model_config`` (a ModelConfig's vocabulary sizes from a dataset's
-metadata) and ``train`` / ``TrainResult`` (all of it, from a data directory).
+``EpochProgress``, ``GateStatistics``, ``MetricsLogger``, ``RunReport`` (test figures, report
+and plots when training ends) and ``TrainingBackup`` (step-exact resume), ``SummaryWriter``
+(TensorBoard), the exact metrics ``exact_auc``, ``group_auc`` and ``log_loss``,
+``fill_model_config`` (a ModelConfig's vocabulary sizes from a dataset's metadata) and
+``train`` / ``TrainResult`` (all of it, from a data directory).
 
 Each name is imported on first access (PEP 562 ``__getattr__``): the command lines import
 submodules such as ``mdaf_tf.training.data_source`` while parsing arguments, and the package
@@ -28,7 +29,9 @@ if TYPE_CHECKING:  # what the lazy attributes below resolve to (for type checker
     from mdaf_tf.training.metrics import exact_auc, group_auc, log_loss
     from mdaf_tf.training.metrics_logger import MetricsLogger
     from mdaf_tf.training.optimizer import build_optimizer
-    from mdaf_tf.training.runner import TrainResult, compile_trainer, train
+    from mdaf_tf.training.result import TrainResult
+    from mdaf_tf.training.run_report import RunReport
+    from mdaf_tf.training.runner import compile_trainer, train
     from mdaf_tf.training.schedule import WarmupCosineDecay
     from mdaf_tf.training.splits import fill_model_config
     from mdaf_tf.training.tensorboard import SummaryWriter
@@ -42,7 +45,8 @@ _LAZY = {
     "GateStatistics": "mdaf_tf.training.gate_statistics",
     "MetricsLogger": "mdaf_tf.training.metrics_logger",
     "SummaryWriter": "mdaf_tf.training.tensorboard",
-    "TrainResult": "mdaf_tf.training.runner",
+    "RunReport": "mdaf_tf.training.run_report",
+    "TrainResult": "mdaf_tf.training.result",
     "TrainingBackup": "mdaf_tf.training.backup",
     "WarmupCosineDecay": "mdaf_tf.training.schedule",
     "build_optimizer": "mdaf_tf.training.optimizer",
@@ -61,6 +65,7 @@ __all__ = [
     "GateStatistics",
     "MetricsLogger",
     "SummaryWriter",
+    "RunReport",
     "TrainResult",
     "TrainingBackup",
     "WarmupCosineDecay",

@@ -6,17 +6,20 @@ train AUC) and calls ``fit`` with the project's callbacks::
 
     EpochProgress -> ExactEvaluation (val_auc, val_log_loss, val_gauc) -> GateStatistics
     -> EarlyStopping(val_auc, mode="max", restore_best_weights) -> MetricsLogger
-    -> the caller's callbacks -> TrainingBackup -> [the on_epoch_end hook]
+    -> RunReport -> the caller's callbacks -> TrainingBackup -> [the on_epoch_end hook]
 
-Then it evaluates the restored (best-validation) weights once on test, writes the report
-and plots, and exports. The training data is one dataset holding every remaining epoch in
-turn, epoch e shuffled with ``epoch_seed(seed, e)``, so the order is a function of the seed
-and the epoch whether or not the run was resumed.
+``RunReport`` ends the run when ``fit`` does: it evaluates the restored (best-validation)
+weights once on test and writes the report and plots. Then the runner exports.
+
+The training data is one dataset holding every remaining epoch in turn, epoch e shuffled with
+``epoch_seed(seed, e)``, so the order is a function of the seed and the epoch whether or not
+the run was resumed.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import platform
 import shutil
 import signal
@@ -34,44 +37,22 @@ from mdaf_tf import config as config_lib
 from mdaf_tf import data, distribute, schema
 from mdaf_tf.config import ConfigError, ModelConfig, TrainConfig
 from mdaf_tf.data import DataError
-from mdaf_tf.files import write_json_atomic, write_text_atomic
-from mdaf_tf.training import checkpoint, evaluation, splits
+from mdaf_tf.files import write_json_atomic
+from mdaf_tf.training import checkpoint, splits
 from mdaf_tf.training.backup import TrainingBackup, TrainingInterrupted
 from mdaf_tf.training.epoch_progress import EpochProgress
 from mdaf_tf.training.exact_evaluation import ExactEvaluation, predict_split
 from mdaf_tf.training.gate_statistics import GateStatistics
 from mdaf_tf.training.metrics_logger import METRICS_COLUMNS, MetricsLogger
 from mdaf_tf.training.optimizer import build_optimizer
+from mdaf_tf.training.result import TrainResult
+from mdaf_tf.training.run_report import RunReport
 from mdaf_tf.training.splits import epoch_seed, fill_model_config
 from mdaf_tf.training.tensorboard import SummaryWriter
 from mdaf_tf.training.trainer import ClickTrainer
 
 __all__ = ["METRICS_COLUMNS", "TrainResult", "TrainingInterrupted", "epoch_seed",
            "fill_model_config", "predict_split", "train"]
-
-
-@dataclasses.dataclass
-class TrainResult:
-    output_dir: Path
-    data_dir: Path
-    model: keras.Model  # with the best epoch's weights restored
-    model_config: ModelConfig  # vocabulary sizes filled in from the data
-    train_config: TrainConfig
-    history: list[dict]  # one row per epoch, METRICS_COLUMNS
-    best_epoch: int
-    best: dict  # Predictions.summary() of the best epoch on validation (what selects it)
-    final: dict  # {"auc", "log_loss"} of the last epoch on validation
-    stopped_early: bool
-    parameters: dict[str, int]
-    metadata: dict
-    val_predictions: evaluation.Predictions  # of the restored (best) model
-    jit_compile: bool
-    export_path: Path | None = None
-    skipped_shards: dict | None = None  # {path: reason} left out by skip_corrupt_shards
-    # Predictions.summary() of the restored (best-validation) weights on the test split,
-    # computed once after training; None with evaluate_test=False
-    test: dict | None = None
-    test_predictions: evaluation.Predictions | None = None
 
 
 @dataclasses.dataclass
@@ -343,10 +324,10 @@ def _concatenate(parts):
     return dataset
 
 
-def _callbacks(plan, train_config, click_model, progress, log, on_epoch_end, user_callbacks,
-               interrupt):
-    """The callback list (order matters: see the module docstring) and the TensorBoard
-    writer to close after training."""
+def _callbacks(plan, train_config, click_model, describe, *, progress, log, on_epoch_end,
+               user_callbacks, interrupt, evaluate_test, write_reports):
+    """(the callback list, its RunReport, the TensorBoard writer to close after training).
+    The order matters: see the module docstring."""
     writer = SummaryWriter(plan.output_dir / "tensorboard")
     every_steps, every_seconds = config_lib.backup_interval(train_config.backup_every)
     exact = ExactEvaluation(click_model, plan.data_dir, batch_size=plan.batch_size,
@@ -361,10 +342,14 @@ def _callbacks(plan, train_config, click_model, progress, log, on_epoch_end, use
                             every_seconds=every_seconds, early_stopping=stop,
                             metrics_logger=logger, interrupt_requested=lambda: interrupt.requested,
                             configs=configs_dict(plan.model_config, train_config))
+    report = RunReport(exact, stop, logger, describe, evaluate_test=evaluate_test,
+                       write_files=write_reports, log=log)
+    # RunReport after EarlyStopping (which restores the best weights when training ends);
     # the hook last: the tuner reports an epoch once its checkpoint exists
     callbacks = [EpochProgress(plan.batch_size, enabled=progress), exact,
-                 GateStatistics(exact, writer), stop, logger, *user_callbacks, backup, *hooks]
-    return callbacks, writer
+                 GateStatistics(exact, writer), stop, logger, report, *user_callbacks, backup,
+                 *hooks]
+    return callbacks, report, writer
 
 
 # ----------------------------------------------------------------------------------------
@@ -410,48 +395,18 @@ def _no_training(plan: _Plan):
     return data.make_dataset(plan.data_dir, "val", plan.batch_size).take(1)
 
 
-def _restored_predictions(plan, exact, stop, evaluate_test: bool):
-    """(validation, test) predictions of the restored weights. Validation is reused from
-    the best epoch when this process ran it; test is read here for the first and only time,
-    or not at all without ``evaluate_test``."""
-    if exact.best_predictions is not None and exact.best_epoch == stop.best_epoch:
-        val = exact.best_predictions
-    else:
-        val = exact.evaluate()
-    if not evaluate_test:
-        return val, None
-    test = predict_split(exact.predict_fn, plan.data_dir, "test", plan.batch_size,
-                         progress=exact.progress, exclude=tuple(plan.skipped),
-                         examples=plan.sizes.get("test"))
-    return val, test
-
-
-def _result(plan, train_config, click_model, logger, stop, predictions, parameters):
-    history = logger.history
-    if not history:
-        raise checkpoint.CheckpointError(f"{plan.output_dir}: no epoch was trained")
-    val, test = predictions
+def _result(plan, train_config, click_model, parameters, history, best_epoch, stopped_early,
+            val, test) -> TrainResult:
     last = history[-1]
     return TrainResult(
         output_dir=plan.output_dir, data_dir=plan.data_dir, model=click_model,
         model_config=plan.model_config, train_config=train_config, history=history,
-        best_epoch=(stop.best_epoch + 1) if stop.best is not None else last["epoch"],
-        best=val.summary(), final={"auc": last["val_auc"], "log_loss": last["val_log_loss"]},
-        stopped_early=stop.stopped_epoch > 0, parameters=parameters, metadata=plan.meta,
+        best_epoch=best_epoch, best=val.summary(),
+        final={"auc": last["val_auc"], "log_loss": last["val_log_loss"]},
+        stopped_early=stopped_early, parameters=parameters, metadata=plan.meta,
         val_predictions=val, jit_compile=plan.jit_compile, skipped_shards=plan.skipped,
         test=None if test is None else test.summary(), test_predictions=test,
     )
-
-
-def _write_reports(result: TrainResult) -> None:
-    from mdaf_tf.training import plots, report
-
-    write_text_atomic(result.output_dir / "report.md", report.training_report(result))
-    plots.learning_curves(result.history, result.best_epoch,
-                          result.output_dir / "learning_curves.png")
-    if result.val_predictions.gates is not None:
-        plots.gate_histogram(result.val_predictions.gates,
-                             result.output_dir / "gate_histogram.png")
 
 
 def _export(result: TrainResult, plan: _Plan, export_dir, log) -> Path:
@@ -511,22 +466,20 @@ def train(
                  skip_corrupt_shards, evaluate_test, log)
     click_model, trainer = _build(plan, train_config, build_model or default_build_model)
     interrupt = _InterruptFlag()
-    all_callbacks, writer = _callbacks(plan, train_config, click_model, progress, log,
-                                       on_epoch_end, list(callbacks), interrupt)
-    exact, stop, logger = all_callbacks[1], all_callbacks[3], all_callbacks[4]
+    describe = functools.partial(_result, plan, train_config, click_model,
+                                 count_parameters(click_model))
+    all_callbacks, report, writer = _callbacks(
+        plan, train_config, click_model, describe, progress=progress, log=log,
+        on_epoch_end=on_epoch_end, user_callbacks=list(callbacks), interrupt=interrupt,
+        evaluate_test=evaluate_test, write_reports=write_reports)
     try:
         _fit(plan, train_config, trainer, all_callbacks, interrupt, log)
-        predictions = _restored_predictions(plan, exact, stop, evaluate_test)
     except tf.errors.DataLossError as e:
         wanted = schema.SPLITS if evaluate_test else ("train", "val")
         raise splits.find_corrupt_shards(data_dir, e, wanted) from None
     finally:
         writer.close()
-    result = _result(plan, train_config, click_model, logger, stop, predictions,
-                     count_parameters(click_model))
-    _report(result, stop, log)
-    if write_reports:
-        _write_reports(result)
+    result = report.result
     if export_dir is not None:
         result.export_path = _export(result, plan, export_dir if plan.chief
                                      else plan.output_dir / "export", log)
@@ -551,13 +504,3 @@ def _build(plan: _Plan, train_config: TrainConfig, build_model):
     plan.output_dir.mkdir(parents=True, exist_ok=True)
     _write_config_json(plan, train_config)
     return click_model, trainer
-
-
-def _report(result: TrainResult, stop, log) -> None:
-    if stop.stopped_epoch > 0:
-        log(f"early stopping: no val_auc improvement for {stop.patience} epochs; "
-            f"restored epoch {result.best_epoch}")
-    if result.test is not None:
-        log(f"test (best epoch {result.best_epoch}, selected on validation AUC): auc "
-            f"{result.test['auc']:.4f} gauc {result.test['gauc']:.4f} log_loss "
-            f"{result.test['log_loss']:.4f}")
