@@ -130,3 +130,26 @@ def test_id_type_mismatch(tmp_path, capsys, exported):
                           "--output", str(tmp_path / "r")])
     err = capsys.readouterr().err.strip()
     assert code == 2 and "string ids" in err
+
+
+def test_an_mdaf_export_evaluates_to_the_keras_models_figures(tmp_path):
+    """Evaluate through the serving signature of a model with Mamba blocks (its export runs
+    the stepwise scan in place of the training op)."""
+    from mdaf_tf import models
+
+    data_dir = write_dataset(tmp_path / "data", n_train=64, n_val=64, n_test=200)
+    keras.utils.set_random_seed(6)
+    config = fill_model_config(ModelConfig(
+        user_embedding_dim=8, item_embedding_dim=8, cate_embedding_dim=4, hidden_dim=16,
+        num_cross_layers=1, num_mamba_layers=1, d_state=4, gate_hidden=16, output_hidden=(8,)),
+        data.load_metadata(data_dir))
+    model = models.build_model("mdaf", config)
+    path = export.export_model(model, config, "mdaf", data_dir, tmp_path / "saved")
+    out = tmp_path / "report"
+    assert evaluate.main(["--model", str(path), "--data", str(data_dir), "--output", str(out),
+                          "--batch-size", "64"]) == 0
+    labels, probs = keras_reference(model, data_dir, "test")
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["examples"] == 200
+    assert metrics["auc"] == pytest.approx(exact_auc(labels, probs), abs=1e-6)
+    assert metrics["log_loss"] == pytest.approx(log_loss(labels, probs), abs=1e-5)

@@ -1,3 +1,4 @@
+import json
 import os
 import sys
 from pathlib import Path
@@ -156,3 +157,34 @@ def test_export_path_that_is_a_file(tmp_path):
     (tmp_path / "file").write_text("x")
     with pytest.raises(export.ExportError, match="is a file"):
         export.export_model(model, config, "tiny", data_dir, tmp_path / "file")
+
+
+@pytest.fixture(scope="module")
+def exported_mdaf(tmp_path_factory):
+    """A small MDAF (DCNv3 + Mamba blocks whose scan resolves to the CPU custom op): the
+    export swaps in the TF-ops stepwise scan, which this checks end to end."""
+    from mdaf_tf import models
+
+    root = tmp_path_factory.mktemp("export-mdaf")
+    data_dir = write_dataset(root / "data", n_train=64, n_val=200, max_seq_len=SEQ)
+    keras.utils.set_random_seed(4)
+    config = fill_model_config(ModelConfig(
+        user_embedding_dim=8, item_embedding_dim=8, cate_embedding_dim=4, hidden_dim=16,
+        num_cross_layers=1, num_mamba_layers=1, d_state=4, gate_hidden=16, output_hidden=(8,),
+        scan="auto"), load_metadata(data_dir))
+    model = models.build_model("mdaf", config)
+    path = export.export_model(model, config, "mdaf", data_dir, root / "saved")
+    return data_dir, model, config, path
+
+
+def test_mdaf_export_runs_the_stepwise_scan_and_matches_keras(exported_mdaf):
+    from mdaf_tf.ops.selective_scan import resolve_impl
+
+    data_dir, model, config, path = exported_mdaf
+    assert resolve_impl(config.scan, jit_compile=False) == "fast"  # what training runs
+    info = json.loads((Path(path) / export.INFO_FILE).read_text())
+    assert info["model_config"]["scan"] == export.PORTABLE_SCAN
+    report = export.verify_export(path, model, data_dir)  # a process without mdaf_tf
+    assert report["examples"] == 200 and report["mdaf_tf_imported"] is False
+    for name in ("serving_default", "predict_examples"):
+        assert report[name]["probability"] <= 1e-5 and report[name]["gate"] <= 1e-5
