@@ -161,7 +161,7 @@ class TrainingBackup(keras.callbacks.BackupAndRestore):
         self._steps_since_save, self._last_save = 0, time.monotonic()
 
     def _state(self, epochs_done: int, step: int = 0) -> dict:
-        state = {"epoch": epochs_done, "configs": self.configs,
+        state = {"format": checkpoint.STATE_FORMAT, "epoch": epochs_done, "configs": self.configs,
                  "history": list(self.metrics_logger.history) if self.metrics_logger else []}
         if step:
             state["step"] = step

@@ -29,6 +29,9 @@ import numpy as np
 
 _EPOCH_DIR = re.compile(r"^epoch-(\d{4})$")
 MID_EPOCH = "mid-epoch"
+# state.json's "format": 2 since training runs through model.fit (Keras EarlyStopping's state,
+# 0-based best epoch, metric accumulators mid-epoch). Format 1 came from the custom loop.
+STATE_FORMAT = 2
 
 
 class CheckpointError(RuntimeError):
@@ -146,6 +149,15 @@ def latest(checkpoint_dir: Path) -> Path | None:
 def read_state(path: Path) -> dict:
     with open(path / "state.json") as f:
         return json.load(f)
+
+
+def check_format(path: Path, state: dict) -> None:
+    """CheckpointError unless ``state`` (read from ``path``) has this version's format."""
+    if state.get("format") != STATE_FORMAT:
+        raise CheckpointError(
+            f"{path}: checkpoint written by an older mdaf_tf (state format "
+            f"{state.get('format', 1)}, this version reads {STATE_FORMAT}); train again "
+            "without --resume")
 
 
 def restore(path: Path, model, optimizer=None) -> dict:

@@ -189,7 +189,9 @@ def _resume_state(checkpoint_dir: Path, resume: bool, log) -> dict | None:
     if latest is None:
         log(f"--resume: nothing to resume in {checkpoint_dir}; starting fresh")
         return None
-    return checkpoint.read_state(latest)
+    state = checkpoint.read_state(latest)
+    checkpoint.check_format(latest, state)
+    return state
 
 
 def _batch_and_steps(train_config: TrainConfig, n_train: int, strategy, log) -> tuple[int, int]:

@@ -278,6 +278,14 @@ def test_xla_and_non_xla_training_agree(dataset, tmp_path):
 
 def test_resume_errors(dataset, tmp_path):
     run(dataset, tmp_path / "run", dataclasses_replace(TRAIN, epochs=1))
+    # A checkpoint of the custom loop's format (no "format" field) is refused in one line.
+    state_file = checkpoint.latest(tmp_path / "run" / "checkpoints") / "state.json"
+    state = json.loads(state_file.read_text())
+    assert state["format"] == checkpoint.STATE_FORMAT
+    state_file.write_text(json.dumps({k: v for k, v in state.items() if k != "format"}))
+    with pytest.raises(checkpoint.CheckpointError, match="older mdaf_tf"):
+        run(dataset, tmp_path / "run", dataclasses_replace(TRAIN, epochs=1), resume=True)
+    state_file.write_text(json.dumps(state))
     with pytest.raises(checkpoint.CheckpointError, match="learning_rate"):
         run(dataset, tmp_path / "run", dataclasses_replace(TRAIN, epochs=1, learning_rate=0.5),
             resume=True)
