@@ -88,6 +88,7 @@ class TrainingBackup(keras.callbacks.BackupAndRestore):
         if path is None:
             return
         trainer = self.model
+        checkpoint.check_format(path, checkpoint.read_state(path))
         state = checkpoint.restore(path, trainer.click_model, trainer.optimizer)
         set_initial_epoch(trainer, int(state["epoch"]))
         trainer.skip_steps = int(state.get("step", 0))
