@@ -202,8 +202,6 @@ def _batch_and_steps(train_config: TrainConfig, n_train: int, strategy, log) -> 
         if train_config.strategy != "default":
             replicas = strategy.num_replicas_in_sync
             batch_size = max(replicas, batch_size - batch_size % replicas)
-    if train_config.strategy != "default":
-        distribute.per_replica_batch_size(batch_size, strategy)  # checks it splits evenly
     steps = n_train // batch_size
     if train_config.max_steps_per_epoch > 0:
         steps = min(steps, train_config.max_steps_per_epoch)
@@ -228,9 +226,11 @@ def _plan(model_config, train_config, data_dir, output_dir, resume, skip_corrupt
     wanted = schema.SPLITS if evaluate_test else ("train", "val")
     sizes, skipped = splits.split_sizes(data_dir, meta, wanted, skip_corrupt_shards, log)
     batch_size, steps = _batch_and_steps(train_config, sizes["train"], strategy, log)
+    distributed = train_config.strategy != "default"
+    # checks that the global batch splits evenly over the replicas
+    per_replica = distribute.per_replica_batch_size(batch_size, strategy) if distributed else None
     write_dir = output_dir if chief else Path(tempfile.mkdtemp(prefix="mdaf-worker-"))
-    if train_config.strategy != "default":
-        per_replica = distribute.per_replica_batch_size(batch_size, strategy)
+    if distributed:
         log(f"strategy {train_config.strategy}: {strategy.num_replicas_in_sync} replicas, "
             f"global batch {batch_size} ({per_replica} per replica)"
             + ("" if chief else f"; not the chief: writing to {write_dir}"))

@@ -20,14 +20,9 @@ from mdaf_tf.data import DataError
 def split_size(data_dir, meta: dict, split: str) -> int:
     """Examples in ``split``: from the metadata when it says, else counted from the shards.
     (With corrupt shards skipped the runner counts the good shards instead.)"""
-    splits = meta.get("splits") or {}
-    entry = splits.get(split)
-    if isinstance(entry, int):
-        return entry
-    if isinstance(entry, dict):
-        for key in ("examples", "num_examples", "count"):
-            if isinstance(entry.get(key), int):
-                return entry[key]
+    recorded = _metadata_count(meta, split)
+    if recorded is not None:
+        return recorded
     files = sorted(str(p) for p in Path(data_dir).glob(f"{split}-*.tfrecord*"))
     if not files:
         raise DataError(f"{data_dir}: no {split}-*.tfrecord shards")

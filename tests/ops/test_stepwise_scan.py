@@ -9,6 +9,7 @@ import tensorflow as tf
 from mdaf_tf.ops.chunked_scan import chunked_scan
 from mdaf_tf.ops.selective_scan import selective_scan
 from mdaf_tf.ops.stepwise_scan import stepwise_scan
+from tests.ops.test_selective_scan import random_inputs
 
 
 def numpy_scan_loops(u, delta, A, B, C, D):
@@ -31,15 +32,7 @@ def numpy_scan_loops(u, delta, A, B, C, D):
 
 
 def random_scan_inputs(seed, batch=3, length=7, d_inner=4, d_state=3, dtype=np.float32):
-    rng = np.random.default_rng(seed)
-    return [x.astype(dtype) for x in (
-        rng.normal(size=(batch, length, d_inner)),
-        rng.uniform(0.01, 0.8, size=(batch, length, d_inner)),
-        -rng.uniform(0.3, 3.0, size=(d_inner, d_state)),
-        rng.normal(size=(batch, length, d_state)),
-        rng.normal(size=(batch, length, d_state)),
-        rng.normal(size=(d_inner,)),
-    )]
+    return random_inputs(np.random.default_rng(seed), batch, length, d_inner, d_state, dtype)
 
 
 def scan_specs(length, d_inner=4, d_state=3):
