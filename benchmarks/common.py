@@ -119,13 +119,13 @@ def percentile(values, q: float) -> float:
     return float(np.percentile(np.asarray(values, dtype=float), q))
 
 
-def matmul_gflops(size: int = 2048, repeats: int = 10) -> dict:
-    """fp32 ``tf.matmul`` of two ``size`` x ``size`` matrices: best and median GFLOP/s
+def matmul_gflops(size: int = 2048, repeats: int = 10, dtype: str = "float32") -> dict:
+    """``tf.matmul`` of two ``size`` x ``size`` matrices of ``dtype``: best and median GFLOP/s
     (2 size^3 FLOPs per product) over ``repeats`` timed calls after one warm-up call."""
     import tensorflow as tf
 
-    a = tf.random.normal((size, size), seed=1)
-    b = tf.random.normal((size, size), seed=2)
+    a = tf.cast(tf.random.normal((size, size), seed=1), dtype)
+    b = tf.cast(tf.random.normal((size, size), seed=2), dtype)
 
     @tf.function(jit_compile=False)
     def product():
@@ -136,6 +136,7 @@ def matmul_gflops(size: int = 2048, repeats: int = 10) -> dict:
     flop = 2 * size**3
     return {
         "size": size,
+        "dtype": dtype,
         "repeats": repeats,
         "best_gflops": flop / min(times) / 1e9,
         "median_gflops": flop / statistics.median(times) / 1e9,

@@ -2,7 +2,8 @@
 
     python benchmarks/serving.py [--size default|tiny] [--length 50] [--batches 1 32 2048]
         [--calls 200] [--large-calls 10] [--vocab 10000 50000 5000]
-        [--intra-op-threads N [N ...]] [--output benchmarks/results/serving.json]
+        [--intra-op-threads N [N ...]] [--serving-precisions float32 [mixed_bfloat16 ...]]
+        [--output benchmarks/results/serving.json]
 
 An MDAF model (untrained weights: latency does not depend on them) at the seed config
 (``--size default``) or a small one (``--size tiny``) is exported with
@@ -17,6 +18,10 @@ p50 and p99 latency per batch size and examples/s (batch / median latency). For 
 same model is then timed in the exporting process through the evaluation predict function on
 dense ids (no lookups; the scan and ``jit_compile`` the training command would use), unless
 ``--no-keras``.
+
+``--serving-precisions`` exports the same weights once per precision
+(``export_model(serving_precision=...)``: the graph's per-token layers compute in bfloat16 or
+float16, the signature stays raw ids in and float32 out) and times each export the same way.
 
 ``--intra-op-threads`` is the loading process's TensorFlow intra-op thread count, TF Serving's
 ``--tensorflow_intra_op_parallelism``; 0 keeps TensorFlow's own (one per core). The default
@@ -41,6 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from benchmarks import common  # noqa: E402
+from mdaf_tf.precision import PRECISIONS  # noqa: E402
 
 OUTPUT = common.RESULTS_DIR / "serving.json"
 TINY = dict(hidden_dim=32, user_embedding_dim=16, item_embedding_dim=16, cate_embedding_dim=16,
@@ -144,13 +150,15 @@ def keras_latency(model, config, args) -> list[dict]:
     return out
 
 
-def export(args, tmp: Path):
+def export(args, tmp: Path, serving_precision: str):
+    """(export path, vocabulary lines, export seconds, model, config): MDAF exported with
+    its graph in ``serving_precision``."""
     import keras
 
     from mdaf_tf import models
     from mdaf_tf.export import export_model
 
-    data_dir = tmp / "data"
+    data_dir = tmp / f"data-{serving_precision}"
     lines = write_data_dir(data_dir, args.length, args.vocab)
     overrides = TINY if args.size == "tiny" else {}
     config = common.model_config(args.length, tuple(args.vocab), **overrides)
@@ -158,8 +166,31 @@ def export(args, tmp: Path):
     model = models.build_model("mdaf", config)
     model(common.random_features(2, args.length, tuple(args.vocab)), training=False)
     start = time.perf_counter()
-    path = export_model(model, config, "mdaf", data_dir, tmp / "export")
+    path = export_model(model, config, "mdaf", data_dir, tmp / f"export-{serving_precision}",
+                        serving_precision=serving_precision)
     return path, lines, time.perf_counter() - start, model, config
+
+
+def measure_exports(args, tmp: Path) -> tuple[list[dict], object, object]:
+    """Every ``--serving-precisions`` export timed in a fresh process per ``--intra-op-threads``
+    setting; (their results, the float32 model, its config). A failing loading process raises
+    RuntimeError with its last error line."""
+    processes = []
+    for precision in args.serving_precisions:
+        path, lines, export_s, model, config = export(args, tmp, precision)
+        for threads in args.intra_op_threads:
+            spec = {"length": args.length, "batches": args.batches, "calls": args.calls,
+                    "large_calls": args.large_calls, "raw_base": RAW_BASE, "vocab_lines": lines,
+                    "intra_op_threads": threads}
+            env = {**os.environ, "PYTHONPATH": "", "TF_CPP_MIN_LOG_LEVEL": "2"}
+            done = subprocess.run([sys.executable, "-c", CHILD, str(path), json.dumps(spec)],
+                                  capture_output=True, text=True, env=env, cwd=tmp)
+            if done.returncode != 0:
+                raise RuntimeError((done.stderr.strip().splitlines() or ["?"])[-1])
+            child = json.loads(done.stdout.strip().splitlines()[-1])
+            processes.append({"serving_precision": precision, "export_s": export_s,
+                              "intra_op_threads": threads, **child})
+    return processes, model, config
 
 
 # The setting whose batch-1 p50 the latency target is read from (TF Serving's latency setting).
@@ -171,8 +202,11 @@ def threads_label(threads: int) -> str:
 
 
 def latency_process(result: dict) -> dict | None:
-    """The loading process measured with LATENCY_THREADS, else the first one measured."""
-    processes = result.get("processes", [])
+    """The float32 export's loading process measured with LATENCY_THREADS, else the first one
+    measured."""
+    processes = [p for p in result.get("processes", [])
+                 if p.get("serving_precision", "float32") == "float32"] or result.get(
+                     "processes", [])
     return next((p for p in processes if p["intra_op_threads"] == LATENCY_THREADS),
                 processes[0] if processes else None)
 
@@ -182,7 +216,8 @@ def rows(result: dict) -> list[list]:
     target = latency_process(result)
     for process in result.get("processes", []):
         threads = threads_label(process["intra_op_threads"])
-        path = f"SavedModel (raw ids), intra-op threads: {threads}"
+        precision = process.get("serving_precision", "float32")
+        path = f"SavedModel (raw ids, {precision} graph), intra-op threads: {threads}"
         for r in process["rows"]:
             mark = " (target < 5 ms)" if r["batch"] == 1 and process is target else ""
             out.append([path, r["batch"], r["calls"], f"{r['p50_ms']:.2f}{mark}",
@@ -197,8 +232,9 @@ HEADER = ["path", "batch", "calls", "p50 ms", "p99 ms", "examples/s"]
 
 
 def markdown(result: dict) -> str:
-    loads = ", ".join(f"{p['load_s']:.1f} s (intra-op threads: "
-                      f"{threads_label(p['intra_op_threads'])})" for p in result["processes"])
+    loads = ", ".join(f"{p['load_s']:.1f} s ({p.get('serving_precision', 'float32')}, "
+                      f"intra-op threads: {threads_label(p['intra_op_threads'])})"
+                      for p in result["processes"])
     head = (f"MDAF ({result['size']} config, L={result['length']}), SavedModel exported in "
             f"{result['export_s']:.1f} s and loaded in a fresh process per intra-op thread "
             f"setting in {loads}; load average {result['load_average_start']} -> "
@@ -223,6 +259,10 @@ def main(argv=None) -> int:
     parser.add_argument("--intra-op-threads", type=int, nargs="+", default=[LATENCY_THREADS, 0],
                         metavar="N", help="intra-op thread settings of the loading process, each "
                         "measured in its own process (0: TensorFlow's default; default: 1 0)")
+    parser.add_argument("--serving-precisions", nargs="+", default=["float32"],
+                        choices=PRECISIONS, metavar="PRECISION",
+                        help="precisions the exported graph computes in, each exported and "
+                        "measured (export_model's serving_precision; default: float32)")
     parser.add_argument("--output", type=Path, default=OUTPUT)
     args = parser.parse_args(argv)
     if min(args.intra_op_threads) < 0:
@@ -233,29 +273,19 @@ def main(argv=None) -> int:
         parser.exit(2, "error: --vocab sizes must be at least 3 (PAD, OOV and one id)\n")
 
     load_start = common.load_average()
-    processes = []
     with tempfile.TemporaryDirectory(prefix="mdaf-serving-") as tmp:
-        path, lines, export_s, model, config = export(args, Path(tmp))
-        for threads in args.intra_op_threads:
-            spec = {"length": args.length, "batches": args.batches, "calls": args.calls,
-                    "large_calls": args.large_calls, "raw_base": RAW_BASE, "vocab_lines": lines,
-                    "intra_op_threads": threads}
-            env = {**os.environ, "PYTHONPATH": "", "TF_CPP_MIN_LOG_LEVEL": "2"}
-            done = subprocess.run([sys.executable, "-c", CHILD, str(path), json.dumps(spec)],
-                                  capture_output=True, text=True, env=env, cwd=tmp)
-            if done.returncode != 0:
-                tail = (done.stderr.strip().splitlines() or ["?"])[-1]
-                print(f"serving benchmark: the loading process failed: {tail}", file=sys.stderr)
-                return 1
-            child = json.loads(done.stdout.strip().splitlines()[-1])
-            processes.append({"intra_op_threads": threads, **child})
+        try:
+            processes, model, config = measure_exports(args, Path(tmp))
+        except RuntimeError as error:
+            print(f"serving benchmark: the loading process failed: {error}", file=sys.stderr)
+            return 1
     in_process = keras_latency(model, config, args) if args.compare_keras else []
     result = {
         "benchmark": "serving",
         "size": args.size,
         "length": args.length,
         "vocab": args.vocab,
-        "export_s": export_s,
+        "export_s": processes[0]["export_s"],
         "processes": processes,
         "keras_in_process": in_process,
         "machine": common.machine(),

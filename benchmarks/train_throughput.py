@@ -1,27 +1,30 @@
-"""MDAF training throughput against the machine's fp32 matmul rate, measured in one run.
+"""MDAF training throughput per precision, each against its own matmul rate, in one run.
 
     python benchmarks/train_throughput.py [--batch 2048] [--length 50] [--steps 5]
-        [--vocab 10000 50000 5000] [--matmul-size 2048] [--matmul-repeats 10]
-        [--scan auto] [--jit-compile auto] [--output benchmarks/results/train_throughput.json]
+        [--precisions float32 mixed_bfloat16] [--vocab 10000 50000 5000]
+        [--matmul-size 2048] [--matmul-repeats 10] [--scan auto] [--jit-compile auto]
+        [--no-breakdown] [--no-profile] [--output benchmarks/results/train_throughput.json]
 
 The training command's own path is measured: ``model.fit`` of the ``ClickTrainer`` that
 ``mdaf_tf.training.runner.compile_trainer`` builds (``build_optimizer``'s AdamW with weight
 decay, global clip-norm and the warmup-cosine schedule, label-smoothed binary cross-entropy
 from logits, Keras's AUC metric, dropout on), fed in-memory random ids so that input reading
-is not measured. In the same run, a hand-written ``tf.function`` step (the custom loop the
-runner used before ``fit``: forward, the same loss, gradients, the same optimizer) is timed on
-a second copy of the model, before and after ``fit`` (the machine drifts over minutes), so
-``fit_over_custom_loop`` says what ``fit`` costs.
+is not measured. For the first precision, a hand-written ``tf.function`` step (the custom loop
+the runner used before ``fit``: forward, the same loss, gradients, the same optimizer) is
+timed on a second copy of the model, before and after ``fit`` (the machine drifts over
+minutes), so ``fit_over_custom_loop`` says what ``fit`` costs.
 ``jit_compile`` is resolved as the runner does unless ``--jit-compile`` says otherwise.
 
-Reported: the first step's seconds (tracing, compilation and the op library's build
-included), examples/s over ``--steps`` timed steps after it, the analytic training FLOPs per
-example (``mdaf_tf.flops``: 3x the forward count), the achieved GFLOP/s, the fp32 matmul
-GFLOP/s of a ``tf.matmul`` of two 2048 x 2048 matrices measured in the same process before
-and after training (the better of the two is the reference), their ratio and the process's
-peak resident memory.
+Reported per precision (``ModelConfig.precision``, measured one after the other): the first
+step's seconds (tracing, compilation and the op library's build included), examples/s over
+``--steps`` timed steps after it, the achieved GFLOP/s (analytic training FLOPs per example,
+``mdaf_tf.flops``: 3x the forward count), the GFLOP/s of a ``tf.matmul`` of two 2048 x 2048
+matrices in that precision's compute dtype (float32, bfloat16 or float16) measured in the same
+process before and after its training steps (the better of the two is its reference), their
+ratio, the step's parts timed alone, and the CPU seconds per step by op type from the TF
+profiler (``benchmarks/op_profile.py``: matmuls against the rest, which bounds what a faster
+matmul can gain); then each precision's speed over float32's and the process's peak memory.
 """
-
 from __future__ import annotations
 
 import argparse
@@ -34,71 +37,96 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from benchmarks import common  # noqa: E402
+from benchmarks import common, op_profile  # noqa: E402
 
 OUTPUT = common.RESULTS_DIR / "train_throughput.json"
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+# The dtype whose matmul rate is each precision's reference.
+MATMUL_DTYPES = {"float32": "float32", "mixed_bfloat16": "bfloat16", "mixed_float16": "float16"}
+# What the per-precision summary keeps.
+PRECISION_KEYS = ("examples_per_s", "median_step_s", "first_step_s", "step_s", "achieved_gflops",
+                  "matmul_gflops", "matmul_before", "matmul_after", "fraction_of_matmul",
+                  "roofline_examples_per_s", "breakdown_s", "op_profile")
 
 
 def run(args) -> dict:
+    """Every ``--precisions`` entry measured in turn in this process; the first one's figures
+    are the top-level keys (what ``run_all`` reads), all of them under ``precisions``."""
+    load_start = common.load_average()
+    measured = {p: measure(args, p, custom_loop=i == 0) for i, p in enumerate(args.precisions)}
+    first = measured[args.precisions[0]]
+    result = {**first, "load_average_start": load_start}
+    result["precisions"] = {p: {k: r[k] for k in PRECISION_KEYS if k in r}
+                            for p, r in measured.items()}
+    if "float32" in measured:
+        base = measured["float32"]["examples_per_s"]
+        result["speedup_over_float32"] = {p: r["examples_per_s"] / base
+                                          for p, r in measured.items()}
+    result["peak_rss_gib"] = common.peak_rss_gib()
+    result["load_average_end"] = common.load_average()
+    return result
+
+
+def measure(args, precision: str, custom_loop: bool) -> dict:
+    """One precision: ``fit``'s examples/s against that precision's own matmul rate (the
+    compute dtype's ``tf.matmul``, before and after), optionally the custom loop, the step's
+    parts and its CPU time by op type."""
     import keras
     import tensorflow as tf
 
-    from mdaf_tf import flops, models
+    from mdaf_tf import models
     from mdaf_tf.config import TrainConfig
-    from mdaf_tf.ops.selective_scan import resolve_impl
     from mdaf_tf.training import runner
-    from mdaf_tf.training.optimizer import build_optimizer
 
-    load_start = common.load_average()
-    matmul_before = common.matmul_gflops(args.matmul_size, args.matmul_repeats)
-
-    config = common.model_config(args.length, tuple(args.vocab), scan=args.scan)
+    matmul_dtype = MATMUL_DTYPES[precision]
+    matmul_before = common.matmul_gflops(args.matmul_size, args.matmul_repeats, matmul_dtype)
+    config = common.model_config(args.length, tuple(args.vocab), scan=args.scan,
+                                 precision=precision)
     train_config = TrainConfig(batch_size=args.batch, jit_compile=args.jit_compile)
     jit = runner.resolve_jit_compile(train_config.jit_compile, config)
     features = common.random_features(args.batch, args.length, tuple(args.vocab))
     labels = tf.cast(tf.random.stateless_uniform((args.batch,), (1, 2)) < 0.3, "float32")
 
-    keras.utils.set_random_seed(train_config.seed)
-    loop_model = models.build_model("mdaf", config)
-    loop_optimizer = build_optimizer(train_config, loop_model, steps_per_epoch=1000)
-    step = custom_train_step(loop_model, loop_optimizer, train_config.label_smoothing, jit)
-    loop_first_s, loop_times = time_custom_loop(step, features, labels, args.steps)
+    loop = None
+    if custom_loop:
+        keras.utils.set_random_seed(train_config.seed)
+        loop = custom_loop_timing(config, train_config, jit, features, labels, args.steps)
 
     keras.utils.set_random_seed(train_config.seed)
     model = models.build_model("mdaf", config)
     trainer = runner.compile_trainer(model, train_config, 1000, jit)
-    optimizer = trainer.optimizer
     first_step_s, times = time_fit(trainer, features, labels, args.steps)
-    # The loop again after fit, so that drift over the run falls on both paths.
-    loop_times += common.time_calls(lambda: float(step(features, labels)), args.steps)
-    breakdown = step_breakdown(model, optimizer, features, config, jit) if args.breakdown else {}
-    matmul_after = common.matmul_gflops(args.matmul_size, args.matmul_repeats)
+    if loop is not None:  # the loop again after fit, so that drift falls on both paths
+        loop["times"] += common.time_calls(loop["step"], args.steps)
+    breakdown = (step_breakdown(model, trainer.optimizer, features, config, jit)
+                 if args.breakdown else {})
+    profile = (op_profile.op_seconds(lambda: trainer.train_on_batch(features, labels))
+               if args.profile else None)
+    matmul_after = common.matmul_gflops(args.matmul_size, args.matmul_repeats, matmul_dtype)
+    return summarise(args, config, jit, precision, {
+        "first_step_s": first_step_s, "step_s": times, "loop": loop, "breakdown_s": breakdown,
+        "op_profile": profile, "matmul_before": matmul_before, "matmul_after": matmul_after,
+        "parameters": int(model.count_params()),
+    })
 
-    forward = flops.forward_flops_per_example(config)
-    train_flop = flops.training_flops_per_example(config)
+
+def summarise(args, config, jit: bool, precision: str, m: dict) -> dict:
+    from mdaf_tf import flops
+    from mdaf_tf.ops.selective_scan import resolve_impl
+
+    times = m["step_s"]
     examples_per_s = args.batch * len(times) / sum(times)
+    train_flop = flops.training_flops_per_example(config)
     achieved = train_flop * examples_per_s / 1e9
-    reference = max(matmul_before["best_gflops"], matmul_after["best_gflops"])
-    return {
-        "benchmark": "train_throughput",
-        "model": "mdaf",
-        "batch": args.batch,
-        "length": args.length,
-        "vocab": list(args.vocab),
-        "scan": resolve_impl(config.scan, jit_compile=jit),
-        "jit_compile": jit,
+    reference = max(m["matmul_before"]["best_gflops"], m["matmul_after"]["best_gflops"])
+    result = {
+        "benchmark": "train_throughput", "model": "mdaf", "precision": precision,
+        "batch": args.batch, "length": args.length, "vocab": list(args.vocab),
+        "scan": resolve_impl(config.scan, jit_compile=jit), "jit_compile": jit,
         "path": "model.fit (ClickTrainer, compile_trainer's recipe)",
-        "steps": len(times),
-        "first_step_s": first_step_s,
-        "custom_loop_first_step_s": loop_first_s,
-        "custom_loop_step_s": loop_times,
-        "custom_loop_examples_per_s": args.batch * len(loop_times) / sum(loop_times),
-        "fit_over_custom_loop": (args.batch * len(times) / sum(times))
-        / (args.batch * len(loop_times) / sum(loop_times)),
-        "step_s": times,
-        "median_step_s": statistics.median(times),
-        "examples_per_s": examples_per_s,
-        "forward_flops_per_example": forward,
+        "steps": len(times), "first_step_s": m["first_step_s"], "step_s": times,
+        "median_step_s": statistics.median(times), "examples_per_s": examples_per_s,
+        "forward_flops_per_example": flops.forward_flops_per_example(config),
         "training_flops_per_example": train_flop,
         "training_matmul_flops_per_example":
             flops.TRAINING_MULTIPLIER * flops.mdaf_flops(config)["total"].matmul,
@@ -108,18 +136,31 @@ def run(args) -> dict:
         "flop_convention": "mdaf_tf.flops: training = 3 x forward; matmul 2mnk, scan, "
                            "elementwise counted; lookups, masking, dropout, optimizer excluded",
         "achieved_gflops": achieved,
-        "matmul_before": matmul_before,
-        "matmul_after": matmul_after,
-        "matmul_gflops": reference,
-        "fraction_of_matmul": achieved / reference,
+        "matmul_before": m["matmul_before"], "matmul_after": m["matmul_after"],
+        "matmul_gflops": reference, "fraction_of_matmul": achieved / reference,
         "roofline_examples_per_s": reference * 1e9 / train_flop,
-        "breakdown_s": breakdown,
-        "peak_rss_gib": common.peak_rss_gib(),
-        "parameters": int(model.count_params()),
-        "machine": common.machine(),
-        "load_average_start": load_start,
-        "load_average_end": common.load_average(),
+        "breakdown_s": m["breakdown_s"], "op_profile": m["op_profile"],
+        "parameters": m["parameters"], "machine": common.machine(),
     }
+    loop = m["loop"]
+    if loop is not None:
+        loop_rate = args.batch * len(loop["times"]) / sum(loop["times"])
+        result.update(custom_loop_first_step_s=loop["first_s"], custom_loop_step_s=loop["times"],
+                      custom_loop_examples_per_s=loop_rate,
+                      fit_over_custom_loop=examples_per_s / loop_rate)
+    return result
+
+
+def custom_loop_timing(config, train_config, jit: bool, features, labels, steps: int) -> dict:
+    """The hand-written step on its own copy of the model: first step and timed steps."""
+    from mdaf_tf import models
+    from mdaf_tf.training.optimizer import build_optimizer
+
+    model = models.build_model("mdaf", config)
+    optimizer = build_optimizer(train_config, model, steps_per_epoch=1000)
+    step = custom_train_step(model, optimizer, train_config.label_smoothing, jit)
+    first_s, times = time_custom_loop(step, features, labels, steps)
+    return {"step": lambda: float(step(features, labels)), "first_s": first_s, "times": times}
 
 
 def custom_train_step(model, optimizer, label_smoothing: float, jit: bool):
@@ -222,29 +263,46 @@ def rows(result: dict) -> list[list]:
     return [
         ["batch x length", f"{r['batch']} x {r['length']}"],
         ["scan / jit_compile", f"{r['scan']} / {r['jit_compile']}"],
-        ["first step (compile included)", f"{r['first_step_s']:.1f} s"],
-        ["median step", f"{r['median_step_s']:.2f} s"],
-        ["training examples/s (model.fit)", f"{r['examples_per_s']:.0f}"],
-        ["custom loop examples/s (same run)", f"{r['custom_loop_examples_per_s']:.0f}"],
+        *[row for name, p in r.get("precisions", {}).items() for row in precision_rows(
+            name, p, r.get("speedup_over_float32", {}).get(name))],
+        ["custom loop examples/s (same run, first precision)",
+         f"{r['custom_loop_examples_per_s']:.0f}"],
         ["fit / custom loop", f"{r['fit_over_custom_loop']:.3f} (target >= 0.95)"],
         ["forward MFLOP/example", f"{r['forward_flops_per_example'] / 1e6:.1f}"],
         ["training MFLOP/example (3x)", f"{r['training_flops_per_example'] / 1e6:.1f}"],
-        ["achieved GFLOP/s", f"{r['achieved_gflops']:.1f}"],
-        ["fp32 matmul GFLOP/s (before / after)",
-         f"{r['matmul_before']['best_gflops']:.1f} / {r['matmul_after']['best_gflops']:.1f}"],
-        ["achieved / matmul", f"{100 * r['fraction_of_matmul']:.1f}% (target >= 40%)"],
-        ["roofline examples/s (matmul rate)", f"{r['roofline_examples_per_s']:.0f}"],
         ["peak RSS", f"{r['peak_rss_gib']:.2f} GiB (target < 8 GiB)"],
-        *[[f"  part: {name.replace('_', ' ')} (alone)",
-           f"{seconds:.2f} s" if isinstance(seconds, float) else seconds]
-          for name, seconds in r.get("breakdown_s", {}).items()],
-        ["  part: Mamba-block matmuls at the matmul rate",
+        ["  part: Mamba-block matmuls at the fp32 matmul rate",
          f"{r['mamba_matmul_flops_per_example'] * r['batch'] / r['matmul_gflops'] / 1e9:.2f} s"],
-        ["  part: training matmuls at the matmul rate",
+        ["  part: training matmuls at the fp32 matmul rate",
          f"{r['training_matmul_flops_per_example'] * r['batch'] / r['matmul_gflops'] / 1e9:.2f} s"],
         ["load average start / end",
          f"{r['load_average_start']} / {r['load_average_end']}"],
     ]
+
+
+def precision_rows(name: str, p: dict, speedup: float | None) -> list[list]:
+    """One precision's rows: throughput, its own matmul rate, parts and op profile."""
+    rows = [
+        [f"{name}: first step (compile included)", f"{p['first_step_s']:.1f} s"],
+        [f"{name}: median step", f"{p['median_step_s']:.2f} s"],
+        [f"{name}: training examples/s (model.fit)", f"{p['examples_per_s']:.0f}"
+         + (f" ({speedup:.2f}x float32)" if speedup is not None and name != "float32" else "")],
+        [f"{name}: achieved GFLOP/s", f"{p['achieved_gflops']:.1f}"],
+        [f"{name}: {p['matmul_before']['dtype']} matmul GFLOP/s (before / after)",
+         f"{p['matmul_before']['best_gflops']:.1f} / {p['matmul_after']['best_gflops']:.1f}"],
+        [f"{name}: achieved / its matmul rate", f"{100 * p['fraction_of_matmul']:.1f}%"],
+    ]
+    rows += [[f"{name}:   part: {part.replace('_', ' ')} (alone)",
+              f"{sec:.2f} s" if isinstance(sec, float) else sec]
+             for part, sec in (p.get("breakdown_s") or {}).items()]
+    profile = p.get("op_profile")
+    if profile:
+        rows.append([f"{name}:   CPU s/step by op: matmul / other / total",
+                     f"{profile['matmul_s']:.2f} / {profile['other_s']:.2f} / "
+                     f"{profile['total_s']:.2f}"])
+        rows.append([f"{name}:   largest op types (CPU s/step)", ", ".join(
+            f"{op} {sec:.2f}" for op, sec in profile["top"][:6])])
+    return rows
 
 
 def markdown(result: dict) -> str:
@@ -262,8 +320,13 @@ def main(argv=None) -> int:
     parser.add_argument("--matmul-repeats", type=int, default=10)
     parser.add_argument("--scan", default="auto")
     parser.add_argument("--jit-compile", default="auto", choices=["auto", "true", "false"])
+    parser.add_argument("--precisions", nargs="+", default=["float32", "mixed_bfloat16"],
+                        choices=PRECISIONS, help="measured in turn in this process (default: "
+                        "float32 mixed_bfloat16); the first is the top-level figure")
     parser.add_argument("--no-breakdown", dest="breakdown", action="store_false",
                         help="skip timing the forward pass, the scans and the optimizer alone")
+    parser.add_argument("--no-profile", dest="profile", action="store_false",
+                        help="skip the TF-profiler CPU time by op type of two training steps")
     parser.add_argument("--output", type=Path, default=OUTPUT)
     args = parser.parse_args(argv)
     if min(args.batch, args.length, args.steps, args.matmul_size, args.matmul_repeats) < 1:

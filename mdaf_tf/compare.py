@@ -35,6 +35,7 @@ import os
 import sys
 from pathlib import Path
 
+from mdaf_tf.precision import PRECISIONS
 from mdaf_tf.training import data_source
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -80,6 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="batch size of the inference timing in table9 (default %(default)s)")
     p.add_argument("--timing-repeats", type=int, default=10,
                    help="timed inference calls per run, median reported (default %(default)s)")
+    p.add_argument("--precision", choices=PRECISIONS,
+                   help="numeric precision of every model (ModelConfig.precision, as for "
+                   "train --precision; default: the config's, else float32)")
     p.add_argument("--quiet", action="store_true", help="no per-step progress bars")
     return p
 
@@ -126,7 +130,8 @@ def resolve_configs(args):
         "epochs": args.epochs,
         "batch_size": args.batch_size,
         "max_steps_per_epoch": args.max_steps_per_epoch,
-    }, train_preset=data_source.train_preset(args.data))
+    }, train_preset=data_source.train_preset(args.data),
+        model_overrides={"precision": args.precision})
     for name in ("epochs", "batch_size"):
         if getattr(train_config, name) < 1:
             raise ConfigError(f"--{name.replace('_', '-')} must be >= 1")

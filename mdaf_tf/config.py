@@ -64,6 +64,8 @@ class ModelConfig:
     din_attention_activation: str = "dice"
     # Softmax-normalised attention weights (False: DIN's unnormalised weights).
     din_use_softmax: bool = False
+    # Numeric precision: "float32", "mixed_bfloat16" or "mixed_float16" (mdaf_tf.precision).
+    precision: str = "float32"
 
 
 @dataclasses.dataclass

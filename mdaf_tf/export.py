@@ -12,6 +12,9 @@ Signatures (outputs ``probability`` and, for gated models, ``gate``, both shape 
 * ``predict_examples(examples)``: serialized ``tf.train.Example`` protos with the same raw
   features (histories and ``hist_len`` may be omitted: empty history).
 
+The signature's dtypes do not depend on the precision the graph computes in
+(``export_model(serving_precision=...)``): raw ids in, float32 out.
+
 Inside the graph the raw ids go through the training vocabularies (saved as assets) with
 ``tf.lookup``: line i of ``vocab/NAME.txt`` -> dense id i + FIRST_ID, unknown -> OOV_ID,
 padding -> PAD_ID.
@@ -33,6 +36,7 @@ from mdaf_tf import schema
 from mdaf_tf.config import ModelConfig, to_dict
 from mdaf_tf.data import load_metadata
 from mdaf_tf.internal_apis import nested_layers
+from mdaf_tf.precision import check_precision
 
 INT_PAD = -1
 STRING_PAD = ""
@@ -203,6 +207,19 @@ def portable_scans(model):
             layer.scan = impl
 
 
+def serving_model(model, precision: str | None):
+    """``model`` itself, or (``precision`` differing from its config's) a copy of it built
+    under ``precision`` with the same weights: what ``export_model(serving_precision=...)``
+    exports. The copy's variables stay float32; only its computations change dtype."""
+    if precision is None or precision == model.config.precision:
+        return model
+    check_precision(precision)
+    config = dataclasses.replace(model.config, precision=precision)
+    copy = type(model)(config, name=model.name)
+    copy.set_weights(model.get_weights())
+    return copy
+
+
 def export_model(
     model,
     model_config: ModelConfig,
@@ -211,8 +228,16 @@ def export_model(
     export_base,
     *,
     parameters: dict | None = None,
+    serving_precision: str | None = None,
 ) -> Path:
-    """Write ``export_base/VERSION`` and return its path."""
+    """Write ``export_base/VERSION`` and return its path.
+
+    ``serving_precision`` (e.g. ``"mixed_bfloat16"``) exports ``serving_model(model,
+    serving_precision)``: the graph computes in that precision while the signature keeps raw
+    ids in and a float32 probability out. None exports the model as it is."""
+    if serving_precision is not None:
+        model = serving_model(model, serving_precision)
+        model_config = dataclasses.replace(model_config, precision=serving_precision)
     base = Path(export_base)
     if base.exists() and not base.is_dir():
         raise ExportError(f"export path {base} is a file, not a directory")
@@ -234,6 +259,7 @@ def export_model(
             "model_config": to_dict(model_config),
             "parameters": parameters or {},
             "max_seq_len": model_config.max_seq_len,
+            "precision": model_config.precision,
             "raw_id_dtypes": {k: v.name for k, v in module.dtypes.items()},
             "padding_values": {k: pad_value(v) for k, v in module.dtypes.items()},
             "metadata": {k: meta[k] for k in ("schema_version", "vocab_sizes", "oracle")

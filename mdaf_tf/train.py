@@ -11,12 +11,12 @@ exit code 2.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import sys
 import time
 from pathlib import Path
 
+from mdaf_tf.precision import PRECISIONS
 from mdaf_tf.training import data_source
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -78,6 +78,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="selective scan implementation (ModelConfig.scan): auto (default: the "
                    "C++ op on CPU, the XLA-compiled TensorFlow-ops scan elsewhere), fast, "
                    "chunked, or reference (the plain tf.scan, slow; for checking)")
+    p.add_argument("--precision", choices=PRECISIONS,
+                   help="numeric precision (ModelConfig.precision): float32 (default), "
+                   "mixed_bfloat16 (CPUs with AVX512-BF16/AMX, recent GPUs) or mixed_float16 "
+                   "(GPUs; loss scaling on). Variables, the loss, the AUC, the scan's state and "
+                   "the outputs stay float32")
+    p.add_argument("--serving-precision", choices=PRECISIONS,
+                   help="precision the exported graph computes in (default: the model's). "
+                   "The signature stays raw ids in, float32 probability out; see "
+                   "benchmarks/serving.py --serving-precision for where bfloat16 is faster")
     p.add_argument("--deterministic", action="store_true",
                    help="deterministic TensorFlow ops: the same seed gives the same metrics "
                    "and the same exported predictions (slower on GPUs)")
@@ -100,9 +109,8 @@ def resolve_configs(args):
         "strategy": args.strategy,
         "deterministic": True if args.deterministic else None,
         "backup_every": args.backup_every,
-    }, train_preset=data_source.train_preset(args.data))
-    if args.scan is not None:
-        model_config = dataclasses.replace(model_config, scan=args.scan)
+    }, train_preset=data_source.train_preset(args.data),
+        model_overrides={"scan": args.scan, "precision": args.precision})
     return model_config, train_config
 
 
@@ -158,14 +166,15 @@ def main(argv=None) -> int:
         data_dir = data_source.resolve(args.data)
         result = runner.train(
             model_config, train_config, data_dir, output, resume=args.resume, export_dir=export,
-            skip_corrupt_shards=args.skip_corrupt_shards,
+            skip_corrupt_shards=args.skip_corrupt_shards, serving_precision=args.serving_precision,
         )
         if result.export_path is None:  # a non-chief worker of --strategy multiworker
             print(f"worker done; the chief writes the run directory and the export "
                   f"(best val AUC {result.best['auc']:.4f})")
             return 0
         started = time.perf_counter()
-        check = export_lib.verify_export(result.export_path, result.model, data_dir,
+        exported = export_lib.serving_model(result.model, args.serving_precision)
+        check = export_lib.verify_export(result.export_path, exported, data_dir,
                                          max_examples=CHECK_EXAMPLES)
         worst = max(
             v for name in ("serving_default", "predict_examples")

@@ -21,6 +21,7 @@ import os
 import sys
 from pathlib import Path
 
+from mdaf_tf.precision import PRECISIONS
 from mdaf_tf.training import data_source
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -69,6 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also search the peak learning rate (log scale, default 1e-4,1e-3)")
     p.add_argument("--learning-rate", metavar="LOW,HIGH",
                    help="learning-rate range; implies --tune-learning-rate")
+    p.add_argument("--precision", choices=PRECISIONS,
+                   help="numeric precision of every model (ModelConfig.precision, as for "
+                   "train --precision; default: the config's, else float32)")
     p.add_argument("--strategy", choices=("default", "mirrored", "multiworker"),
                    help="tf.distribute strategy of every trial, as for train --strategy "
                    "(multiworker: start the search on every worker; only the chief writes "
@@ -86,7 +90,8 @@ def resolve_configs(args):
         "model": args.model, "seed": args.seed, "batch_size": args.batch_size,
         "max_steps_per_epoch": args.max_steps_per_epoch, "strategy": args.strategy,
         "epochs": args.epochs_per_trial, "deterministic": True,
-    }, train_preset=data_source.train_preset(args.data))
+    }, train_preset=data_source.train_preset(args.data),
+        model_overrides={"precision": args.precision})
     if train_config.model not in MODEL_NAMES:
         raise ConfigError(f"unknown model {train_config.model!r}; one of: "
                           f"{', '.join(MODEL_NAMES)}")

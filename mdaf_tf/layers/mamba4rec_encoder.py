@@ -92,10 +92,12 @@ class Mamba4RecEncoder(keras.layers.Layer):
             return None if seed is None else seed + 100 * offset
 
         def dropout_layer(offset, name):
-            return keras.layers.Dropout(self.dropout, seed=sub_seed(offset), name=name)
+            return keras.layers.Dropout(self.dropout, seed=sub_seed(offset),
+                                        dtype=self.dtype_policy, name=name)
 
         def layer_norm(name):
-            return keras.layers.LayerNormalization(epsilon=self.layer_norm_epsilon, name=name)
+            return keras.layers.LayerNormalization(epsilon=self.layer_norm_epsilon,
+                                                   dtype=self.dtype_policy, name=name)
 
         self.input_projection = None  # created in build() when d_in != d_model
         self.embedding_dropout = dropout_layer(1, "embedding_dropout")
@@ -112,6 +114,7 @@ class Mamba4RecEncoder(keras.layers.Layer):
                     expand=self.expand,
                     scan=scan,
                     seed=sub_seed(10 + i),
+                    dtype=self.dtype_policy,
                     name=f"mamba_{i}",
                 )
             )
@@ -122,6 +125,7 @@ class Mamba4RecEncoder(keras.layers.Layer):
                     self.ffn_multiplier * self.d_model,
                     activation="gelu",
                     kernel_initializer=keras.initializers.GlorotUniform(sub_seed(30 + i)),
+                    dtype=self.dtype_policy,
                     name=f"ffn_in_{i}",
                 )
             )
@@ -130,6 +134,7 @@ class Mamba4RecEncoder(keras.layers.Layer):
                 keras.layers.Dense(
                     self.d_model,
                     kernel_initializer=keras.initializers.GlorotUniform(sub_seed(50 + i)),
+                    dtype=self.dtype_policy,
                     name=f"ffn_out_{i}",
                 )
             )
@@ -145,6 +150,7 @@ class Mamba4RecEncoder(keras.layers.Layer):
             self.input_projection = keras.layers.Dense(
                 self.d_model,
                 kernel_initializer=keras.initializers.GlorotUniform(self.seed),
+                dtype=self.dtype_policy,
                 name="input_projection",
             )
             self.input_projection.build(input_shape)

@@ -23,6 +23,13 @@ Padding: ``mask`` (batch, length), True at valid positions. The convolution inpu
 positions whatever the padding length or the padded values. Outputs at padded positions are
 finite but meaningless; callers mask them.
 
+Precision: under a mixed dtype policy ``W_in`` and ``W_out`` (the block's large matmuls, 89%
+of its matmul FLOPs at the defaults) run in the compute dtype (bfloat16 or float16); everything
+between them -- convolution, SiLU, ``W_x``, ``W_dt``, softplus, the recurrence and the gate --
+runs in float32 on unrounded weights. They decide the recurrence's coefficients (delta, B, C)
+and its state, and a bfloat16 state would lose the small per-step increments over the
+sequence. The block's output has the compute dtype.
+
 The recurrence runs in :func:`mdaf_tf.ops.selective_scan.selective_scan`; ``scan`` names the
 implementation and is passed through unchanged. When it resolves to ``"fast"`` (the CPU custom
 op, read at call time so an export can switch it), the block runs its fused CPU path instead: one
@@ -41,6 +48,13 @@ import tensorflow as tf
 from mdaf_tf.internal_apis import tracing_under_xla
 from mdaf_tf.ops import fast_scan
 from mdaf_tf.ops.selective_scan import resolve_impl, selective_scan
+
+
+def _inner_dtype(dtype) -> tf.DType:
+    """What the block computes between its input and output projections in: float32 for a
+    16-bit compute dtype, the compute dtype itself otherwise (float32, float64)."""
+    dtype = tf.as_dtype(dtype)
+    return tf.float32 if dtype.size < 4 else dtype
 
 
 @keras.saving.register_keras_serializable(package="mdaf_tf")
@@ -172,20 +186,24 @@ class MambaBlock(keras.layers.Layer):
             name="conv_kernel",
             shape=(self.d_conv, e),
             initializer=keras.initializers.RandomUniform(-conv_bound, conv_bound, self._seed(1)),
+            autocast=False,
         )
         self.conv_bias = self.add_weight(
             name="conv_bias",
             shape=(e,),
             initializer=keras.initializers.RandomUniform(-conv_bound, conv_bound, self._seed(2)),
+            autocast=False,
         )
         self.x_proj_kernel = self.add_weight(
-            name="x_proj_kernel", shape=(e, r + 2 * n), initializer=glorot(self._seed(3))
+            name="x_proj_kernel", shape=(e, r + 2 * n), initializer=glorot(self._seed(3)),
+            autocast=False,
         )
         dt_std = r**-0.5
         self.dt_proj_kernel = self.add_weight(
             name="dt_proj_kernel",
             shape=(r, e),
             initializer=keras.initializers.RandomUniform(-dt_std, dt_std, self._seed(4)),
+            autocast=False,
         )
         self.dt_proj_bias = self.add_weight(
             name="dt_proj_bias",
@@ -193,9 +211,13 @@ class MambaBlock(keras.layers.Layer):
             initializer=_DtBiasInitializer(
                 self.dt_min, self.dt_max, self.dt_init_floor, self._seed(5)
             ),
+            autocast=False,
         )
-        self.A_log = self.add_weight(name="A_log", shape=(e, n), initializer=_ALogInitializer())
-        self.D = self.add_weight(name="D", shape=(e,), initializer="ones")
+        # Not autocast: the scan reads these in float32 whatever the compute dtype, and a
+        # bfloat16 round trip would lose their low bits (the layer casts where it needs to).
+        self.A_log = self.add_weight(name="A_log", shape=(e, n), initializer=_ALogInitializer(),
+                                     autocast=False)
+        self.D = self.add_weight(name="D", shape=(e,), initializer="ones", autocast=False)
         self.out_proj_kernel = self.add_weight(
             name="out_proj_kernel", shape=(e, d), initializer=glorot(self._seed(6))
         )
@@ -228,8 +250,12 @@ class MambaBlock(keras.layers.Layer):
         return impl == "fast"
 
     def _fused_call(self, x, mask):
-        """The block through the fused CPU ops (module docstring); same result as ``call``."""
+        """The block through the fused CPU ops (module docstring); same result as ``call``.
+
+        in_proj and out_proj run in the input's dtype; everything between them in float32
+        (module docstring, "Precision")."""
         dtype = x.dtype
+        inner = _inner_dtype(dtype)
         e, d, n, r = self.d_inner, self.d_model, self.d_state, self.rank
         batch, length = tf.shape(x)[0], tf.shape(x)[1]
         if mask is None:
@@ -241,33 +267,33 @@ class MambaBlock(keras.layers.Layer):
         def rows(t, width):
             return tf.reshape(t, tf.stack([-1, width]))
 
-        def sequences(t, width):
-            return tf.reshape(t, tf.stack([batch, length, width]))
+        def sequences(t, width, cast_to=inner):
+            return tf.cast(tf.reshape(t, tf.stack([batch, length, width])), cast_to)
 
         x2 = rows(x, d)
         in_kernel = tf.cast(self.in_proj_kernel, dtype)
         x_in = sequences(tf.matmul(x2, in_kernel[:, :e]), e)
         z = sequences(tf.matmul(x2, in_kernel[:, e:]), e)
         u = fast_scan.causal_conv_silu(
-            x_in, tf.cast(self.conv_kernel, dtype), tf.cast(self.conv_bias, dtype), valid
+            x_in, tf.cast(self.conv_kernel, inner), tf.cast(self.conv_bias, inner), valid
         )
         u2 = rows(u, e)
-        x_kernel = tf.cast(self.x_proj_kernel, dtype)
-        dt = tf.matmul(tf.matmul(u2, x_kernel[:, :r]), tf.cast(self.dt_proj_kernel, dtype))
+        x_kernel = tf.cast(self.x_proj_kernel, inner)
+        dt = tf.matmul(tf.matmul(u2, x_kernel[:, :r]), tf.cast(self.dt_proj_kernel, inner))
         bc = tf.matmul(u2, x_kernel[:, r:])
-        A = -tf.exp(tf.cast(self.A_log, dtype))
+        A = -tf.exp(tf.cast(self.A_log, inner))
         y = fast_scan.gated_scan(
             u,
             sequences(dt, e),
-            tf.cast(self.dt_proj_bias, dtype),
+            tf.cast(self.dt_proj_bias, inner),
             A,
             sequences(bc, 2 * n),
-            tf.cast(self.D, dtype),
+            tf.cast(self.D, inner),
             z,
             valid,
         )
-        out = tf.matmul(rows(y, e), tf.cast(self.out_proj_kernel, dtype))
-        return sequences(out, d)
+        out = tf.matmul(rows(tf.cast(y, dtype), e), tf.cast(self.out_proj_kernel, dtype))
+        return sequences(out, d, dtype)
 
     def call(self, x, mask=None):
         if self._uses_fused_ops():
@@ -281,25 +307,27 @@ class MambaBlock(keras.layers.Layer):
             valid = tf.cast(mask, tf.bool)[..., None]
             x = tf.where(valid, x, tf.zeros_like(x))
         in_kernel = tf.cast(self.in_proj_kernel, dtype)
-        # Two matmuls on kernel halves instead of slicing a (B, L, 2 d_inner) activation.
-        x_in = tf.einsum("bld,de->ble", x, in_kernel[:, :e])
-        z = tf.einsum("bld,de->ble", x, in_kernel[:, e:])
+        inner = _inner_dtype(dtype)
+        # Two matmuls on kernel halves instead of slicing a (B, L, 2 d_inner) activation; from
+        # here to out_proj in float32 whatever the compute dtype, as the fused path computes.
+        x_in = tf.cast(tf.einsum("bld,de->ble", x, in_kernel[:, :e]), inner)
+        z = tf.cast(tf.einsum("bld,de->ble", x, in_kernel[:, e:]), inner)
         u = tf.nn.silu(self._causal_conv(x_in))
         if valid is not None:
             u = tf.where(valid, u, tf.zeros_like(u))
-        x_dbl = tf.einsum("ble,ef->blf", u, tf.cast(self.x_proj_kernel, dtype))
+        x_dbl = tf.einsum("ble,ef->blf", u, tf.cast(self.x_proj_kernel, inner))
         dt_low, B, C = x_dbl[..., :r], x_dbl[..., r : r + n], x_dbl[..., r + n :]
         delta = tf.nn.softplus(
             tf.nn.bias_add(
-                tf.einsum("blr,re->ble", dt_low, tf.cast(self.dt_proj_kernel, dtype)),
-                tf.cast(self.dt_proj_bias, dtype),
+                tf.einsum("blr,re->ble", dt_low, tf.cast(self.dt_proj_kernel, inner)),
+                tf.cast(self.dt_proj_bias, inner),
             )
         )
         if valid is not None:
             delta = tf.where(valid, delta, tf.zeros_like(delta))
-        A = -tf.exp(tf.cast(self.A_log, dtype))
-        y = selective_scan(u, delta, A, B, C, tf.cast(self.D, dtype), impl=self.scan)
-        y = y * tf.nn.silu(z)
+        A = -tf.exp(tf.cast(self.A_log, inner))
+        y = selective_scan(u, delta, A, B, C, tf.cast(self.D, inner), impl=self.scan)
+        y = tf.cast(y * tf.nn.silu(z), dtype)
         return tf.einsum("ble,ed->bld", y, tf.cast(self.out_proj_kernel, dtype))
 
     def compute_output_shape(self, input_shape):

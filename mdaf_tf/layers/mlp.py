@@ -15,7 +15,9 @@ class MLP(keras.layers.Layer):
 
     Per hidden width h_i: x = Dropout(activation(Norm(Dense(h_i)(x)))), Norm being
     BatchNormalization, LayerNormalization or nothing. If ``output_units`` is given,
-    a final Dense(output_units, output_activation) follows (no norm, no dropout).
+    a final Dense(output_units, output_activation) follows (no norm, no dropout); its dtype
+    policy is ``output_dtype`` when given (e.g. ``"float32"`` for a logit under a mixed
+    precision policy), the layer's own otherwise.
 
     Input: (..., d_in). Output: (..., output_units or hidden_units[-1]).
     (With no hidden units and no output units it is the identity.)
@@ -42,6 +44,7 @@ class MLP(keras.layers.Layer):
         normalization: str | None = None,
         output_units: int | None = None,
         output_activation=None,
+        output_dtype=None,
         kernel_initializer="glorot_uniform",
         kernel_regularizer=None,
         **kwargs,
@@ -59,16 +62,17 @@ class MLP(keras.layers.Layer):
         self.normalization = normalization
         self.output_units = None if output_units is None else int(output_units)
         self.output_activation = keras.activations.get(output_activation)
+        self.output_dtype = output_dtype
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
 
-        def dense(units, activation, name):
+        def dense(units, activation, name, dtype=None):
             return keras.layers.Dense(
                 units,
                 activation=activation,
                 kernel_initializer=fresh(self.kernel_initializer),
                 kernel_regularizer=self.kernel_regularizer,
-                dtype=self.dtype_policy,
+                dtype=dtype or self.dtype_policy,
                 name=name,
             )
 
@@ -91,7 +95,7 @@ class MLP(keras.layers.Layer):
         self.output_layer = (
             None
             if self.output_units is None
-            else dense(self.output_units, self.output_activation, "output")
+            else dense(self.output_units, self.output_activation, "output", output_dtype)
         )
 
     def build(self, input_shape):
@@ -135,6 +139,7 @@ class MLP(keras.layers.Layer):
             normalization=self.normalization,
             output_units=self.output_units,
             output_activation=keras.activations.serialize(self.output_activation),
+            output_dtype=self.output_dtype,
             kernel_initializer=keras.initializers.serialize(self.kernel_initializer),
             kernel_regularizer=keras.regularizers.serialize(self.kernel_regularizer),
         )

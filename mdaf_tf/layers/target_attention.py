@@ -115,11 +115,14 @@ class TargetAttention(keras.layers.Layer):
         if mask is not None:
             keys = ops.where(mask[..., None], keys, ops.zeros_like(keys))
             if self.use_softmax:
-                scores = ops.where(mask, scores, ops.full_like(scores, -1e9))
+                scores = ops.where(mask, ops.cast(scores, "float32"),
+                                   ops.full_like(scores, -1e9, dtype="float32"))
             else:
                 scores = ops.where(mask, scores, ops.zeros_like(scores))
         if self.use_softmax:
-            scores = ops.softmax(scores, axis=-1)
+            # In float32 under a mixed policy: -1e9 overflows float16, and bfloat16's
+            # 8-bit mantissa would blur the normalisation.
+            scores = ops.cast(ops.softmax(ops.cast(scores, "float32"), axis=-1), keys.dtype)
             if mask is not None:  # all-padding rows: uniform weights over zeroed keys
                 scores = ops.where(mask, scores, ops.zeros_like(scores))
         return ops.sum(scores[..., None] * keys, axis=1)

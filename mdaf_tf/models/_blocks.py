@@ -12,13 +12,16 @@ from mdaf_tf.layers.dcnv3 import DCNv3
 from mdaf_tf.layers.feature_embedding import FeatureEmbedding
 from mdaf_tf.layers.mamba4rec_encoder import Mamba4RecEncoder
 from mdaf_tf.layers.mlp import MLP
+from mdaf_tf.precision import check_precision
 
 
 class ConfiguredModel(keras.Model):
     """A functional model built from one ``ModelConfig``; serialises as that config.
 
     Subclasses build their graph in ``__init__(config, **kwargs)`` from
-    ``as_config(config)`` and end with ``super().__init__(inputs=..., outputs=...)``.
+    ``as_config(config)`` and end with ``super().__init__(inputs=..., outputs=...)``. The
+    layers that run per behaviour token take ``config.precision`` as their dtype policy
+    (``mdaf_tf.precision``); the others compute in float32.
     """
 
     def __init__(self, *args, config: ModelConfig, **kwargs):
@@ -34,9 +37,11 @@ class ConfiguredModel(keras.Model):
 
 
 def as_config(config: ModelConfig | dict) -> ModelConfig:
-    """``config`` itself, or the ``ModelConfig`` its dict form (``get_config``) describes."""
+    """``config`` itself, or the ``ModelConfig`` its dict form (``get_config``) describes;
+    an unknown ``precision`` is a ValueError naming the field."""
     if isinstance(config, dict):
-        return config_lib.from_dict(ModelConfig, config)
+        config = config_lib.from_dict(ModelConfig, config)
+    check_precision(config.precision)
     return config
 
 
@@ -107,16 +112,19 @@ def sequence_encoder(c: ModelConfig, pooling: str) -> Mamba4RecEncoder:
         dropout=c.dropout,
         pooling=pooling,
         scan=c.scan,
+        dtype=c.precision,
         name="sequence_encoder",
     )
 
 
 def click_outputs(logit) -> dict:
-    """``{"logit": z, "probability": sigmoid(z)}``, both (B, 1): the loss reads the logit
-    (a numerically stable cross-entropy), serving and evaluation the probability."""
-    logit = keras.layers.Identity(name="logit")(logit)
+    """``{"logit": z, "probability": sigmoid(z)}``, both (B, 1) and float32 whatever the
+    precision: the loss reads the logit (a numerically stable cross-entropy), serving and
+    evaluation the probability."""
+    logit = keras.layers.Identity(dtype="float32", name="logit")(logit)
     return {"logit": logit,
-            "probability": keras.layers.Activation("sigmoid", name="probability")(logit)}
+            "probability": keras.layers.Activation("sigmoid", dtype="float32",
+                                                   name="probability")(logit)}
 
 
 def output_head(c: ModelConfig, hidden_units, features) -> dict:
@@ -125,6 +133,7 @@ def output_head(c: ModelConfig, hidden_units, features) -> dict:
         hidden_units=hidden_units,
         dropout=c.dropout,
         output_units=1,
+        output_dtype="float32",
         name="output_mlp",
     )(features)
     return click_outputs(logit)

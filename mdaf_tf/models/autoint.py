@@ -55,13 +55,17 @@ class AutoInt(ConfiguredModel):
                 use_residual=True,
                 name=f"interacting_{i}",
             )(x)
-        attention_logit = keras.layers.Dense(1, name="attention_logit")(
+        attention_logit = keras.layers.Dense(1, dtype="float32", name="attention_logit")(
             keras.layers.Flatten()(x)
         )
         mlp_logit = MLP(
-            hidden_units=c.deep_hidden, dropout=c.dropout, output_units=1, name="deep_mlp"
+            hidden_units=c.deep_hidden,
+            dropout=c.dropout,
+            output_units=1,
+            output_dtype="float32",
+            name="deep_mlp",
         )(static_fields(embedded))
-        logit = keras.layers.Add()([attention_logit, mlp_logit])
+        logit = keras.layers.Add(dtype="float32")([attention_logit, mlp_logit])
         super().__init__(inputs=inputs, outputs=click_outputs(logit), config=c, **kwargs)
 
     @property

@@ -44,7 +44,8 @@ class BST(ConfiguredModel):
         h = keras.layers.Add(name="bst_tokens")([tokens, positions])
         for i in range(c.bst_layers):
             h = TransformerEncoder(
-                num_heads=c.bst_heads, dropout=c.dropout, name=f"transformer_{i}"
+                num_heads=c.bst_heads, dropout=c.dropout, dtype=c.precision,
+                name=f"transformer_{i}"
             )(h, padding_mask=mask)
         target_out = h[:, -1, :]
         features = keras.layers.Concatenate()(

@@ -70,7 +70,9 @@ class DCNv2(ConfiguredModel):
             )(x)
             x = x + keras.ops.sum(gate[..., None] * deltas, axis=1)
         deep = MLP(hidden_units=c.deep_hidden, dropout=c.dropout, name="deep_mlp")(x0)
-        logit = keras.layers.Dense(1, name="output_logit")(keras.layers.Concatenate()([x, deep]))
+        logit = keras.layers.Dense(1, dtype="float32", name="output_logit")(
+            keras.layers.Concatenate()([x, deep])
+        )
         super().__init__(inputs=inputs, outputs=click_outputs(logit), config=c, **kwargs)
 
     @property

@@ -45,6 +45,7 @@ class DIN(ConfiguredModel):
             hidden_units=c.din_attention_hidden,
             activation=c.din_attention_activation,
             use_softmax=c.din_use_softmax,
+            dtype=c.precision,
             name="target_attention",
         )(target, embedded["history"], padding_mask=embedded["history_mask"])
         features = keras.layers.Concatenate(name="din_features")(

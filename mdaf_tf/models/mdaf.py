@@ -71,5 +71,5 @@ class MDAF(ConfiguredModel):
         fused, gate = fusion(static, sequence)
         outputs = output_head(c, c.output_hidden, fused)
         if c.fusion == "gate":  # only a learned gate has statistics worth reporting
-            outputs["gate"] = keras.layers.Identity(name="gate")(gate)
+            outputs["gate"] = keras.layers.Identity(dtype="float32", name="gate")(gate)
         super().__init__(inputs=inputs, outputs=outputs, config=c, **kwargs)

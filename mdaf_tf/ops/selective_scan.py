@@ -98,7 +98,16 @@ def resolve_impl(impl: str = DEFAULT_IMPL, jit_compile: bool = False) -> str:
 
 
 def selective_scan(u, delta, A, B, C, D, impl: str = DEFAULT_IMPL):
-    """Dispatch to the named implementation (see ``IMPLEMENTATIONS`` and the module docstring)."""
+    """Dispatch to the named implementation (see ``IMPLEMENTATIONS`` and the module docstring).
+
+    16-bit inputs (bfloat16, float16: a mixed precision policy) are cast to float32 and the
+    recurrence runs in float32; ``y`` comes back in ``u``'s dtype. A 16-bit state would lose
+    the per-step increments ``delta_t B_t u_t`` once they fall below its 8 (bfloat16) or 11
+    (float16) bits of mantissa relative to the state."""
+    dtype = tf.as_dtype(u.dtype)
+    if dtype.size < 4:
+        inputs = [tf.cast(x, tf.float32) for x in (u, delta, A, B, C, D)]
+        return tf.cast(selective_scan(*inputs, impl=impl), dtype)
     impl = resolve_impl(impl, jit_compile=tracing_under_xla() and impl == "auto")
     if impl == "reference":
         return reference_scan(u, delta, A, B, C, D)

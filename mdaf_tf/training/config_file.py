@@ -88,14 +88,19 @@ def load(path, train_base: TrainConfig | None = None) -> tuple[ModelConfig, Trai
     return parse(values, str(path), train_base)
 
 
-def resolve(path, train_overrides: dict,
-            train_preset: dict | None = None) -> tuple[ModelConfig, TrainConfig]:
-    """The configs of ``path`` (or the defaults without one) with the ``train_overrides`` that
-    are not None applied on top: how every command maps its flags onto ``--config``.
+def resolve(path, train_overrides: dict, train_preset: dict | None = None,
+            model_overrides: dict | None = None) -> tuple[ModelConfig, TrainConfig]:
+    """The configs of ``path`` (or the defaults without one) with the ``train_overrides`` and
+    ``model_overrides`` that are not None applied on top: how every command maps its flags
+    onto ``--config``.
 
     ``train_preset`` (training fields, e.g. the synthetic default's) sits between the
     defaults and the file: defaults < preset < ``--config`` < flags."""
     base = dataclasses.replace(TrainConfig(), **(train_preset or {}))
     model_config, train_config = load(path, base) if path else (ModelConfig(), base)
-    overrides = {k: v for k, v in train_overrides.items() if v is not None}
-    return model_config, dataclasses.replace(train_config, **overrides)
+    model_config = dataclasses.replace(model_config, **_given(model_overrides or {}))
+    return model_config, dataclasses.replace(train_config, **_given(train_overrides))
+
+
+def _given(overrides: dict) -> dict:
+    return {k: v for k, v in overrides.items() if v is not None}

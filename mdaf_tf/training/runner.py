@@ -38,6 +38,7 @@ from mdaf_tf import data, distribute, schema
 from mdaf_tf.config import ConfigError, ModelConfig, TrainConfig
 from mdaf_tf.data import DataError
 from mdaf_tf.files import write_json_atomic
+from mdaf_tf.precision import needs_loss_scaling
 from mdaf_tf.training import checkpoint, splits
 from mdaf_tf.training.backup import TrainingBackup, TrainingInterrupted
 from mdaf_tf.training.epoch_progress import EpochProgress
@@ -266,7 +267,8 @@ def compile_trainer(click_model, train_config: TrainConfig, steps_per_epoch: int
     """A ``ClickTrainer`` around ``click_model`` compiled with the recipe: AdamW with the
     warmup-cosine schedule and weight decay, clip-norm (after the cross-replica sum under a
     multi-replica ``strategy``), label-smoothed cross-entropy from logits, Keras's AUC
-    named ``auc``. Call ``fit`` inside ``strategy.scope()``.
+    named ``auc``; a float16 model's optimizer is wrapped in ``LossScaleOptimizer``. Call
+    ``fit`` inside ``strategy.scope()``.
 
     The trainer itself is created outside the strategy's scope (the optimizer and metrics
     inside it): Keras 3.15's ``fit`` then builds it at the first traced step instead of in
@@ -280,6 +282,8 @@ def compile_trainer(click_model, train_config: TrainConfig, steps_per_epoch: int
         optimizer = build_optimizer(train_config, click_model, steps_per_epoch)
         if replicas > 1:
             optimizer.global_clipnorm = None  # clipped after the cross-replica sum instead
+        if needs_loss_scaling(click_model):
+            optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
         trainer.compile(
             optimizer=optimizer,
             loss=keras.losses.BinaryCrossentropy(from_logits=True,
@@ -411,12 +415,14 @@ def _result(plan, train_config, click_model, parameters, history, best_epoch, st
     )
 
 
-def _export(result: TrainResult, plan: _Plan, export_dir, log) -> Path:
+def _export(result: TrainResult, plan: _Plan, export_dir, log,
+            serving_precision: str | None = None) -> Path:
     from mdaf_tf import export
 
     started = time.perf_counter()
     path = export.export_model(result.model, plan.model_config, result.train_config.model,
-                               plan.data_dir, export_dir, parameters=result.parameters)
+                               plan.data_dir, export_dir, parameters=result.parameters,
+                               serving_precision=serving_precision)
     log(f"exported to {path} ({time.perf_counter() - started:.0f}s)")
     return path
 
@@ -437,6 +443,7 @@ def train(
     skip_corrupt_shards: bool = False,
     evaluate_test: bool = True,
     callbacks=(),
+    serving_precision: str | None = None,
 ) -> TrainResult:
     """Train ``train_config.model`` on ``data_dir`` with the recipe in ``train_config``.
 
@@ -444,9 +451,10 @@ def train(
     ``config.json`` and (with ``write_reports``) ``report.md`` and the PNG plots. With
     ``resume`` it continues from the latest checkpoint in ``output_dir`` at the step it was
     written (and starts fresh, saying so, when there is none). With ``export_dir`` the best
-    model is exported there for TF Serving. ``on_epoch_end(epoch, row)`` sees each epoch's
-    metrics row (the tuner reports from it); ``callbacks`` are Keras callbacks added to
-    ``fit``'s (they see ``val_auc``, ``val_log_loss`` and ``val_gauc`` in the epoch logs).
+    model is exported there for TF Serving (its graph in ``serving_precision``, default the
+    model's own; see ``mdaf_tf.export.export_model``). ``on_epoch_end(epoch, row)`` sees
+    each epoch's metrics row (the tuner reports from it); ``callbacks`` are Keras callbacks
+    added to ``fit``'s (they see ``val_auc``, ``val_log_loss`` and ``val_gauc`` in the epoch logs).
 
     Early stopping and the restored epoch follow validation AUC only. Once the best weights
     are restored, the test split is evaluated once (``TrainResult.test``); with
@@ -484,7 +492,7 @@ def train(
     result = report.result
     if export_dir is not None:
         result.export_path = _export(result, plan, export_dir if plan.chief
-                                     else plan.output_dir / "export", log)
+                                     else plan.output_dir / "export", log, serving_precision)
     if not plan.chief:
         shutil.rmtree(plan.output_dir, ignore_errors=True)
         result.export_path = None

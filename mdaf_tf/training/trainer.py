@@ -14,7 +14,9 @@ It changes two things in Keras's ``train_step``, both only when they apply:
   optimizer (whose own clipping is off) sums the identical copies again. Keras 3.15's
   ``compute_loss`` returns the local mean unscaled, and its own ``train_step`` multiplies the
   tracked loss by the replica count, logging twice the loss under two replicas; the tracked loss
-  here is the local mean, aggregated over replicas by the tracker. Variables without a gradient
+  here is the local mean, aggregated over replicas by the tracker. Under loss scaling
+  (``LossScaleOptimizer``, float16) the gradients are of the scaled loss and the clip-norm is
+  scaled with them. Variables without a gradient
   (an embedding table a model never reads) are left out rather than all-reduced as ``None``.
 * **several workers**: under ``MultiWorkerMirroredStrategy`` the train function is a plain
   ``strategy.run`` of ``train_step`` (see ``_multi_worker_train_function``);
@@ -116,8 +118,9 @@ class ClickTrainer(keras.Model):
         with tf.GradientTape() as tape:
             logits = self(features, training=True)
             loss = self.compute_loss(x=features, y=labels, y_pred=logits, training=True)
+            scaled_loss = self.optimizer.scale_loss(loss)
         loss_tracker(self).update_state(loss, sample_weight=tf.shape(labels)[0])
-        pairs = [(g, v) for g, v in zip(tape.gradient(loss, self.trainable_variables),
+        pairs = [(g, v) for g, v in zip(tape.gradient(scaled_loss, self.trainable_variables),
                                         self.trainable_variables, strict=True)
                  if g is not None]
         self.optimizer.apply_gradients(self._cross_replica_clipped(pairs))
@@ -130,7 +133,10 @@ class ClickTrainer(keras.Model):
         grads = [tf.convert_to_tensor(g) for g, _ in pairs]
         grads = tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.MEAN, grads)
         if self.cross_replica_clipnorm > 0:
-            grads, _ = tf.clip_by_global_norm(grads, self.cross_replica_clipnorm)
+            # A LossScaleOptimizer unscales in apply_gradients; clipping the scaled gradients
+            # at the scaled norm is clipping the true ones at the norm.
+            scale = getattr(self.optimizer, "dynamic_scale", 1.0)
+            grads, _ = tf.clip_by_global_norm(grads, self.cross_replica_clipnorm * scale)
         return [(g / replicas, v) for g, (_, v) in zip(grads, pairs, strict=True)]
 
     def get_config(self):

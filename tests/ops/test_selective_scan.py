@@ -184,3 +184,44 @@ def test_bad_impl_choices_are_rejected():
     with pytest.raises(ValueError, match="without an XLA kernel"):
         resolve_impl("fast", jit_compile=True)
     assert set(IMPLEMENTATIONS) == {"auto", "reference", "chunked", "stepwise", "fast"}
+
+
+def round_to(x, dtype):
+    """``x`` rounded to ``dtype`` and back to float64 numpy."""
+    return tf.cast(tf.cast(x, dtype), tf.float64).numpy()
+
+
+def numpy_scan_rounding_state(u, delta, A, B, C, D, dtype):
+    """``numpy_scan`` with the state rounded to ``dtype`` after every step: what a recurrence
+    run in a 16-bit dtype would compute."""
+    batch, length, d_inner = u.shape
+    h = np.zeros((batch, d_inner, A.shape[1]))
+    y = np.zeros_like(u)
+    for t in range(length):
+        x = (delta[:, t] * u[:, t])[..., None] * B[:, t, None]
+        h = round_to(np.exp(delta[:, t, :, None] * A) * h + x, dtype)
+        y[:, t] = np.einsum("bdn,bn->bd", h, C[:, t]) + D * u[:, t]
+    return y
+
+
+# Mantissa bits of the 16-bit dtypes (the stored ones plus the implicit leading bit).
+MANTISSA_BITS = {tf.bfloat16: 8, tf.float16: 11}
+
+
+@IMPL_CASES
+@pytest.mark.parametrize("dtype", [tf.bfloat16, tf.float16], ids=lambda d: d.name)
+def test_16_bit_inputs_run_the_recurrence_in_float32(impl, jit, dtype):
+    # The tolerance: y is rounded to the 16-bit dtype once at the end, which is at most half
+    # an ulp, 2^-bits of |y| elementwise; the float32 recurrence adds ~1e-6 of the scale,
+    # granted as 1e-5 of max |y|. The same inputs in float64 are the reference, so the
+    # input rounding is not counted. A 16-bit state (rounded every step) misses this bound.
+    rng = np.random.default_rng(5)
+    inputs = [tf.cast(x, dtype) for x in random_inputs(rng, 2, 64, 8, 4)]
+    rounded = [tf.cast(x, tf.float64).numpy() for x in inputs]
+    expected = numpy_scan(*rounded)
+    y = tf.function(lambda *xs: selective_scan(*xs, impl=impl), jit_compile=jit)(*inputs)
+    assert y.dtype == dtype
+    bound = 2.0 ** -MANTISSA_BITS[dtype] * np.abs(expected) + 1e-5 * np.max(np.abs(expected))
+    assert np.all(np.abs(tf.cast(y, tf.float64).numpy() - expected) <= bound)
+    sixteen_bit_state = round_to(numpy_scan_rounding_state(*rounded, dtype), dtype)
+    assert not np.all(np.abs(sixteen_bit_state - expected) <= bound)

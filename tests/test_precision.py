@@ -1,0 +1,138 @@
+"""Mixed precision (``mdaf_tf.precision``): dtype policies through building, training,
+saving and export, for every model of the registry."""
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+sys.path.insert(0, str(Path(__file__).parent / "training"))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from tiny_run import write_dataset  # noqa: E402
+
+from mdaf_tf import data, export  # noqa: E402
+from mdaf_tf.config import TrainConfig  # noqa: E402
+from mdaf_tf.data import load_metadata  # noqa: E402
+from mdaf_tf.internal_apis import nested_layers  # noqa: E402
+from mdaf_tf.models.registry import MODEL_NAMES, build_model  # noqa: E402
+from mdaf_tf.precision import PRECISIONS, check_precision, needs_loss_scaling  # noqa: E402
+from mdaf_tf.training.runner import compile_trainer, fill_model_config  # noqa: E402
+from tests.models.conftest import random_batch, tiny_config  # noqa: E402
+
+SEQ = 6
+COMPUTE_DTYPE = {"float32": "float32", "mixed_bfloat16": "bfloat16",
+                 "mixed_float16": "float16"}
+# How far an export may be from the Keras model it was made from. In float32 the two graphs
+# agree to rounding. Under a mixed policy the export runs the portable "stepwise" scan path,
+# whose convolution, SiLU and softplus compute in the 16-bit dtype, where the training path's
+# fused CPU ops compute them in float32: the probabilities then differ by a few 16-bit
+# roundings of the activations (each up to 2^-8 relative in bfloat16, 2^-11 in float16).
+EXPORT_TOLERANCE = {"float32": 1e-5, "mixed_bfloat16": 2e-2, "mixed_float16": 3e-3}
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    return write_dataset(tmp_path_factory.mktemp("precision") / "data", n_train=32, n_val=64,
+                         max_seq_len=SEQ)
+
+
+def test_an_unknown_precision_names_the_field():
+    with pytest.raises(ValueError, match="'precision'.*float32, mixed_bfloat16"):
+        check_precision("bfloat16")
+    with pytest.raises(ValueError, match="'precision'"):
+        build_model("dcnv3", tiny_config(precision="half"))
+
+
+@pytest.mark.parametrize("precision", PRECISIONS)
+def test_per_token_layers_take_the_policy_the_rest_stays_float32(precision):
+    model = build_model("mdaf", tiny_config(precision=precision))
+    encoder = model.get_layer("sequence_encoder")
+    assert {layer.compute_dtype for layer in [encoder, *nested_layers(encoder)]} == {
+        COMPUTE_DTYPE[precision]}
+    for name in ("feature_embedding", "static_projection", "static_dcnv3", "fusion",
+                 "output_mlp"):
+        assert model.get_layer(name).compute_dtype == "float32", name
+    assert all(v.dtype == "float32" for v in model.weights)
+    outputs = model(random_batch(model.config, 4))
+    assert {k: v.dtype for k, v in outputs.items()} == {
+        "logit": tf.float32, "probability": tf.float32, "gate": tf.float32}
+    assert needs_loss_scaling(model) == (precision == "mixed_float16")
+    trainer = compile_trainer(model, TrainConfig(batch_size=4), 10, False)
+    assert isinstance(trainer.optimizer, keras.optimizers.LossScaleOptimizer) == (
+        precision == "mixed_float16")
+
+
+def test_a_keras_round_trip_keeps_the_precision_and_the_predictions(tmp_path):
+    model = build_model("mdaf_ta", tiny_config(precision="mixed_bfloat16"))
+    batch = random_batch(model.config, 8)
+    path = tmp_path / "model.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    assert loaded.get_layer("sequence_encoder").mamba_blocks[0].compute_dtype == "bfloat16"
+    np.testing.assert_array_equal(loaded(batch)["probability"], model(batch)["probability"])
+
+
+def trained_model(name: str, precision: str, data_dir):
+    """``name`` at the tiny config after four ``fit`` steps, and whether the loss was finite
+    and some weight moved."""
+    keras.utils.set_random_seed(0)
+    config = fill_model_config(tiny_config(precision=precision, max_seq_len=SEQ),
+                               load_metadata(data_dir))
+    model = build_model(name, config)
+    trainer = compile_trainer(model, TrainConfig(batch_size=16), 4, False)
+    before = [w.numpy() for w in model.trainable_weights]
+    # Four steps: under float16 the loss scale starts high (2^15) and the first steps may
+    # overflow, which LossScaleOptimizer answers by skipping the step and halving the scale.
+    batches = data.make_dataset(data_dir, "train", 16, training=True).repeat()
+    losses = trainer.fit(batches, epochs=1, steps_per_epoch=4, verbose=0).history["loss"]
+    moved = any(not np.array_equal(b, w.numpy())
+                for b, w in zip(before, model.trainable_weights, strict=True))
+    return model, config, bool(np.all(np.isfinite(losses))) and moved
+
+
+def exported_probabilities(path, data_dir, model) -> tuple[np.ndarray, np.ndarray]:
+    """(serving_default's probabilities on the raw validation ids, the Keras model's)."""
+    meta = load_metadata(data_dir)
+    features, _ = next(iter(data.make_dataset(data_dir, "val", 64, training=False)))
+    raw = export.dense_to_raw({k: v.numpy() for k, v in features.items()},
+                              export.read_vocabularies(data_dir, meta))
+    signature = tf.saved_model.load(str(path)).signatures["serving_default"]
+    served = signature(**{k: tf.constant(v) for k, v in raw.items()})["probability"]
+    expected = np.asarray(model(features, training=False)["probability"]).reshape(-1)
+    return served.numpy(), expected
+
+
+@pytest.mark.parametrize("precision", PRECISIONS)
+def test_every_model_trains_and_exports(precision, data_dir, tmp_path):
+    for name in MODEL_NAMES:
+        model, config, learnt = trained_model(name, precision, data_dir)
+        assert learnt, f"{name} under {precision}: a non-finite loss or no weight moved"
+        path = export.export_model(model, config, name, data_dir, tmp_path / name)
+        served, expected = exported_probabilities(path, data_dir, model)
+        assert served.dtype == np.float32
+        worst = float(np.max(np.abs(served - expected)))
+        assert worst <= EXPORT_TOLERANCE[precision], f"{name} under {precision}: {worst:.2e}"
+
+
+def test_a_bfloat16_serving_graph_keeps_the_signature_and_the_weights(data_dir, tmp_path):
+    model, config, _ = trained_model("mdaf", "float32", data_dir)
+    path = export.export_model(model, config, "mdaf", data_dir, tmp_path / "saved",
+                               serving_precision="mixed_bfloat16")
+    info = json.loads((Path(path) / export.INFO_FILE).read_text())
+    assert info["precision"] == "mixed_bfloat16"
+    signature = tf.saved_model.load(str(path)).signatures["serving_default"]
+    assert {k: v.dtype for k, v in signature.structured_outputs.items()} == {
+        "probability": tf.float32, "gate": tf.float32}
+    copy = export.serving_model(model, "mixed_bfloat16")
+    assert copy.get_layer("sequence_encoder").compute_dtype == "bfloat16"
+    for ours, theirs in zip(copy.weights, model.weights, strict=True):
+        np.testing.assert_array_equal(ours.numpy(), theirs.numpy())
+    served, expected = exported_probabilities(path, data_dir, copy)
+    assert np.max(np.abs(served - expected)) <= EXPORT_TOLERANCE["mixed_bfloat16"]
+    assert export.serving_model(model, None) is model
