@@ -45,6 +45,14 @@ INFO_FILE = "assets.extra/mdaf_tf.json"
 PORTABLE_SCAN = "stepwise"
 
 
+# verify_export's tolerance per ModelConfig.precision. In float32 the export and the Keras
+# model run the same arithmetic. Under a mixed policy both compute a Mamba block's inside in
+# float32, but the training path's fused CPU ops and the export's portable scan path receive
+# the 16-bit projections' outputs through differently blocked matmuls, which can round
+# differently: measured 1.9e-4 on the main command's validation set (mixed_bfloat16).
+CHECK_TOLERANCE = {"float32": 1e-5, "mixed_bfloat16": 1e-3, "mixed_float16": 1e-3}
+
+
 class ExportError(ValueError):
     """An export path that cannot be written or a model that cannot be exported."""
 

@@ -28,12 +28,8 @@ from tests.models.conftest import random_batch, tiny_config  # noqa: E402
 SEQ = 6
 COMPUTE_DTYPE = {"float32": "float32", "mixed_bfloat16": "bfloat16",
                  "mixed_float16": "float16"}
-# How far an export may be from the Keras model it was made from. In float32 the two graphs
-# agree to rounding. Under a mixed policy the export runs the portable "stepwise" scan path,
-# whose convolution, SiLU and softplus compute in the 16-bit dtype, where the training path's
-# fused CPU ops compute them in float32: the probabilities then differ by a few 16-bit
-# roundings of the activations (each up to 2^-8 relative in bfloat16, 2^-11 in float16).
-EXPORT_TOLERANCE = {"float32": 1e-5, "mixed_bfloat16": 2e-2, "mixed_float16": 3e-3}
+# How far an export may be from the Keras model it was made from: export.CHECK_TOLERANCE.
+EXPORT_TOLERANCE = export.CHECK_TOLERANCE
 
 
 @pytest.fixture(scope="module")
