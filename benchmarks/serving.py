@@ -150,34 +150,41 @@ def keras_latency(model, config, args) -> list[dict]:
     return out
 
 
-def export(args, tmp: Path, serving_precision: str):
-    """(export path, vocabulary lines, export seconds, model, config): MDAF exported with
-    its graph in ``serving_precision``."""
+def build(args, tmp: Path):
+    """(model, config, data directory, vocabulary lines): the float32 MDAF every export is
+    made from, and the minimal data directory the exports read."""
     import keras
 
     from mdaf_tf import models
-    from mdaf_tf.export import export_model
 
-    data_dir = tmp / f"data-{serving_precision}"
+    data_dir = tmp / "data"
     lines = write_data_dir(data_dir, args.length, args.vocab)
     overrides = TINY if args.size == "tiny" else {}
     config = common.model_config(args.length, tuple(args.vocab), **overrides)
     keras.utils.set_random_seed(0)
     model = models.build_model("mdaf", config)
     model(common.random_features(2, args.length, tuple(args.vocab)), training=False)
+    return model, config, data_dir, lines
+
+
+def export(model, config, data_dir, tmp: Path, serving_precision: str) -> tuple[Path, float]:
+    """(export path, seconds): ``model`` exported with its graph in ``serving_precision``."""
+    from mdaf_tf.export import export_model
+
     start = time.perf_counter()
     path = export_model(model, config, "mdaf", data_dir, tmp / f"export-{serving_precision}",
                         serving_precision=serving_precision)
-    return path, lines, time.perf_counter() - start, model, config
+    return path, time.perf_counter() - start
 
 
 def measure_exports(args, tmp: Path) -> tuple[list[dict], object, object]:
-    """Every ``--serving-precisions`` export timed in a fresh process per ``--intra-op-threads``
-    setting; (their results, the float32 model, its config). A failing loading process raises
-    RuntimeError with its last error line."""
+    """Every ``--serving-precisions`` export of one model timed in a fresh process per
+    ``--intra-op-threads`` setting; (their results, the float32 model, its config). A failing
+    loading process raises RuntimeError with its last error line."""
+    model, config, data_dir, lines = build(args, tmp)
     processes = []
     for precision in args.serving_precisions:
-        path, lines, export_s, model, config = export(args, tmp, precision)
+        path, export_s = export(model, config, data_dir, tmp, precision)
         for threads in args.intra_op_threads:
             spec = {"length": args.length, "batches": args.batches, "calls": args.calls,
                     "large_calls": args.large_calls, "raw_base": RAW_BASE, "vocab_lines": lines,

@@ -38,11 +38,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from benchmarks import common, op_profile  # noqa: E402
+from mdaf_tf.precision import PRECISIONS  # noqa: E402
 
 OUTPUT = common.RESULTS_DIR / "train_throughput.json"
-PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
-# The dtype whose matmul rate is each precision's reference.
-MATMUL_DTYPES = {"float32": "float32", "mixed_bfloat16": "bfloat16", "mixed_float16": "float16"}
 # What the per-precision summary keeps.
 PRECISION_KEYS = ("examples_per_s", "median_step_s", "first_step_s", "step_s", "achieved_gflops",
                   "matmul_gflops", "matmul_before", "matmul_after", "fraction_of_matmul",
@@ -78,7 +76,7 @@ def measure(args, precision: str, custom_loop: bool) -> dict:
     from mdaf_tf.config import TrainConfig
     from mdaf_tf.training import runner
 
-    matmul_dtype = MATMUL_DTYPES[precision]
+    matmul_dtype = keras.DTypePolicy(precision).compute_dtype  # its reference matmul
     matmul_before = common.matmul_gflops(args.matmul_size, args.matmul_repeats, matmul_dtype)
     config = common.model_config(args.length, tuple(args.vocab), scan=args.scan,
                                  precision=precision)

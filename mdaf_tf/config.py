@@ -12,6 +12,7 @@ import dataclasses
 import typing
 
 from mdaf_tf import schema
+from mdaf_tf.precision import DEFAULT_PRECISION
 
 
 class ConfigError(ValueError):
@@ -65,7 +66,7 @@ class ModelConfig:
     # Softmax-normalised attention weights (False: DIN's unnormalised weights).
     din_use_softmax: bool = False
     # Numeric precision: "float32", "mixed_bfloat16" or "mixed_float16" (mdaf_tf.precision).
-    precision: str = "float32"
+    precision: str = DEFAULT_PRECISION
 
 
 @dataclasses.dataclass

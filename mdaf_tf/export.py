@@ -36,7 +36,6 @@ from mdaf_tf import schema
 from mdaf_tf.config import ModelConfig, to_dict
 from mdaf_tf.data import load_metadata
 from mdaf_tf.internal_apis import nested_layers
-from mdaf_tf.precision import check_precision
 
 INT_PAD = -1
 STRING_PAD = ""
@@ -221,7 +220,6 @@ def serving_model(model, precision: str | None):
     exports. The copy's variables stay float32; only its computations change dtype."""
     if precision is None or precision == model.config.precision:
         return model
-    check_precision(precision)
     config = dataclasses.replace(model.config, precision=precision)
     copy = type(model)(config, name=model.name)
     copy.set_weights(model.get_weights())
@@ -267,7 +265,6 @@ def export_model(
             "model_config": to_dict(model_config),
             "parameters": parameters or {},
             "max_seq_len": model_config.max_seq_len,
-            "precision": model_config.precision,
             "raw_id_dtypes": {k: v.name for k, v in module.dtypes.items()},
             "padding_values": {k: pad_value(v) for k, v in module.dtypes.items()},
             "metadata": {k: meta[k] for k in ("schema_version", "vocab_sizes", "oracle")

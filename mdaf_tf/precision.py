@@ -52,6 +52,16 @@ def check_precision(precision: str) -> str:
     return precision
 
 
+def float32_at_least(dtype) -> str:
+    """``"float32"`` for a 16-bit float dtype, ``dtype``'s own name otherwise (float32,
+    float64): what the precision-sensitive parts -- the selective scan's recurrence, a Mamba
+    block's inside, attention softmaxes -- compute in under any policy."""
+    import keras
+
+    name = keras.backend.standardize_dtype(dtype)
+    return "float32" if name in ("bfloat16", "float16") else name
+
+
 def needs_loss_scaling(model) -> bool:
     """Whether ``model`` computes in float16, whose gradients need loss scaling."""
     from mdaf_tf.internal_apis import nested_layers

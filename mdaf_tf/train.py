@@ -86,7 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--serving-precision", choices=PRECISIONS,
                    help="precision the exported graph computes in (default: the model's). "
                    "The signature stays raw ids in, float32 probability out; see "
-                   "benchmarks/serving.py --serving-precision for where bfloat16 is faster")
+                   "benchmarks/serving.py --serving-precisions for where bfloat16 is faster")
     p.add_argument("--deterministic", action="store_true",
                    help="deterministic TensorFlow ops: the same seed gives the same metrics "
                    "and the same exported predictions (slower on GPUs)")

@@ -121,7 +121,7 @@ def test_a_bfloat16_serving_graph_keeps_the_signature_and_the_weights(data_dir, 
     path = export.export_model(model, config, "mdaf", data_dir, tmp_path / "saved",
                                serving_precision="mixed_bfloat16")
     info = json.loads((Path(path) / export.INFO_FILE).read_text())
-    assert info["precision"] == "mixed_bfloat16"
+    assert info["model_config"]["precision"] == "mixed_bfloat16"
     signature = tf.saved_model.load(str(path)).signatures["serving_default"]
     assert {k: v.dtype for k, v in signature.structured_outputs.items()} == {
         "probability": tf.float32, "gate": tf.float32}

@@ -48,13 +48,7 @@ import tensorflow as tf
 from mdaf_tf.internal_apis import tracing_under_xla
 from mdaf_tf.ops import fast_scan
 from mdaf_tf.ops.selective_scan import resolve_impl, selective_scan
-
-
-def _inner_dtype(dtype) -> tf.DType:
-    """What the block computes between its input and output projections in: float32 for a
-    16-bit compute dtype, the compute dtype itself otherwise (float32, float64)."""
-    dtype = tf.as_dtype(dtype)
-    return tf.float32 if dtype.size < 4 else dtype
+from mdaf_tf.precision import float32_at_least
 
 
 @keras.saving.register_keras_serializable(package="mdaf_tf")
@@ -255,7 +249,7 @@ class MambaBlock(keras.layers.Layer):
         in_proj and out_proj run in the input's dtype; everything between them in float32
         (module docstring, "Precision")."""
         dtype = x.dtype
-        inner = _inner_dtype(dtype)
+        inner = float32_at_least(dtype)
         e, d, n, r = self.d_inner, self.d_model, self.d_state, self.rank
         batch, length = tf.shape(x)[0], tf.shape(x)[1]
         if mask is None:
@@ -307,7 +301,7 @@ class MambaBlock(keras.layers.Layer):
             valid = tf.cast(mask, tf.bool)[..., None]
             x = tf.where(valid, x, tf.zeros_like(x))
         in_kernel = tf.cast(self.in_proj_kernel, dtype)
-        inner = _inner_dtype(dtype)
+        inner = float32_at_least(dtype)
         # Two matmuls on kernel halves instead of slicing a (B, L, 2 d_inner) activation; from
         # here to out_proj in float32 whatever the compute dtype, as the fused path computes.
         x_in = tf.cast(tf.einsum("bld,de->ble", x, in_kernel[:, :e]), inner)

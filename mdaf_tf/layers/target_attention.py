@@ -7,12 +7,7 @@ from keras import ops
 
 from mdaf_tf.layers._initializers import fresh
 from mdaf_tf.layers.dice import Dice
-
-
-def _softmax_dtype(dtype) -> str:
-    """float32 for a 16-bit dtype, the dtype itself otherwise (float32, float64)."""
-    name = keras.backend.standardize_dtype(dtype)
-    return "float32" if name in ("bfloat16", "float16") else name
+from mdaf_tf.precision import float32_at_least
 
 
 @keras.saving.register_keras_serializable(package="mdaf_tf")
@@ -121,14 +116,14 @@ class TargetAttention(keras.layers.Layer):
         if mask is not None:
             keys = ops.where(mask[..., None], keys, ops.zeros_like(keys))
             if self.use_softmax:
-                scores = ops.cast(scores, _softmax_dtype(scores.dtype))
+                scores = ops.cast(scores, float32_at_least(scores.dtype))
                 scores = ops.where(mask, scores, ops.full_like(scores, -1e9))
             else:
                 scores = ops.where(mask, scores, ops.zeros_like(scores))
         if self.use_softmax:
             # In float32 under a mixed policy: -1e9 overflows float16, and bfloat16's
             # 8-bit mantissa would blur the normalisation.
-            scores = ops.softmax(ops.cast(scores, _softmax_dtype(scores.dtype)), axis=-1)
+            scores = ops.softmax(ops.cast(scores, float32_at_least(scores.dtype)), axis=-1)
             scores = ops.cast(scores, keys.dtype)
             if mask is not None:  # all-padding rows: uniform weights over zeroed keys
                 scores = ops.where(mask, scores, ops.zeros_like(scores))

@@ -38,6 +38,7 @@ from mdaf_tf.internal_apis import tracing_under_xla
 from mdaf_tf.ops.chunked_scan import chunked_scan
 from mdaf_tf.ops.fast_scan import fast_scan, fast_scan_available
 from mdaf_tf.ops.stepwise_scan import stepwise_scan
+from mdaf_tf.precision import float32_at_least
 
 IMPLEMENTATIONS = ("auto", "reference", "chunked", "stepwise", "fast")
 DEFAULT_IMPL = "auto"
@@ -104,10 +105,10 @@ def selective_scan(u, delta, A, B, C, D, impl: str = DEFAULT_IMPL):
     recurrence runs in float32; ``y`` comes back in ``u``'s dtype. A 16-bit state would lose
     the per-step increments ``delta_t B_t u_t`` once they fall below its 8 (bfloat16) or 11
     (float16) bits of mantissa relative to the state."""
-    dtype = tf.as_dtype(u.dtype)
-    if dtype.size < 4:
-        inputs = [tf.cast(x, tf.float32) for x in (u, delta, A, B, C, D)]
-        return tf.cast(selective_scan(*inputs, impl=impl), dtype)
+    wide = float32_at_least(u.dtype)
+    if wide != tf.as_dtype(u.dtype).name:
+        inputs = [tf.cast(x, wide) for x in (u, delta, A, B, C, D)]
+        return tf.cast(selective_scan(*inputs, impl=impl), u.dtype)
     impl = resolve_impl(impl, jit_compile=tracing_under_xla() and impl == "auto")
     if impl == "reference":
         return reference_scan(u, delta, A, B, C, D)
