@@ -188,6 +188,9 @@ def targets(results: dict) -> list[list[str]]:
         ratio = train.get("fit_over_custom_loop")
         add("model.fit examples/s within 5% of the custom loop's", ratio,
             f"{ratio:.3f}x" if ratio else "", ratio is not None and ratio >= 0.95)
+        speedup = train.get("speedup_over_float32", {}).get("mixed_bfloat16")
+        add("MDAF training under mixed_bfloat16 >= 1.6x float32 (same run)", speedup,
+            f"{speedup:.2f}x" if speedup else "", speedup is not None and speedup >= 1.6)
     seq = results.get("seq")
     if seq:
         s = seq["summary"]

@@ -70,7 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "default)")
     p.add_argument("--max-steps-per-epoch", type=int, metavar="N",
                    help="cap the training steps per epoch (default: the whole split)")
-    p.add_argument("--batch-size", type=int, help="examples per training step (default 2048)")
+    p.add_argument("--batch-size", type=int,
+                   help="examples per training step (default: the size rule's, "
+                   "mdaf_tf/training/recipe.py)")
     p.add_argument("--reference", default="bst",
                    help="model the others are compared with in table3 (default %(default)s)")
     p.add_argument("--config", metavar="FILE.json",
@@ -123,7 +125,7 @@ def parse_seeds(text: str) -> list[int]:
 
 
 def resolve_configs(args):
-    from mdaf_tf.config import ConfigError
+    from mdaf_tf.config import ConfigError, check_positive
     from mdaf_tf.training import config_file
 
     model_config, train_config = config_file.resolve(args.config, {
@@ -132,9 +134,7 @@ def resolve_configs(args):
         "max_steps_per_epoch": args.max_steps_per_epoch,
     }, train_preset=data_source.train_preset(args.data),
         model_overrides={"precision": args.precision})
-    for name in ("epochs", "batch_size"):
-        if getattr(train_config, name) < 1:
-            raise ConfigError(f"--{name.replace('_', '-')} must be >= 1")
+    check_positive(train_config, ("epochs", "batch_size"), as_flags=True)
     if train_config.max_steps_per_epoch < 0:
         raise ConfigError("--max-steps-per-epoch must be >= 0")
     for flag in ("inference_batch_size", "timing_repeats"):

@@ -9,6 +9,7 @@ through plain dicts (``to_dict`` / ``from_dict``), which is what ``--config FILE
 from __future__ import annotations
 
 import dataclasses
+import types
 import typing
 
 from mdaf_tf import schema
@@ -73,14 +74,16 @@ class ModelConfig:
 class TrainConfig:
     model: str = "mdaf"
     epochs: int = 10
-    batch_size: int = 2048
+    # None: chosen from the training split's size by the size rule (training/recipe.py):
+    # the seed's 2048 / 3e-4 / 2 of 10 epochs on a thesis-sized split.
+    batch_size: int | None = None
     seed: int = 42
-    learning_rate: float = 3e-4
+    learning_rate: float | None = None
     beta_1: float = 0.9
     beta_2: float = 0.999
     weight_decay: float = 3e-5
     decay_biases_norms_embeddings: bool = False
-    warmup_epochs: float = 2.0
+    warmup_epochs: float | None = None  # None: 20% of the epochs
     clipnorm: float = 1.0
     label_smoothing: float = 0.05
     early_stopping_patience: int = 3
@@ -95,6 +98,9 @@ class TrainConfig:
 
 def _coerce(name: str, value, hint):
     origin = typing.get_origin(hint)
+    if origin is types.UnionType:  # "X | None": None, or a value of X
+        inner = next(a for a in typing.get_args(hint) if a is not type(None))
+        return None if value is None else _coerce(name, value, inner)
     if origin is tuple:
         if not isinstance(value, (list, tuple)) or not all(
             isinstance(v, int) and not isinstance(v, bool) for v in value
@@ -143,6 +149,16 @@ def to_dict(config) -> dict:
     return {
         k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(config).items()
     }
+
+
+def check_positive(config, names, *, as_flags: bool = False) -> None:
+    """A ConfigError naming the first of ``names`` that is set (not None) and below 1, as
+    the command-line flag (``--batch-size``) with ``as_flags``."""
+    for name in names:
+        value = getattr(config, name)
+        if value is not None and value < 1:
+            label = f"--{name.replace('_', '-')}" if as_flags else f"config field '{name}'"
+            raise ConfigError(f"{label} must be >= 1, got {value}")
 
 
 def backup_interval(value: str) -> tuple[int, float]:

@@ -40,14 +40,16 @@ def build_parser() -> argparse.ArgumentParser:
         "UserBehavior CSV or an impression log (.csv with header / .parquet), which goes "
         "through its pipeline into a cached directory ($MDAF_TF_DATA_CACHE or ./data_cache). "
         "Default: the synthetic dataset, built once into data_cache/synthetic-default-KEY "
-        f"and trained with {data_source.describe_preset()} unless "
-        "--config or flags say otherwise (the seed's 2048 and 3e-4 give it 15 steps an epoch).",
+        f"and trained for {data_source.describe_preset()} unless "
+        "--config or flags say otherwise.",
     )
     p.add_argument("--model", help="model name (default: the config's, else mdaf)")
     p.add_argument("--epochs", type=int,
                    help="maximum number of epochs (default 10; 5 on the synthetic default)")
     p.add_argument("--batch-size", type=int,
-                   help="examples per training step (default 2048; 256 on the synthetic default)")
+                   help="examples per training step (default: the size rule's, from the "
+                   "training split's size: 2048 from about 1M examples, 256 up to 256k; the "
+                   "learning rate and warmup follow unless --config sets them)")
     p.add_argument("--seed", type=int,
                    help="seed for initialisation, dropout and data order (default 42)")
     p.add_argument("--output", metavar="DIR",
@@ -115,16 +117,14 @@ def resolve_configs(args):
 
 
 def check_arguments(train_config) -> None:
-    from mdaf_tf.config import ConfigError, backup_interval
+    from mdaf_tf.config import ConfigError, backup_interval, check_positive
     from mdaf_tf.models import MODEL_NAMES
 
     if train_config.model not in MODEL_NAMES:
         raise ConfigError(
             f"unknown model {train_config.model!r}; one of: {', '.join(MODEL_NAMES)}"
         )
-    for name in ("epochs", "batch_size"):
-        if getattr(train_config, name) < 1:
-            raise ConfigError(f"--{name.replace('_', '-')} must be >= 1")
+    check_positive(train_config, ("epochs", "batch_size"), as_flags=True)
     if train_config.max_steps_per_epoch < 0:
         raise ConfigError("--max-steps-per-epoch must be >= 0")
     backup_interval(train_config.backup_every)

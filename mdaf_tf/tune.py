@@ -58,7 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", metavar="FILE.json",
                    help="base ModelConfig/TrainConfig fields (as for train --config); the "
                    "searched fields and the flags here override it")
-    p.add_argument("--batch-size", type=int, help="examples per training step (default 2048)")
+    p.add_argument("--batch-size", type=int,
+                   help="examples per training step (default: the size rule's, "
+                   "mdaf_tf/training/recipe.py)")
     p.add_argument("--max-steps-per-epoch", type=int, metavar="N",
                    help="cap the training steps per epoch (default: the whole split)")
     p.add_argument("--dropout", metavar="LOW,HIGH", help="dropout range (default 0.1,0.4)")
@@ -81,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def resolve_configs(args):
-    from mdaf_tf.config import ConfigError
+    from mdaf_tf.config import ConfigError, check_positive
     from mdaf_tf.models import MODEL_NAMES
     from mdaf_tf.training import config_file
 
@@ -95,8 +97,7 @@ def resolve_configs(args):
     if train_config.model not in MODEL_NAMES:
         raise ConfigError(f"unknown model {train_config.model!r}; one of: "
                           f"{', '.join(MODEL_NAMES)}")
-    if train_config.batch_size < 1:
-        raise ConfigError("--batch-size must be >= 1")
+    check_positive(train_config, ("batch_size",), as_flags=True)
     if train_config.max_steps_per_epoch < 0:
         raise ConfigError("--max-steps-per-epoch must be >= 0")
     return model_config, train_config

@@ -295,7 +295,9 @@ def check_rows_against_run_files(output, models, seeds):
         gauc = [results[(row["model"], s)]["test_gauc"] for s in seeds]
         assert int(row["seeds"]) == len(seeds)
         assert float(row["test_auc_mean"]) == pytest.approx(np.mean(auc), abs=1e-9)
-        assert float(row["test_auc_std"]) == pytest.approx(np.std(auc, ddof=1), abs=1e-9)
+        # sample standard deviation; the table writes 0 for a single seed
+        std = np.std(auc, ddof=1) if len(auc) > 1 else 0.0
+        assert float(row["test_auc_std"]) == pytest.approx(std, abs=1e-9)
         assert float(row["test_gauc_mean"]) == pytest.approx(np.mean(gauc), abs=1e-9)
     # (Log loss, not AUC, tells runs apart: AUCs are ratios of pair counts, and two runs'
     # can tie on one by chance.)
@@ -309,20 +311,21 @@ def check_rows_against_run_files(output, models, seeds):
 @pytest.mark.slow
 @pytest.mark.skipif(not TAOBAO_SAMPLE.is_file(), reason="Taobao sample not available")
 def test_all_models_end_to_end_on_the_taobao_sample(tmp_path, config_file):
-    # Small layers keep 12 models x 2 seeds within the suite's budget; the pipeline, every
-    # model's graph, training, evaluation, timing and the tables are the real ones.
+    # Small layers and one seed keep 12 models within the suite's budget; the pipeline, every
+    # model's graph, training, evaluation, timing and the tables are the real ones (several
+    # seeds: test_tables_agree_with_the_runs_and_a_rerun_skips_them).
     output = tmp_path / "cmp"
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2",
            "MDAF_TF_DATA_CACHE": str(tmp_path / "cache")}
     proc = subprocess.run(
         [sys.executable, "-m", "mdaf_tf.compare", "--data", str(TAOBAO_SAMPLE),
-         "--seeds", "1,2", "--output", str(output), "--epochs", "1",
+         "--seeds", "1", "--output", str(output), "--epochs", "1",
          "--max-steps-per-epoch", "3", "--batch-size", "256", "--timing-repeats", "2",
          "--inference-batch-size", "256", "--config", str(config_file), "--quiet"],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=3600,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    check_rows_against_run_files(output, compare.DEFAULT_MODELS, (1, 2))
+    check_rows_against_run_files(output, compare.DEFAULT_MODELS, (1,))
     table8 = (output / "table8.md").read_text()
     for model in ("dcnv3", "mdaf_seq", "mdaf_concat", "mdaf_fixed"):
         assert f"| {model} |" in table8

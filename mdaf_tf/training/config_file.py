@@ -31,7 +31,7 @@ RUN_INFO_KEYS = frozenset(
     {
         "seed", "jit_compile", "data_dir", "data_metadata_sha256", "train_examples",
         "val_examples", "test_examples", "effective_batch_size", "steps_per_epoch", "versions",
-        "strategy", "replicas", "skipped_shards",
+        "strategy", "replicas", "skipped_shards", "size_rule",
     }
 )
 _MODEL_FIELDS = {f.name for f in dataclasses.fields(ModelConfig)}

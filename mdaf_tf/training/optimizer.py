@@ -13,6 +13,7 @@ import keras
 
 from mdaf_tf.config import TrainConfig
 from mdaf_tf.internal_apis import nested_layers
+from mdaf_tf.training import recipe
 from mdaf_tf.training.schedule import WarmupCosineDecay
 
 # Variables mamba-ssm excludes from weight decay by name (``_no_weight_decay``).
@@ -45,10 +46,12 @@ def no_decay_variables(model: keras.Model) -> list:
 def build_optimizer(
     config: TrainConfig, model: keras.Model, steps_per_epoch: int
 ) -> keras.optimizers.AdamW:
-    """AdamW over ``model``'s trainable variables, built (slots created) and ready to use."""
+    """AdamW over ``model``'s trainable variables, built (slots created) and ready to use; a
+    learning rate or warmup left unset in ``config`` comes from the size rule (``recipe``)."""
+    learning_rate, warmup_epochs = recipe.schedule_fields(config)
     schedule = WarmupCosineDecay(
-        config.learning_rate,
-        warmup_steps=round(config.warmup_epochs * steps_per_epoch),
+        learning_rate,
+        warmup_steps=round(warmup_epochs * steps_per_epoch),
         total_steps=max(config.epochs * steps_per_epoch, 1),
     )
     optimizer = keras.optimizers.AdamW(

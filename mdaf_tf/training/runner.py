@@ -39,7 +39,7 @@ from mdaf_tf.config import ConfigError, ModelConfig, TrainConfig
 from mdaf_tf.data import DataError
 from mdaf_tf.files import write_json_atomic
 from mdaf_tf.precision import needs_loss_scaling
-from mdaf_tf.training import checkpoint, splits
+from mdaf_tf.training import checkpoint, recipe, splits
 from mdaf_tf.training.backup import TrainingBackup, TrainingInterrupted
 from mdaf_tf.training.epoch_progress import EpochProgress
 from mdaf_tf.training.exact_evaluation import ExactEvaluation, predict_split
@@ -72,6 +72,8 @@ class _Plan:
     strategy: object
     chief: bool
     resume_state: dict | None  # state.json of the checkpoint a resumed run continues from
+    train_config: TrainConfig  # with the size rule's choices filled in
+    size_rule: dict  # what the rule chose (recipe.resolve), recorded in config.json
 
 
 # ----------------------------------------------------------------------------------------
@@ -213,19 +215,20 @@ def _plan(model_config, train_config, data_dir, output_dir, resume, skip_corrupt
           evaluate_test, log) -> _Plan:
     meta = data.load_metadata(data_dir)
     model_config = fill_model_config(model_config, meta)
-    for name in ("epochs", "batch_size"):
-        if getattr(train_config, name) < 1:
-            raise ConfigError(f"config field '{name}' must be >= 1, "
-                              f"got {getattr(train_config, name)}")
     config_lib.backup_interval(train_config.backup_every)
     jit_compile = resolve_jit_compile(train_config.jit_compile, model_config)
     strategy = distribute.make_strategy(train_config.strategy)
     chief = distribute.is_chief(strategy)
+    wanted = schema.SPLITS if evaluate_test else ("train", "val")
+    sizes, skipped = splits.split_sizes(data_dir, meta, wanted, skip_corrupt_shards, log)
+    train_config, size_rule = recipe.resolve(train_config, sizes["train"])
+    config_lib.check_positive(train_config, ("epochs", "batch_size"))
+    if size_rule["chose"]:
+        log("size rule (" + ", ".join(f"{k} {v:g}" for k, v in size_rule["chose"].items())
+            + f") for {sizes['train']} training examples")
     resume_state = _resume_state(output_dir / "checkpoints", resume, log)
     if resume_state is not None:
         check_resume_configs(resume_state, model_config, train_config)
-    wanted = schema.SPLITS if evaluate_test else ("train", "val")
-    sizes, skipped = splits.split_sizes(data_dir, meta, wanted, skip_corrupt_shards, log)
     batch_size, steps = _batch_and_steps(train_config, sizes["train"], strategy, log)
     distributed = train_config.strategy != "default"
     # checks that the global batch splits evenly over the replicas
@@ -236,7 +239,7 @@ def _plan(model_config, train_config, data_dir, output_dir, resume, skip_corrupt
             f"global batch {batch_size} ({per_replica} per replica)"
             + ("" if chief else f"; not the chief: writing to {write_dir}"))
     return _Plan(data_dir, write_dir, meta, model_config, sizes, skipped, batch_size, steps,
-                 jit_compile, strategy, chief, resume_state)
+                 jit_compile, strategy, chief, resume_state, train_config, size_rule)
 
 
 def _write_config_json(plan: _Plan, train_config: TrainConfig) -> None:
@@ -250,6 +253,7 @@ def _write_config_json(plan: _Plan, train_config: TrainConfig) -> None:
         "val_examples": plan.sizes["val"],
         "test_examples": plan.sizes.get("test"),
         "effective_batch_size": plan.batch_size,
+        "size_rule": plan.size_rule,
         "steps_per_epoch": plan.steps_per_epoch,
         "strategy": train_config.strategy,
         "replicas": plan.strategy.num_replicas_in_sync,
@@ -474,6 +478,7 @@ def train(
     data_dir, output_dir = Path(data_dir), Path(output_dir)
     plan = _plan(model_config, train_config, data_dir, output_dir, resume,
                  skip_corrupt_shards, evaluate_test, log)
+    train_config = plan.train_config
     click_model, trainer = _build(plan, train_config, build_model or default_build_model)
     interrupt = _InterruptFlag()
     describe = functools.partial(_result, plan, train_config, click_model,

@@ -12,7 +12,8 @@ def test_targets_report_each_ratio_and_whether_it_is_met():
         "scan": {"rows": [{"impl": "fast", "mode": "fwd+bwd", "length": 50, "ms": 1.0,
                            "speedup_vs_reference": 12.5}]},
         "train": {"fraction_of_matmul": 0.3, "achieved_gflops": 30.0, "matmul_gflops": 100.0,
-                  "peak_rss_gib": 3.0, "batch": 2048, "fit_over_custom_loop": 0.97},
+                  "peak_rss_gib": 3.0, "batch": 2048, "fit_over_custom_loop": 0.97,
+                  "speedup_over_float32": {"float32": 1.0, "mixed_bfloat16": 1.1}},
         "seq": {"summary": {"mdaf_cost_800_vs_50": 16.0, "mdaf_over_bst_at_800": 1.5}},
         "serving": {"processes": [
             {"intra_op_threads": 0, "rows": [{"batch": 1, "p50_ms": 6.0}]},
@@ -27,6 +28,8 @@ def test_targets_report_each_ratio_and_whether_it_is_met():
     assert met["peak RSS < 8 GiB at batch 2048"] == "yes"
     assert met["model.fit examples/s within 5% of the custom loop's"] == "yes"
     assert measured["model.fit examples/s within 5% of the custom loop's"] == "0.970x"
+    bf16 = "MDAF training under mixed_bfloat16 >= 1.6x float32 (same run)"
+    assert (measured[bf16], met[bf16]) == ("1.10x", "**no**")
     assert met["MDAF cost at L=800 <= 20x its L=50 cost"] == "yes"
     assert met["MDAF inference >= 3x BST's at L=800"] == "**no**"
     # read from the one-thread (latency) process, the default-thread figure beside it

@@ -13,7 +13,7 @@ CONFIG = ModelConfig(user_vocab_size=6, item_vocab_size=7, cate_vocab_size=5, ma
 def model_and_optimizer(seed):
     keras.utils.set_random_seed(seed)
     model = tiny_model("tiny", CONFIG)
-    return model, build_optimizer(TrainConfig(), model, 10)
+    return model, build_optimizer(TrainConfig(batch_size=2048), model, 10)
 
 
 def test_round_trip_of_model_optimizer_and_state(tmp_path):

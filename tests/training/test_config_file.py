@@ -90,12 +90,12 @@ def test_synthetic_default_cache_is_keyed_by_the_pipeline_defaults(monkeypatch):
 def test_help_text_of_the_synthetic_preset_is_derived_from_it(monkeypatch):
     from mdaf_tf.training import data_source
 
-    preset = {"batch_size": 64, "learning_rate": 1e-2, "epochs": 7, "warmup_epochs": 2.0}
-    monkeypatch.setattr(data_source, "SYNTHETIC_DEFAULT_TRAIN", preset)
+    monkeypatch.setattr(data_source, "SYNTHETIC_DEFAULT_TRAIN",
+                        {"epochs": 7, "learning_rate": 0.01})
     assert data_source.describe_preset() == (
-        "batch 64, learning rate 0.01 and 7 epochs (2 of warmup)")
+        "7 epochs, learning rate 0.01, batch size and warmup from the size rule")
     assert data_source.describe_preset(with_epochs=False) == (
-        "batch 64, learning rate 0.01 and 2 warmup epoch(s)")
+        "learning rate 0.01, batch size and warmup from the size rule")
 
 
 @pytest.mark.parametrize("text, expected", [("500", (500, 0.0)), ("0", (0, 0.0)),

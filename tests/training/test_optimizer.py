@@ -49,7 +49,8 @@ def test_decay_everything_when_configured():
 
 def test_global_clipnorm_and_betas_from_config():
     model = tiny_model("tiny", CONFIG)
-    optimizer = build_optimizer(TrainConfig(clipnorm=1.0, beta_1=0.8, beta_2=0.99), model, 10)
+    train = TrainConfig(batch_size=2048, clipnorm=1.0, beta_1=0.8, beta_2=0.99)
+    optimizer = build_optimizer(train, model, 10)
     assert optimizer.global_clipnorm == pytest.approx(1.0)
     assert optimizer.beta_1 == pytest.approx(0.8) and optimizer.beta_2 == pytest.approx(0.99)
 

@@ -10,7 +10,7 @@ from tiny_run import SplitSpy, plain_gauc, tiny_model, write_dataset
 from mdaf_tf import data, schema
 from mdaf_tf.config import ModelConfig, TrainConfig
 from mdaf_tf.data import DataError
-from mdaf_tf.training import checkpoint, config_file, runner
+from mdaf_tf.training import checkpoint, config_file, recipe, runner
 from mdaf_tf.training.metrics import exact_auc, log_loss
 
 MODEL = ModelConfig(dropout=0.2)
@@ -298,3 +298,20 @@ def test_resume_of_a_finished_run_only_reports(dataset, tmp_path):
     assert again.best["auc"] == pytest.approx(first.best["auc"], abs=1e-6)
     for key in ("auc", "gauc", "log_loss"):
         assert again.test[key] == pytest.approx(first.test[key], abs=1e-6)
+
+
+def test_the_size_rule_fills_unset_fields_and_config_json_records_its_choice(dataset, tmp_path):
+    # 384 training examples: the rule's batch 256 leaves one step an epoch (fewer than 500,
+    # the floor of 256 holds); lr 1e-3 at 256; warmup 20% of 2 epochs.
+    train = TrainConfig(epochs=2, jit_compile="false")
+    run(dataset, tmp_path / "run", train=train)
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["size_rule"]["train_examples"] == 384
+    assert config["size_rule"]["chose"] == {"batch_size": 256, "learning_rate": 1e-3,
+                                            "warmup_epochs": 0.4}
+    assert (config["train"]["batch_size"], config["train"]["learning_rate"],
+            config["train"]["warmup_epochs"]) == (256, 1e-3, 0.4)
+    assert config["effective_batch_size"] == 256 and config["steps_per_epoch"] == 1
+    # The recorded config trains the same run again: nothing is left to the rule.
+    _, again = config_file.load(tmp_path / "run" / "config.json")
+    assert again == recipe.resolve(train, 384)[0]
