@@ -50,6 +50,12 @@ def learning_rate_for(batch_size: int) -> float:
     return float(min(max(rate, SEED_LEARNING_RATE), SMALL_DATA_LEARNING_RATE))
 
 
+def _recorded_rate(batch_size: int) -> float:
+    """``learning_rate_for`` to 6 significant digits: the value config.json records, used by
+    ``resolve`` and ``schedule_fields`` alike so that both train with the same rate."""
+    return float(f"{learning_rate_for(batch_size):.6g}")
+
+
 def warmup_epochs_for(epochs: int) -> float:
     """The rule's warmup: 20% of the scheduled epochs (rounded to keep config.json clean)."""
     return round(WARMUP_FRACTION * epochs, 6)
@@ -63,7 +69,7 @@ def resolve(config: TrainConfig, train_examples: int) -> tuple[TrainConfig, dict
         chosen["batch_size"] = batch_size_for(train_examples)
     batch = chosen.get("batch_size", config.batch_size)
     if config.learning_rate is None:
-        chosen["learning_rate"] = float(f"{learning_rate_for(batch):.6g}")  # clean JSON
+        chosen["learning_rate"] = _recorded_rate(batch)
     if config.warmup_epochs is None:
         chosen["warmup_epochs"] = warmup_epochs_for(config.epochs)
     resolved = dataclasses.replace(config, **chosen)
@@ -78,5 +84,5 @@ def schedule_fields(config: TrainConfig) -> tuple[float, float]:
         if config.batch_size is None:
             raise ValueError("batch_size is unset: resolve the config against the training "
                              "split's size first (mdaf_tf.training.recipe.resolve)")
-        rate = learning_rate_for(config.batch_size)
+        rate = _recorded_rate(config.batch_size)
     return rate, warmup_epochs_for(config.epochs) if warmup is None else warmup
