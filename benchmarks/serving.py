@@ -111,7 +111,7 @@ print(json.dumps({"load_s": load_s, "rows": rows,
 
 def write_data_dir(path: Path, length: int, vocab) -> dict:
     """The metadata and vocabularies ``export_model`` reads; returns the lines per vocab."""
-    from mdaf_tf import schema
+    from mdaf_tf import feature_schema, schema
 
     (path / "vocab").mkdir(parents=True)
     lines = {}
@@ -121,6 +121,7 @@ def write_data_dir(path: Path, length: int, vocab) -> dict:
         (path / "vocab" / f"{name}.txt").write_text(text)
     meta = {
         "schema_version": schema.SCHEMA_VERSION,
+        "schema": feature_schema.DEFAULT.to_dict(),
         "max_seq_len": length,
         "vocab_sizes": dict(zip(("user", "item", "cate"), vocab, strict=True)),
         "raw_id_dtypes": {"user": "int64", "item": "int64", "cate": "int64"},

@@ -22,15 +22,24 @@ class ConfigError(ValueError):
 
 @dataclasses.dataclass
 class ModelConfig:
+    # The dataset's declared features (mdaf_tf.feature_schema, filled from its metadata);
+    # None: the default user, item and category with a history of item and category.
+    features: dict | None = None
     # Vocabulary sizes (including the PAD and OOV rows); filled from the data's metadata.
+    # The user, item and cate vocabularies have their own fields; vocab_sizes holds the
+    # others (and, when filled from metadata, all of them).
     user_vocab_size: int = 0
     item_vocab_size: int = 0
     cate_vocab_size: int = 0
+    vocab_sizes: dict = dataclasses.field(default_factory=dict)
     max_seq_len: int = schema.DEFAULT_MAX_SEQ_LEN
-    # Embeddings (seed: user 80, item 64, category 32; static concat -> 128).
+    # Embeddings (seed: user 80, item 64, category 32; static concat -> 128). Any other
+    # vocabulary or numeric field: embedding_dims[its name], else the size rule of
+    # mdaf_tf.models.embedding_sizes.
     user_embedding_dim: int = 80
     item_embedding_dim: int = 64
     cate_embedding_dim: int = 32
+    embedding_dims: dict = dataclasses.field(default_factory=dict)
     hidden_dim: int = 128
     # Static branch: DCNv3 = LCN + ECN.
     num_cross_layers: int = 3
@@ -107,6 +116,10 @@ def _coerce(name: str, value, hint):
         ):
             raise ConfigError(f"config field '{name}' must be a list of integers, got {value!r}")
         return tuple(value)
+    if hint is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"config field '{name}' must be a JSON object, got {value!r}")
+        return dict(value)
     if hint is bool:
         if not isinstance(value, bool):
             raise ConfigError(f"config field '{name}' must be true or false, got {value!r}")

@@ -13,7 +13,7 @@ import os
 
 import numpy as np
 
-from mdaf_tf import schema
+from mdaf_tf import feature_schema, schema
 
 SPLITS = schema.SPLITS
 SHUFFLE_BUFFER = 16_384
@@ -39,10 +39,21 @@ def load_metadata(data_dir: str) -> dict:
         raise DataError(f"{data_dir}: schema_version 1 (written before the test split and "
                         "user_key existed); rebuild it with the pipelines.* command that made "
                         "it (its arguments are in metadata.json)")
-    if version != schema.SCHEMA_VERSION:
+    if version not in schema.READABLE_SCHEMA_VERSIONS:
         raise DataError(f"{data_dir}: unknown schema_version {version!r} "
-                        f"(this code reads version {schema.SCHEMA_VERSION})")
+                        f"(this code reads versions {schema.READABLE_SCHEMA_VERSIONS})")
+    if version >= 3 and "schema" not in meta:
+        raise DataError(f"{path}: schema_version {version} without its \"schema\" declaration")
+    try:
+        feature_schema.from_metadata(meta, path)
+    except feature_schema.SchemaError as e:
+        raise DataError(str(e)) from None
     return meta
+
+
+def record_features(meta: dict) -> tuple[schema.Feature, ...]:
+    """The features of every record of the dataset ``meta`` describes."""
+    return feature_schema.from_metadata(meta).record_features()
 
 
 def metadata_sha256(data_dir) -> str:
@@ -164,11 +175,13 @@ def make_dataset(data_dir: str, split: str, batch_size: int, *, training: bool =
     if repeat:
         ds = ds.repeat()
     ds = ds.batch(batch_size, drop_remainder=drop_remainder)
-    spec = schema.parse_spec(max_seq_len)
-    keep = list(schema.MODEL_INPUT_NAMES) + ([schema.TIMESTAMP] if include_timestamp else [])
-    unknown = [name for name in extra_features if name not in schema.FEATURES_BY_NAME]
+    features = record_features(meta)
+    spec = schema.parse_spec(max_seq_len, features)
+    keep = [f.name for f in features if f.model_input]
+    keep += [schema.TIMESTAMP] if include_timestamp else []
+    unknown = [name for name in extra_features if name not in spec]
     if unknown:
-        raise DataError(f"unknown feature(s) {unknown}; the schema has {schema.FEATURE_NAMES}")
+        raise DataError(f"unknown feature(s) {unknown}; the schema has {list(spec)}")
     keep += [name for name in extra_features if name not in keep]
 
     def parse(records):
@@ -186,13 +199,14 @@ def read_split_numpy(data_dir: str, split: str) -> dict[str, np.ndarray]:
     import tensorflow as tf
 
     meta = load_metadata(data_dir)
-    spec = schema.parse_spec(int(meta["max_seq_len"]))
+    length = int(meta["max_seq_len"])
+    features = {f.name: f for f in record_features(meta)}
+    spec = schema.parse_spec(length, features.values())
     ds = tf.data.TFRecordDataset(shard_paths(data_dir, split), compression_type="GZIP")
-    parts: dict[str, list] = {name: [] for name in schema.FEATURE_NAMES}
+    parts: dict[str, list] = {name: [] for name in features}
     for batch in ds.batch(65_536).map(lambda r: tf.io.parse_example(r, spec)):
-        for name in schema.FEATURE_NAMES:
+        for name in features:
             parts[name].append(batch[name].numpy())
     return {name: (np.concatenate(v) if v else
-                   np.zeros((0, *schema.FEATURES_BY_NAME[name].shape(int(meta["max_seq_len"]))),
-                            np.int64))
+                   np.zeros((0, *features[name].shape(length)), features[name].dtype))
             for name, v in parts.items()}

@@ -5,12 +5,16 @@ under a temporary name and renamed when complete (TF Serving only loads numeric 
 
 Signatures (outputs ``probability`` and, for gated models, ``gate``, both shape (batch,)):
 
-* ``serving_default(user_id, item_id, cate_id, hist_item_id, hist_cate_id, hist_len)``: raw ids
-  with the dtype they had in the data (int64 or string), histories of fixed length
-  ``max_seq_len``, left-padded (most recent last) with the padding value (-1 or ""), and
-  ``hist_len`` (batch,). Only the last ``hist_len`` positions count.
+* ``serving_default(<declared fields>, hist_len)``: the dataset's declared fields
+  (``mdaf_tf.feature_schema``; by default ``user_id, item_id, cate_id, hist_item_id,
+  hist_cate_id``) as they arrived: categorical ids with the dtype they had in the data (int64
+  or string), numeric fields as float32 raw values (NaN: missing; the model standardises
+  them), histories of fixed length ``max_seq_len``, left-padded (most recent last) with the
+  padding value (-1 or ""), and ``hist_len`` (batch,). Only the last ``hist_len`` positions
+  count.
 * ``predict_examples(examples)``: serialized ``tf.train.Example`` protos with the same raw
-  features (histories and ``hist_len`` may be omitted: empty history).
+  features (histories and ``hist_len`` may be omitted: empty history; a numeric field may
+  be omitted: missing).
 
 The signature's dtypes do not depend on the precision the graph computes in
 (``export_model(serving_precision=...)``): raw ids in, float32 out.
@@ -32,7 +36,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from mdaf_tf import schema
+from mdaf_tf import feature_schema, schema
 from mdaf_tf.config import ModelConfig, to_dict
 from mdaf_tf.data import load_metadata
 from mdaf_tf.internal_apis import nested_layers
@@ -61,8 +65,13 @@ def raw_dtypes(meta: dict) -> dict[str, tf.DType]:
     declared = meta.get("raw_id_dtypes") or {}
     return {
         name: tf.string if declared.get(name, "int64") == "string" else tf.int64
-        for name in schema.VOCABULARIES
+        for name in feature_schema.from_metadata(meta).vocabularies
     }
+
+
+def raw_dtype(feature: schema.Feature, dtypes: dict) -> tf.DType:
+    """The dtype ``feature`` arrives in: its vocabulary's raw ids, or the feature's own."""
+    return dtypes[feature.vocabulary] if feature.vocabulary else tf.as_dtype(feature.dtype)
 
 
 def pad_value(dtype: tf.DType):
@@ -105,9 +114,10 @@ class ServingModule(tf.Module):
         self.model_variables = list(model.variables)
         self.max_seq_len = max_seq_len
         self.dtypes = raw_dtypes(meta)
+        self.inputs = feature_schema.from_metadata(meta).model_inputs()
         self.assets = {}
         self.tables = {}
-        for name in schema.VOCABULARIES:
+        for name in self.dtypes:
             path = Path(vocab_dir) / f"{name}.txt"
             if not path.is_file():
                 raise ExportError(f"{path}: vocabulary file missing")
@@ -133,8 +143,10 @@ class ServingModule(tf.Module):
         position = tf.range(length, dtype=tf.int64)[None, :]
         valid = position >= (length - hist_len[:, None])
         features = {schema.HIST_LEN: hist_len}
-        for feature in schema.MODEL_INPUTS:
+        for feature in self.inputs:
             if feature.vocabulary is None:
+                if feature.name != schema.HIST_LEN:  # numeric: raw, standardised by the model
+                    features[feature.name] = tf.reshape(raw[feature.name], (-1,))
                 continue
             value = raw[feature.name]
             dense = self._lookup(feature.vocabulary, value)
@@ -153,16 +165,16 @@ class ServingModule(tf.Module):
 
     def raw_specs(self) -> dict:
         specs = {}
-        for feature in schema.MODEL_INPUTS:
-            dtype = self.dtypes[feature.vocabulary] if feature.vocabulary else tf.int64
+        for feature in self.inputs:
+            dtype = raw_dtype(feature, self.dtypes)
             shape = (None, self.max_seq_len) if feature.sequence else (None,)
             specs[feature.name] = tf.TensorSpec(shape, dtype, name=feature.name)
         return specs
 
     def example_spec(self) -> dict:
         spec = {}
-        for feature in schema.MODEL_INPUTS:
-            dtype = self.dtypes[feature.vocabulary] if feature.vocabulary else tf.int64
+        for feature in self.inputs:
+            dtype = raw_dtype(feature, self.dtypes)
             if feature.sequence:
                 default = [pad_value(dtype)] * self.max_seq_len
                 spec[feature.name] = tf.io.FixedLenFeature(
@@ -170,6 +182,8 @@ class ServingModule(tf.Module):
                 )
             elif feature.name == schema.HIST_LEN:
                 spec[feature.name] = tf.io.FixedLenFeature((), tf.int64, default_value=0)
+            elif dtype.is_floating:  # an absent numeric value is a missing one
+                spec[feature.name] = tf.io.FixedLenFeature((), dtype, default_value=np.nan)
             else:
                 spec[feature.name] = tf.io.FixedLenFeature((), dtype)
         return spec
@@ -297,7 +311,7 @@ def read_vocabularies(data_dir, meta: dict) -> dict[str, np.ndarray]:
     a value that no vocabulary contains)."""
     dtypes = raw_dtypes(meta)
     vocabs = {}
-    for name in schema.VOCABULARIES:
+    for name in dtypes:
         lines = (Path(data_dir) / "vocab" / f"{name}.txt").read_text().split("\n")
         if lines and lines[-1] == "":
             lines.pop()
@@ -311,9 +325,11 @@ def read_vocabularies(data_dir, meta: dict) -> dict[str, np.ndarray]:
     return vocabs
 
 
-def dense_to_raw(features: dict, vocabs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+def dense_to_raw(features: dict, vocabs: dict[str, np.ndarray],
+                 inputs=schema.MODEL_INPUTS) -> dict[str, np.ndarray]:
+    """The raw form of the model ``inputs`` among ``features`` (dense ids)."""
     raw = {}
-    for feature in schema.MODEL_INPUTS:
+    for feature in inputs:
         value = np.asarray(features[feature.name])
         raw[feature.name] = vocabs[feature.vocabulary][value] if feature.vocabulary else value
     return raw
@@ -343,12 +359,14 @@ def verify_export(
 
     meta = load_metadata(data_dir)
     vocabs = read_vocabularies(data_dir, meta)
+    inputs = feature_schema.from_metadata(meta).model_inputs()
     raw_parts, probabilities, gates = [], [], []
     taken = 0
     predict = tf.function(lambda features: model(features, training=False))
     for features, _ in data.make_dataset(data_dir, split, batch_size, training=False):
         outputs = predict(features)
-        raw_parts.append(dense_to_raw({k: v.numpy() for k, v in features.items()}, vocabs))
+        raw_parts.append(dense_to_raw({k: v.numpy() for k, v in features.items()}, vocabs,
+                                      inputs))
         probabilities.append(np.asarray(outputs["probability"]).reshape(-1))
         if "gate" in outputs:
             gates.append(np.asarray(outputs["gate"]).reshape(-1))
@@ -357,8 +375,8 @@ def verify_export(
             break
     limit = taken if max_examples is None else min(taken, max_examples)
     arrays = {
-        f"raw_{name}": np.concatenate([p[name] for p in raw_parts])[:limit]
-        for name in schema.MODEL_INPUT_NAMES
+        f"raw_{f.name}": np.concatenate([p[f.name] for p in raw_parts])[:limit]
+        for f in inputs
     }
     for name, value in list(arrays.items()):
         if value.dtype == object:

@@ -1,6 +1,8 @@
-"""The one feature schema shared by the writer, the reader, the models and serving.
+"""The record layout shared by the writer, the reader, the models and serving.
 
-Every example is a ``tf.train.Example`` with int64 features only:
+A dataset's features are declared in its metadata (``mdaf_tf.feature_schema``); this
+module holds the ids' conventions, the features every record has, and the default
+declaration's features (a dataset of schema version 2 has exactly these), all int64:
 
 ==================  =====================  ==========================================
 name                shape                  meaning
@@ -30,8 +32,11 @@ from __future__ import annotations
 
 import dataclasses
 
-SCHEMA_VERSION = 2
-# version 1 had no test split and no user_key; such directories must be rebuilt
+SCHEMA_VERSION = 3
+# version 3 declares its features in metadata.json ("schema", mdaf_tf.feature_schema);
+# version 2 declared none and has the default ones listed above; version 1 had no test
+# split and no user_key, and such directories must be rebuilt
+READABLE_SCHEMA_VERSIONS = (2, 3)
 SPLITS = ("train", "val", "test")
 EVAL_SPLITS = ("val", "test")
 DEFAULT_MAX_SEQ_LEN = 50
@@ -59,7 +64,7 @@ VOCABULARIES = (USER_VOCAB, ITEM_VOCAB, CATE_VOCAB)
 
 @dataclasses.dataclass(frozen=True)
 class Feature:
-    """One int64 feature of the example.
+    """One feature of the example (int64, or float32 for numeric fields).
 
     Attributes:
         name: feature key in the ``tf.train.Example`` and in the model's input dict.
@@ -67,12 +72,14 @@ class Feature:
         vocabulary: the vocabulary that maps raw ids to this feature's dense ids,
             or None for features that are not ids.
         model_input: whether the models consume this feature.
+        dtype: ``"int64"`` or ``"float32"``.
     """
 
     name: str
     sequence: bool = False
     vocabulary: str | None = None
     model_input: bool = True
+    dtype: str = "int64"
 
     def shape(self, max_seq_len: int) -> tuple[int, ...]:
         return (max_seq_len,) if self.sequence else ()
@@ -96,30 +103,32 @@ MODEL_INPUT_NAMES = tuple(f.name for f in MODEL_INPUTS)
 ID_FEATURES = tuple(f for f in FEATURES if f.vocabulary is not None)
 
 
-def parse_spec(max_seq_len: int = DEFAULT_MAX_SEQ_LEN) -> dict:
-    """``tf.io.parse_example`` spec: fixed-length int64 features (static shapes for XLA)."""
+def parse_spec(max_seq_len: int = DEFAULT_MAX_SEQ_LEN, features=FEATURES) -> dict:
+    """``tf.io.parse_example`` spec of ``features`` (a record's, ``FeatureSchema.
+    record_features()``): fixed-length features, static shapes for XLA."""
+    import tensorflow as tf
+
+    return {f.name: tf.io.FixedLenFeature(f.shape(max_seq_len), tf.as_dtype(f.dtype))
+            for f in features}
+
+
+def model_input_specs(max_seq_len: int = DEFAULT_MAX_SEQ_LEN, batch_size=None,
+                      features=FEATURES) -> dict:
+    """``tf.TensorSpec`` per model input among ``features``, keyed by feature name."""
     import tensorflow as tf
 
     return {
-        f.name: tf.io.FixedLenFeature(f.shape(max_seq_len), tf.int64) for f in FEATURES
+        f.name: tf.TensorSpec((batch_size, *f.shape(max_seq_len)), tf.as_dtype(f.dtype),
+                              name=f.name)
+        for f in features if f.model_input
     }
 
 
-def model_input_specs(max_seq_len: int = DEFAULT_MAX_SEQ_LEN, batch_size=None) -> dict:
-    """``tf.TensorSpec`` per model input, keyed by feature name."""
-    import tensorflow as tf
-
-    return {
-        f.name: tf.TensorSpec((batch_size, *f.shape(max_seq_len)), tf.int64, name=f.name)
-        for f in MODEL_INPUTS
-    }
-
-
-def keras_inputs(max_seq_len: int = DEFAULT_MAX_SEQ_LEN) -> dict:
-    """Symbolic ``keras.Input`` per model input, keyed by feature name."""
+def keras_inputs(max_seq_len: int = DEFAULT_MAX_SEQ_LEN, features=FEATURES) -> dict:
+    """Symbolic ``keras.Input`` per model input among ``features``, keyed by feature name."""
     import keras
 
     return {
-        f.name: keras.Input(shape=f.shape(max_seq_len), dtype="int64", name=f.name)
-        for f in MODEL_INPUTS
+        f.name: keras.Input(shape=f.shape(max_seq_len), dtype=f.dtype, name=f.name)
+        for f in features if f.model_input
     }

@@ -23,11 +23,15 @@ def _feature(value):
     if value.dtype.kind in "SUO":
         items = [v if isinstance(v, bytes) else str(v).encode() for v in value.tolist()]
         return tf.train.Feature(bytes_list=tf.train.BytesList(value=items))
+    if value.dtype.kind == "f":
+        return tf.train.Feature(float_list=tf.train.FloatList(value=value.tolist()))
     return tf.train.Feature(int64_list=tf.train.Int64List(value=value.astype(np.int64).tolist()))
 
 
 def _serialize(raw, i):
-    feature = {name: _feature(values[i]) for name, values in raw.items()}
+    # a missing numeric value (NaN) is left out of the Example, as a client would
+    feature = {name: _feature(values[i]) for name, values in raw.items()
+               if not (values.dtype.kind == "f" and np.isnan(values[i]).all())}
     return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
 
 
@@ -55,6 +59,9 @@ def main(export_dir, inputs_path):
     n = len(expected["probability"])
     loaded = tf.saved_model.load(export_dir)
     report = {"examples": n, "signatures": sorted(loaded.signatures.keys())}
+    serving_inputs = loaded.signatures["serving_default"].structured_input_signature[1]
+    report["serving_default_inputs"] = {
+        name: spec.dtype.name for name, spec in sorted(serving_inputs.items())}
 
     def raw_inputs(start, end):
         return {

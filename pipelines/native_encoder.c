@@ -2,7 +2,7 @@
 
    The byte layout is the one pipelines/tfrecord.py produces with numpy (and that
    tf.train.Example.SerializeToString(deterministic=True) produces): map entries sorted by
-   key, each feature an Int64List with packed values. Framing: uint64 length, masked
+   key, each feature an Int64List (or, for float32 columns, a FloatList) with packed values. Framing: uint64 length, masked
    CRC-32C of the length, data, masked CRC-32C of the data.
 
    A feature is either a column (width values per row, int32 or int64) or a history
@@ -20,7 +20,7 @@ typedef struct {
     const int64_t *len;    /* window only: number of real values (<= width) */
     const int64_t *offset; /* window only: base value i's bytes are data[offset[i]..[i+1]) */
     int64_t width;
-    int64_t elsize;        /* 4: int32, 8: int64 */
+    int64_t elsize;        /* 4: int32, 8: int64, -4: float32 (a FloatList) */
     const uint8_t *key;
     int64_t keylen;
 } feature_t;
@@ -161,6 +161,10 @@ static uint8_t *put_values(uint8_t *o, const feature_t *f, int64_t r) {
         memcpy(o, (const uint8_t *)f->data + from, (size_t)bytes);
         return o + bytes;
     }
+    if (f->elsize == -4) {
+        memcpy(o, (const uint8_t *)f->data + 4 * r * f->width, (size_t)(4 * f->width));
+        return o + 4 * f->width;
+    }
     return put_range(o, f, r * f->width, (r + 1) * f->width);
 }
 
@@ -203,7 +207,7 @@ int64_t encode_records(int64_t n, int64_t nf, const feature_t *fs, uint8_t *out,
             w += fs[j].keylen;
             *w++ = 0x12;
             w = put_varint(w, feature);
-            *w++ = 0x1A;
+            *w++ = fs[j].elsize == -4 ? 0x12 : 0x1A;  /* FloatList or Int64List */
             w = put_varint(w, list);
             *w++ = 0x0A;
             w = put_varint(w, packed[j]);

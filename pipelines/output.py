@@ -19,7 +19,7 @@ import zlib
 
 import numpy as np
 
-from mdaf_tf import schema
+from mdaf_tf import feature_schema, schema
 from pipelines import leak_report
 from pipelines.errors import PipelineError
 from pipelines.examples import DEFAULT_TEST_FRACTION, DEFAULT_VAL_FRACTION, split_boundaries
@@ -131,8 +131,10 @@ class ShardWriter:
     """
 
     def __init__(self, directory: str, split: str, max_seq_len: int, examples_per_shard: int,
-                 level: int, seed: int, library: str = "zlib", max_pending: int = 4):
+                 level: int, seed: int, library: str = "zlib",
+                 features: tuple = schema.FEATURES, max_pending: int = 4):
         self.directory = directory
+        self.features = features
         self.split = split
         self.max_seq_len = max_seq_len
         self.per_shard = examples_per_shard
@@ -167,7 +169,7 @@ class ShardWriter:
         self._file = None
 
     def _encode_and_compress(self, f, z, cols):
-        f.write(z.compress(encode_buffer(cols, self.max_seq_len)))
+        f.write(z.compress(encode_buffer(cols, self.max_seq_len, self.features)))
 
     def _wait(self, keep: int):
         while len(self._pending) > keep:
@@ -225,8 +227,10 @@ class DatasetDir:
     """Context manager owning the temporary directory of one pipeline run."""
 
     def __init__(self, output: str, args: dict, source_path: str | None,
-                 source_display: str | None = None):
+                 source_display: str | None = None,
+                 features: feature_schema.FeatureSchema = feature_schema.DEFAULT):
         self.output = os.path.abspath(output)
+        self.features = features
         self.source_display = source_display
         self.args = args
         self.source_path = source_path
@@ -251,7 +255,8 @@ class DatasetDir:
         self.max_seq_len = int(args["max_seq_len"])
         library = args["gzip_library"]
         self.writers = {s: ShardWriter(self.tmp, s, self.max_seq_len, per_shard, level, seed,
-                                       library) for s in schema.SPLITS}
+                                       library, features.record_features())
+                        for s in schema.SPLITS}
         self.leaks: leak_report.LeakReport | None = None
 
     def start_examples(self, vocabs: dict, sampled_negatives: bool):
@@ -306,10 +311,11 @@ class DatasetDir:
         meta = {
             "schema_version": schema.SCHEMA_VERSION,
             "max_seq_len": self.max_seq_len,
-            "features": list(schema.FEATURE_NAMES),
-            "vocab_sizes": {name: vocabs[name].size for name in schema.VOCABULARIES},
+            "schema": self.features.to_dict(),
+            "features": [f.name for f in self.features.record_features()],
+            "vocab_sizes": {name: vocabs[name].size for name in self.features.vocabularies},
             "raw_id_dtypes": {name: ("string" if vocabs[name].names is not None else "int64")
-                              for name in schema.VOCABULARIES},
+                              for name in self.features.vocabularies},
             **metadata,
             "leak_report": leaks,
             "splits": {s: {"examples": w.examples, "positives": w.positives,

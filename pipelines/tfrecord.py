@@ -118,15 +118,15 @@ def _varint_len(values: np.ndarray) -> np.ndarray:
     return out
 
 
-def _feature_layout(max_seq_len: int):
-    """Per feature: the constant bytes before its entry-length varint, etc."""
+def _feature_layout(max_seq_len: int, features=schema.FEATURES):
+    """Per feature, in key order: (name, key bytes, values per row, is float32)."""
     layout = []
-    for f in sorted(schema.FEATURES, key=lambda f: f.name.encode()):
+    for f in sorted(features, key=lambda f: f.name.encode()):
         key = f.name.encode()
         if len(key) > 127:
             raise ValueError(f"feature name too long: {f.name}")
         width = max_seq_len if f.sequence else 1
-        layout.append((f.name, key, width))
+        layout.append((f.name, key, width, f.dtype == "float32"))
     return layout
 
 
@@ -175,16 +175,17 @@ def _varint_bytes_wide(values: np.ndarray, lens: np.ndarray):
     return groups.reshape(n, k * 10), (pos < lens[:, :, None]).reshape(n, k * 10)
 
 
-def encode_buffer(columns: dict, max_seq_len: int):
+def encode_buffer(columns: dict, max_seq_len: int, features=schema.FEATURES):
     """Like ``encode_examples`` but may return a uint8 array (no copy into ``bytes``)."""
     n = len(columns[schema.LABEL])
     lib = native.library()
     if lib is not None:
-        return _encode_native(lib, columns, max_seq_len, n)
-    return encode_examples(columns, max_seq_len, use_native=False)
+        return _encode_native(lib, columns, max_seq_len, n, features)
+    return encode_examples(columns, max_seq_len, use_native=False, features=features)
 
 
-def encode_examples(columns: dict, max_seq_len: int, *, use_native: bool = True) -> bytes:
+def encode_examples(columns: dict, max_seq_len: int, *, use_native: bool = True,
+                    features=schema.FEATURES) -> bytes:
     """Serialise rows to framed TFRecord bytes (uncompressed).
 
     Every row is laid out as a sequence of fixed-width byte segments with a validity mask
@@ -192,10 +193,12 @@ def encode_examples(columns: dict, max_seq_len: int, *, use_native: bool = True)
     of the row-major matrix yields all records back to back.
 
     Args:
-        columns: every name in ``schema.FEATURES`` -> int64 array, shape ``(n,)`` or
-            ``(n, max_seq_len)`` for sequence features (or ``Windows``).
+        columns: every name in ``features`` -> int64 array (float32 for float32 features,
+            written as a FloatList), shape ``(n,)`` or ``(n, max_seq_len)`` for sequence
+            features (or ``Windows``).
         max_seq_len: history length.
         use_native: use the compiled encoder when it is available (same bytes).
+        features: the record's features (``FeatureSchema.record_features()``).
 
     Returns:
         The concatenated TFRecord records, one ``tf.train.Example`` each, in row order.
@@ -203,11 +206,11 @@ def encode_examples(columns: dict, max_seq_len: int, *, use_native: bool = True)
     n = len(columns[schema.LABEL])
     lib = native.library() if use_native else None
     if lib is not None:
-        return _encode_native(lib, columns, max_seq_len, n).tobytes()
+        return _encode_native(lib, columns, max_seq_len, n, features).tobytes()
     columns = {k: np.asarray(v) if isinstance(v, Windows) else v for k, v in columns.items()}
     if n > _BLOCK:  # blocks of a few MiB stay in cache
         return b"".join(encode_examples({k: v[i:i + _BLOCK] for k, v in columns.items()},
-                                        max_seq_len, use_native=False)
+                                        max_seq_len, use_native=False, features=features)
                         for i in range(0, n, _BLOCK))
     if n == 0:
         return b""
@@ -227,28 +230,37 @@ def encode_examples(columns: dict, max_seq_len: int, *, use_native: bool = True)
 
     features_len = np.zeros(n, dtype=np.int64)
     pieces = []
-    for name, key, width in _feature_layout(max_seq_len):
-        values = _unsigned(np.asarray(columns[name]).reshape(n, width))
-        value_lens = _varint_len(values)
-        packed = value_lens.sum(axis=1, dtype=np.int64)
-        int64_list = 1 + _varint_len(packed) + packed
-        feature = 1 + _varint_len(int64_list) + int64_list
+    for name, key, width, is_float in _feature_layout(max_seq_len, features):
+        if is_float:  # packed little-endian float32s: a fixed size
+            values = np.asarray(columns[name], "<f4").reshape(n, width)
+            value_lens = None
+            packed = np.full(n, 4 * width, np.int64)
+        else:
+            values = _unsigned(np.asarray(columns[name]).reshape(n, width))
+            value_lens = _varint_len(values)
+            packed = value_lens.sum(axis=1, dtype=np.int64)
+        value_list = 1 + _varint_len(packed) + packed
+        feature = 1 + _varint_len(value_list) + value_list
         entry = 2 + len(key) + 1 + _varint_len(feature) + feature
         features_len += 1 + _varint_len(entry) + entry
-        pieces.append((key, values, value_lens, packed, int64_list, feature, entry))
+        pieces.append((key, values, value_lens, packed, value_list, feature, entry))
     data_len = 1 + _varint_len(features_len) + features_len
     const(b"\x0a")
     varint(features_len)
-    for key, values, value_lens, packed, int64_list, feature, entry in pieces:
+    for key, values, value_lens, packed, value_list, feature, entry in pieces:
         const(b"\x0a")
         varint(entry)
         const(b"\x0a" + bytes([len(key)]) + key + b"\x12")
         varint(feature)
-        const(b"\x1a")
-        varint(int64_list)
+        const(b"\x1a" if value_lens is not None else b"\x12")  # Int64List or FloatList
+        varint(value_list)
         const(b"\x0a")
         varint(packed)
-        varint(values, value_lens)
+        if value_lens is None:
+            byte_segs.append(np.ascontiguousarray(values).view(np.uint8).reshape(n, -1))
+            mask_segs.append(np.broadcast_to(np.True_, (n, 4 * values.shape[1])))
+        else:
+            varint(values, value_lens)
     data = np.concatenate(byte_segs, axis=1)[np.concatenate(mask_segs, axis=1)]
 
     max_data = int(data_len.max())
@@ -276,17 +288,25 @@ def _native_array(values, n: int, width: int) -> np.ndarray:
     return a
 
 
-def _encode_native(lib, columns: dict, max_seq_len: int, n: int) -> np.ndarray:
+def _encode_native(lib, columns: dict, max_seq_len: int, n: int,
+                   features=schema.FEATURES) -> np.ndarray:
     if n == 0:
         return np.zeros(0, np.uint8)
-    layout = _feature_layout(max_seq_len)
+    layout = _feature_layout(max_seq_len, features)
     feats = (native.Feature * len(layout))()
     keep = []  # arrays the structs point into
     bound = 0
-    for j, (name, key, width) in enumerate(layout):
+    for j, (name, key, width, is_float) in enumerate(layout):
         col = columns[name]
         f = feats[j]
-        if isinstance(col, Windows):
+        if is_float:
+            a = np.ascontiguousarray(np.asarray(col, "<f4")).reshape(-1)
+            if len(a) != n * width:
+                raise ValueError(f"expected {n} x {width} values, got shape {np.shape(col)}")
+            f.data, f.end, f.len, f.offset = a.ctypes.data, None, None, None
+            keep.append(a)
+            itemsize = -4  # float32, written as they are
+        elif isinstance(col, Windows):
             if col.width != width or len(col) != n:
                 raise ValueError(f"{name}: {len(col)} windows of width {col.width}, "
                                  f"expected {n} of width {width}")

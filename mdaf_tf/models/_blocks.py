@@ -6,12 +6,13 @@ from __future__ import annotations
 import keras
 
 from mdaf_tf import config as config_lib
-from mdaf_tf import schema
+from mdaf_tf import feature_schema, schema
 from mdaf_tf.config import ModelConfig
 from mdaf_tf.layers.dcnv3 import DCNv3
 from mdaf_tf.layers.feature_embedding import FeatureEmbedding
 from mdaf_tf.layers.mamba4rec_encoder import Mamba4RecEncoder
 from mdaf_tf.layers.mlp import MLP
+from mdaf_tf.models import embedding_sizes
 from mdaf_tf.precision import check_precision
 
 
@@ -46,25 +47,20 @@ def as_config(config: ModelConfig | dict) -> ModelConfig:
 
 
 def embedded_inputs(c: ModelConfig) -> tuple[dict, dict]:
-    """The schema's Keras inputs and their ``FeatureEmbedding`` output (MDAF's sizes)."""
-    inputs = schema.keras_inputs(c.max_seq_len)
-    embedded = FeatureEmbedding(
-        user_vocab_size=c.user_vocab_size,
-        item_vocab_size=c.item_vocab_size,
-        cate_vocab_size=c.cate_vocab_size,
-        user_dim=c.user_embedding_dim,
-        item_dim=c.item_embedding_dim,
-        cate_dim=c.cate_embedding_dim,
-        name="feature_embedding",
-    )(inputs)
+    """Keras inputs for the config's declared features and their ``FeatureEmbedding``
+    output (widths from ``embedding_sizes``)."""
+    declared, sizes, dims = embedding_sizes.resolved(c)
+    features = feature_schema.from_config(c.features).record_features()
+    inputs = schema.keras_inputs(c.max_seq_len, features)
+    embedded = FeatureEmbedding(features=declared, vocab_sizes=sizes, embedding_dims=dims,
+                                name="feature_embedding")(inputs)
     return inputs, embedded
 
 
 def static_fields(embedded: dict):
-    """``[e_user; e_item; e_cate]`` (B, user_dim + item_dim + cate_dim)."""
-    return keras.layers.Concatenate(name="static_fields")(
-        [embedded["user"], embedded["item"], embedded["cate"]]
-    )
+    """The static fields' embeddings concatenated in declaration order, ``[e_user; e_item;
+    e_cate]`` (B, 176) for the default schema."""
+    return keras.layers.Identity(name="static_fields")(embedded["static"])
 
 
 def masked_mean(h, mask):
@@ -75,12 +71,13 @@ def masked_mean(h, mask):
 
 
 def history_with_target(embedded: dict):
-    """The history tokens with the target's (item, category) token appended last.
+    """The history tokens with the target's token (``embedded["target"]``, e.g. its
+    (item, category)) appended last.
 
-    Returns ``(tokens (B, L + 1, item_dim + cate_dim), mask (B, L + 1))``; the target's
-    position is always valid.
+    Returns ``(tokens (B, L + 1, d_token), mask (B, L + 1))``; the target's position is
+    always valid.
     """
-    target = keras.layers.Concatenate()([embedded["item"], embedded["cate"]])
+    target = embedded["target"]
     tokens = keras.layers.Concatenate(axis=1, name="history_with_target")(
         [embedded["history"], keras.layers.Reshape((1, -1))(target)]
     )

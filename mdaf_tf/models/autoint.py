@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import keras
 
+from mdaf_tf import feature_schema
 from mdaf_tf.config import ModelConfig
 from mdaf_tf.layers.field_self_attention import FieldSelfAttention
 from mdaf_tf.layers.mlp import MLP
@@ -20,14 +21,15 @@ from mdaf_tf.models._blocks import (
 class AutoInt(ConfiguredModel):
     """AutoInt with a parallel MLP (AutoInt+, Song et al. 2019, arXiv:1810.11921).
 
-    The three static fields (user, target item, target category; MDAF's embedding sizes
-    80/64/32) are brought to one width a = ``autoint_attention_dim`` by a bias-free linear
-    map per field, since the interacting layers need equal field widths::
+    The F declared static fields (by default user, target item, target category with
+    MDAF's embedding sizes 80/64/32) are brought to one width a = ``autoint_attention_dim``
+    by a bias-free linear map per field, since the interacting layers need equal field
+    widths::
 
-        X_0  = stack(e_user W_u, e_item W_i, e_cate W_c)                (B, 3, a)
-        X_l  = ReLU(concat_h softmax(Q_h K_h^T) V_h + X_{l-1} W_res)    (B, 3, H a)  x N
+        X_0  = stack(e_1 W_1, ..., e_F W_F)                             (B, F, a)
+        X_l  = ReLU(concat_h softmax(Q_h K_h^T) V_h + X_{l-1} W_res)    (B, F, H a)  x N
         z_at = Dense_1(flatten(X_N))                                    attention logit
-        z_mlp= MLP_{deep_hidden -> 1}([e_user; e_item; e_cate])         MLP logit
+        z_mlp= MLP_{deep_hidden -> 1}([e_1; ...; e_F])                  MLP logit
         p    = sigmoid(z_at + z_mlp)                                    (B, 1)
 
     N = ``autoint_layers`` (3), H = ``autoint_heads`` (2), a = 32 by default. The
@@ -40,10 +42,10 @@ class AutoInt(ConfiguredModel):
         c = as_config(config)
         inputs, embedded = embedded_inputs(c)
         fields = [
-            keras.layers.Dense(c.autoint_attention_dim, use_bias=False, name=f"{key}_field")(
-                embedded[key]
+            keras.layers.Dense(c.autoint_attention_dim, use_bias=False, name=f"{name}_field")(
+                embedding
             )
-            for key in ("user", "item", "cate")
+            for name, embedding in embedded["fields"].items()
         ]
         x = keras.layers.Concatenate(axis=1)(
             [keras.layers.Reshape((1, c.autoint_attention_dim))(f) for f in fields]
@@ -72,7 +74,9 @@ class AutoInt(ConfiguredModel):
     def components(self):
         return {
             "embeddings": ("feature_embedding",),
-            "field projection": ("user_field", "item_field", "cate_field"),
+            "field projection": tuple(
+                f"{f.name}_field" for f in feature_schema.from_config(self.config.features).static
+            ),
             "interacting layers": tuple(
                 f"interacting_{i}" for i in range(self.config.autoint_layers)
             )

@@ -14,6 +14,7 @@ from mdaf_tf.models._blocks import (
     history_with_target,
     masked_mean,
     output_head,
+    static_fields,
 )
 
 
@@ -49,8 +50,7 @@ class BST(ConfiguredModel):
             )(h, padding_mask=mask)
         target_out = h[:, -1, :]
         features = keras.layers.Concatenate()(
-            [target_out, masked_mean(h, mask), embedded["user"], embedded["item"],
-             embedded["cate"]]
+            [target_out, masked_mean(h, mask), static_fields(embedded)]
         )
         outputs = output_head(c, c.deep_hidden, features)
         super().__init__(inputs=inputs, outputs=outputs, config=c, **kwargs)

@@ -38,9 +38,7 @@ class DIN(ConfiguredModel):
     def __init__(self, config: ModelConfig | dict, **kwargs):
         c = as_config(config)
         inputs, embedded = embedded_inputs(c)
-        target = keras.layers.Concatenate(name="target_token")(
-            [embedded["item"], embedded["cate"]]
-        )
+        target = keras.layers.Identity(name="target_token")(embedded["target"])
         pooled = TargetAttention(
             hidden_units=c.din_attention_hidden,
             activation=c.din_attention_activation,

@@ -12,6 +12,7 @@ from mdaf_tf.models._blocks import (
     history_with_target,
     output_head,
     sequence_encoder,
+    static_fields,
 )
 
 
@@ -44,7 +45,7 @@ class Mamba4Rec(ConfiguredModel):
         tokens, mask = history_with_target(embedded)
         sequence = sequence_encoder(c, "last")(tokens, mask=mask)
         features = keras.layers.Concatenate()(
-            [sequence, embedded["user"], embedded["item"], embedded["cate"]]
+            [sequence, static_fields(embedded)]
         )
         outputs = output_head(c, c.deep_hidden, features)
         super().__init__(inputs=inputs, outputs=outputs, config=c, **kwargs)

@@ -38,6 +38,8 @@ def fill_model_config(model_config: ModelConfig, meta: dict) -> ModelConfig:
         "user_vocab_size": int(vocab.get(schema.USER_VOCAB, model_config.user_vocab_size)),
         "item_vocab_size": int(vocab.get(schema.ITEM_VOCAB, model_config.item_vocab_size)),
         "cate_vocab_size": int(vocab.get(schema.CATE_VOCAB, model_config.cate_vocab_size)),
+        "features": meta.get("schema"),
+        "vocab_sizes": {name: int(size) for name, size in vocab.items()},
     }
     return dataclasses.replace(model_config, **values)
 

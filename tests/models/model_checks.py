@@ -35,9 +35,9 @@ def tables(model) -> dict:
     """The embedding tables as numpy: {"user", "item", "cate"}."""
     emb = model.get_layer("feature_embedding")
     return {
-        "user": np.asarray(emb.user_embedding.embeddings),
-        "item": np.asarray(emb.item_embedding.embeddings),
-        "cate": np.asarray(emb.cate_embedding.embeddings),
+        "user": np.asarray(emb.tables["user"].embeddings),
+        "item": np.asarray(emb.tables["item"].embeddings),
+        "cate": np.asarray(emb.tables["cate"].embeddings),
     }
 
 

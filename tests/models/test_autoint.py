@@ -39,7 +39,7 @@ def test_forward_matches_numpy_autoint_plus():
     batch = random_batch(config, 7, seed=3)
     t = tables(model)
     fields = [
-        t[key][batch[ids]] @ np.asarray(model.get_layer(f"{key}_field").kernel)
+        t[key][batch[ids]] @ np.asarray(model.get_layer(f"{ids}_field").kernel)
         for key, ids in (("user", schema.USER_ID), ("item", schema.ITEM_ID),
                          ("cate", schema.CATE_ID))
     ]

@@ -59,3 +59,35 @@ def test_empty_batch_encodes_to_nothing():
     cols = {f.name: np.zeros((0, 3) if f.sequence else (0,), np.int64)
             for f in schema.FEATURES}
     assert tfrecord.encode_examples(cols, 3) == b""
+
+
+@pytest.mark.parametrize("use_native", [False, True])
+def test_declared_float_fields_equal_tf_serialization(tmp_path, use_native):
+    from mdaf_tf import feature_schema
+
+    declared = feature_schema.FeatureSchema.from_dict({
+        "static": [{"name": "user_id", "vocabulary": "user"},
+                   {"name": "price", "kind": "numeric", "mean": 1.0, "std": 2.0},
+                   {"name": "brand"}, {"name": "age", "kind": "numeric"}],
+        "sequence": [{"name": "hist_brand", "static": "brand"}]})
+    features = declared.record_features()
+    rng = np.random.default_rng(3)
+    n, seq = 30, 4
+    cols = {f.name: rng.integers(0, 2**40, (n, seq) if f.sequence else (n,)) for f in features}
+    cols["price"] = rng.normal(size=n).astype(np.float32)
+    cols["price"][:3] = [np.nan, np.inf, -0.0]
+    cols["age"] = rng.integers(0, 90, n).astype(np.float64)  # any float dtype becomes float32
+    data = tfrecord.encode_examples(cols, seq, use_native=use_native, features=features)
+    path = tmp_path / "x.tfrecord"
+    path.write_bytes(data)
+    records = list(tf.data.TFRecordDataset(str(path)).as_numpy_iterator())
+    for i, rec in enumerate(records):
+        ex = tf.train.Example()
+        for f in features:
+            values = np.atleast_1d(cols[f.name][i]).tolist()
+            target = ex.features.feature[f.name]
+            (target.float_list if f.dtype == "float32" else target.int64_list).value.extend(values)
+        assert rec == ex.SerializeToString(deterministic=True)
+    parsed = tf.io.parse_example(records, schema.parse_spec(seq, features))
+    np.testing.assert_array_equal(parsed["price"].numpy(), cols["price"])
+    np.testing.assert_array_equal(parsed["hist_brand"].numpy(), cols["hist_brand"])

@@ -20,7 +20,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from mdaf_tf import data, schema
+from mdaf_tf import data, feature_schema, schema
 from mdaf_tf.training import evaluation
 
 
@@ -127,6 +127,7 @@ def write_dataset(
                          "shards": [f"{split}-00000-of-00001.tfrecord.gz"]}
     meta = {
         "schema_version": schema.SCHEMA_VERSION,
+        "schema": feature_schema.DEFAULT.to_dict(),
         "max_seq_len": max_seq_len,
         "vocab_sizes": {k: v + schema.FIRST_ID for k, v in sizes.items()},
         "raw_id_dtypes": {k: id_dtype for k in sizes},
