@@ -130,7 +130,10 @@ class ServingModule(tf.Module):
                 tf.lookup.TextFileIndex.LINE_NUMBER,
             )
             self.assets[name] = asset
-            self.tables[name] = tf.lookup.StaticHashTable(initializer, default_value=-1)
+            # anonymous: a shared table is named after the asset object, whose id a later
+            # export in the same process can reuse with another key dtype
+            self.tables[name] = tf.lookup.StaticHashTable(initializer, default_value=-1,
+                                                          experimental_is_anonymous=True)
 
     def _lookup(self, name: str, raw):
         index = self.tables[name].lookup(raw)
@@ -351,10 +354,40 @@ def verify_export(
     Returns the checker's report; raises ExportError on a difference above ``tolerance``, a
     missing signature, or a checker that fails.
     """
+    return verify_exports([(export_path, model)], data_dir, split=split,
+                          max_examples=max_examples, tolerance=tolerance,
+                          batch_size=batch_size)[0]
+
+
+def verify_exports(exports, data_dir, *, split: str = "val", max_examples: int | None = None,
+                   tolerance: float = 1e-5, batch_size: int = 1024) -> list[dict]:
+    """``verify_export`` for several ``(export_path, model)`` pairs of one dataset, checked
+    in one fresh process (one TensorFlow start instead of one per export)."""
     import subprocess
     import sys
     import tempfile
 
+    script = Path(__file__).with_name("serving_check.py")
+    with tempfile.TemporaryDirectory() as tmp:
+        argv = [sys.executable, str(script)]
+        for k, (export_path, model) in enumerate(exports):
+            arrays = _check_arrays(model, data_dir, split, max_examples, batch_size)
+            np.savez(Path(tmp) / f"inputs-{k}.npz", **arrays)
+            argv += [str(Path(export_path).resolve()), str(Path(tmp) / f"inputs-{k}.npz")]
+        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH="")
+        proc = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=tmp)
+    if proc.returncode != 0:
+        tail = proc.stderr.strip().splitlines()[-1:] or ["(no output)"]
+        raise ExportError(f"{exports[0][0]}: serving check failed: {tail[0]}")
+    lines = proc.stdout.strip().splitlines()[-len(exports):]
+    reports = [json.loads(line) for line in lines]
+    for (export_path, _), report in zip(exports, reports, strict=True):
+        _check_report(export_path, report, tolerance)
+    return reports
+
+
+def _check_arrays(model, data_dir, split, max_examples, batch_size) -> dict:
+    """``raw_<input>`` arrays of ``split`` and the Keras model's ``expected_<output>``."""
     from mdaf_tf import data
 
     meta = load_metadata(data_dir)
@@ -384,19 +417,10 @@ def verify_export(
     arrays["expected_probability"] = np.concatenate(probabilities)[:limit]
     if gates:
         arrays["expected_gate"] = np.concatenate(gates)[:limit]
-    script = Path(__file__).with_name("serving_check.py")
-    with tempfile.TemporaryDirectory() as tmp:
-        inputs = Path(tmp) / "inputs.npz"
-        np.savez(inputs, **arrays)
-        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH="")
-        proc = subprocess.run(
-            [sys.executable, str(script), str(Path(export_path).resolve()), str(inputs)],
-            capture_output=True, text=True, env=env, cwd=tmp,
-        )
-    if proc.returncode != 0:
-        tail = proc.stderr.strip().splitlines()[-1:] or ["(no output)"]
-        raise ExportError(f"{export_path}: serving check failed: {tail[0]}")
-    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    return arrays
+
+
+def _check_report(export_path, report: dict, tolerance: float) -> None:
     for name in ("serving_default", "predict_examples"):
         if name not in report["signatures"]:
             raise ExportError(f"{export_path}: signature {name} missing")
@@ -406,4 +430,3 @@ def verify_export(
                 f"{export_path}: {name} differs from the Keras model by {worst:.3g} "
                 f"(tolerance {tolerance:g})"
             )
-    return report

@@ -1,10 +1,12 @@
 """Check an exported SavedModel in a process that never imports mdaf_tf.
 
-Run as a script (``python path/to/serving_check.py EXPORT_DIR INPUTS.npz``), not as a module:
+Run as a script (``python path/to/serving_check.py EXPORT_DIR INPUTS.npz [EXPORT_DIR
+INPUTS.npz ...]``), not as a module:
 it imports only numpy and TensorFlow, loads the export with ``tf.saved_model.load`` and calls
 both signatures on the raw inputs in ``INPUTS.npz`` (``raw_<feature>`` arrays, plus
 ``expected_probability`` and optionally ``expected_gate``), in batches of several sizes. It
-also runs ``saved_model_cli show --all``. Prints one JSON object with what it found.
+also runs ``saved_model_cli show --all`` (on the first export only: it starts TensorFlow
+again). Prints one JSON object per export with what it found.
 """
 
 import json
@@ -52,7 +54,7 @@ def _run(signature, make_inputs, n):
     return {k: np.concatenate(v) for k, v in outputs.items()}
 
 
-def main(export_dir, inputs_path):
+def main(export_dir, inputs_path, run_cli=True):
     data = np.load(inputs_path, allow_pickle=False)
     raw = {k[len("raw_"):]: data[k] for k in data.files if k.startswith("raw_")}
     expected = {k[len("expected_"):]: data[k] for k in data.files if k.startswith("expected_")}
@@ -80,7 +82,7 @@ def main(export_dir, inputs_path):
         }
         report[name]["finite"] = bool(all(np.isfinite(v).all() for v in outputs.values()))
     cli = shutil.which("saved_model_cli")
-    if cli:
+    if cli and run_cli:
         shown = subprocess.run(
             [cli, "show", "--all", "--dir", export_dir], capture_output=True, text=True
         )
@@ -93,4 +95,7 @@ def main(export_dir, inputs_path):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2])
+    if len(sys.argv) < 3 or len(sys.argv) % 2 == 0:
+        sys.exit("usage: serving_check.py EXPORT_DIR INPUTS.npz [EXPORT_DIR INPUTS.npz ...]")
+    for at in range(1, len(sys.argv), 2):
+        main(sys.argv[at], sys.argv[at + 1], run_cli=at == 1)

@@ -19,6 +19,12 @@ def data_dir(tmp_path_factory):
     return write(tmp_path_factory.mktemp("declared") / "data")
 
 
+@pytest.fixture(scope="module")
+def trained():
+    """name -> (model, config) once its test has trained it (for the export test)."""
+    return {}
+
+
 def small_config(data_dir) -> ModelConfig:
     config = ModelConfig(hidden_dim=16, d_state=4, gate_hidden=16, output_hidden=(8,),
                          deep_hidden=(16, 8), autoint_attention_dim=8, bst_heads=2,
@@ -37,7 +43,7 @@ def expected_inputs() -> dict:
 
 
 @pytest.mark.parametrize("name", MODEL_NAMES)
-def test_model_trains_round_trips_and_serves_declared_fields(name, data_dir, tmp_path):
+def test_model_trains_a_step_and_round_trips(name, data_dir, trained, tmp_path):
     keras.utils.set_random_seed(1)
     config = small_config(data_dir)
     model = build_model(name, config)
@@ -57,7 +63,16 @@ def test_model_trains_round_trips_and_serves_declared_fields(name, data_dir, tmp
     restored = keras.saving.load_model(path)
     np.testing.assert_allclose(restored(features)["probability"],
                                model(features)["probability"], atol=1e-6)
-    exported = export.export_model(model, config, name, data_dir, tmp_path / "saved")
-    report = export.verify_export(exported, model, data_dir, tolerance=1e-5)
-    assert report["serving_default_inputs"] == dict(sorted(expected_inputs().items()))
-    assert not report["mdaf_tf_imported"] and report["examples"] == 96
+    trained[name] = model, config
+
+
+def test_every_export_takes_the_declared_fields_and_matches_keras(data_dir, trained,
+                                                                   tmp_path):
+    if not trained:  # selected alone (-k): the per-model tests train the models
+        pytest.skip("no model trained by the per-model tests in this run")
+    exports = [(export.export_model(model, config, name, data_dir, tmp_path / name), model)
+               for name, (model, config) in trained.items()]
+    reports = export.verify_exports(exports, data_dir, tolerance=1e-5)
+    for report in reports:
+        assert report["serving_default_inputs"] == dict(sorted(expected_inputs().items()))
+        assert not report["mdaf_tf_imported"] and report["examples"] == 96
