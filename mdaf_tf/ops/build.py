@@ -12,6 +12,7 @@ that runs it (``-march=native``), hence at first use rather than at install time
 from __future__ import annotations
 
 import fcntl
+import functools
 import hashlib
 import os
 import subprocess
@@ -24,6 +25,10 @@ from mdaf_tf.files import atomic_path
 
 SOURCE = Path(__file__).with_name("selective_scan_op.cc")
 OPT_FLAGS = ["-O3", "-ffast-math", "-march=native", "-fPIC", "-shared"]
+# -march=native turns on AVX512-FP16 on Sapphire Rapids and later, and the Eigen headers that
+# TensorFlow ships do not compile with it under g++ 12 (PacketMathFP16.h); the op has no
+# float16 arithmetic, so it loses nothing without it.
+_NO_FP16 = "-mno-avx512fp16"
 
 
 def cache_dir() -> Path:
@@ -34,12 +39,27 @@ def _compiler() -> str:
     return os.environ.get("CXX", "g++")
 
 
+@functools.lru_cache(maxsize=4)
+def _native_has_fp16(compiler: str) -> bool:
+    try:
+        out = subprocess.run([compiler, "-march=native", "-Q", "--help=target"],
+                             capture_output=True, text=True, timeout=60).stdout
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return any(line.split()[:2] == ["-mavx512fp16", "[enabled]"] for line in out.splitlines())
+
+
+def opt_flags() -> list[str]:
+    """OPT_FLAGS, without AVX512-FP16 where -march=native would turn it on."""
+    return OPT_FLAGS + ([_NO_FP16] if _native_has_fp16(_compiler()) else [])
+
+
 def library_path() -> Path:
     """Where the library for this source, TensorFlow version and compiler flags lives."""
     key = hashlib.sha256()
     key.update(SOURCE.read_bytes())
     key.update(tf.__version__.encode())
-    key.update(" ".join([_compiler(), *OPT_FLAGS, *tf.sysconfig.get_compile_flags()]).encode())
+    key.update(" ".join([_compiler(), *opt_flags(), *tf.sysconfig.get_compile_flags()]).encode())
     return cache_dir() / f"selective_scan_op-{key.hexdigest()[:16]}.so"
 
 
@@ -61,7 +81,7 @@ def build(verbose: bool = False) -> Path:
         with atomic_path(target, suffix=".tmp") as tmp:
             cmd = [
                 _compiler(),
-                *OPT_FLAGS,
+                *opt_flags(),
                 str(SOURCE),
                 "-o",
                 str(tmp),
@@ -75,7 +95,10 @@ def build(verbose: bool = False) -> Path:
             except OSError as err:
                 raise RuntimeError(f"cannot run the C++ compiler {cmd[0]!r}: {err}") from err
             if result.returncode != 0:
-                raise RuntimeError(f"compiling {SOURCE.name} failed:\n{result.stderr[-4000:]}")
+                errors = [ln for ln in result.stderr.splitlines() if "error" in ln]
+                raise RuntimeError(f"compiling {SOURCE.name} failed: "
+                                   f"{(errors or [result.stderr.strip()[-300:]])[0]}\n"
+                                   f"{result.stderr[-4000:]}")
     return target
 
 

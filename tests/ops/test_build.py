@@ -77,3 +77,17 @@ def test_build_command_exits_2_with_one_error_line_when_compiling_fails(tmp_path
     assert done.returncode == 2
     assert "error: cannot run the C++ compiler '/nonexistent/compiler'" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_avx512_fp16_is_turned_off_only_where_native_turns_it_on(tmp_path, monkeypatch,
+                                                                  enabled):
+    # g++ 12 cannot compile TensorFlow's Eigen FP16 headers with -mavx512fp16
+    compiler = tmp_path / f"fake-cxx-{enabled}"
+    state = "[enabled]" if enabled else "[disabled]"
+    compiler.write_text(f"#!/bin/sh\necho '  -mavx512fp16   {state}'\n")
+    compiler.chmod(0o755)
+    monkeypatch.setenv("CXX", str(compiler))
+    flags = build.opt_flags()
+    assert flags[:len(build.OPT_FLAGS)] == build.OPT_FLAGS
+    assert ("-mno-avx512fp16" in flags) == enabled
