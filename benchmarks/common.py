@@ -66,18 +66,38 @@ def peak_rss_gib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 
 
-def model_config(length: int, vocab=DEFAULT_VOCAB, **overrides):
+# Extra static fields and their vocabulary sizes (ids plus PAD and OOV) per benchmark schema:
+# "default" is user, item and category; "thesis" adds the thesis code's hour and day of week.
+SCHEMAS = {"default": {}, "thesis": {"hour": 24 + 2, "day_of_week": 7 + 2}}
+
+
+def feature_declaration(schema_name: str) -> dict | None:
+    """``ModelConfig.features`` of a benchmark schema (None: the default)."""
+    from mdaf_tf import feature_schema
+
+    extra = SCHEMAS[schema_name]
+    if not extra:
+        return None
+    declared = feature_schema.DEFAULT.to_dict()
+    declared["static"] += [{"name": n, "kind": "categorical", "vocabulary": n} for n in extra]
+    return declared
+
+
+def model_config(length: int, vocab=DEFAULT_VOCAB, schema_name: str = "default", **overrides):
     from mdaf_tf.config import ModelConfig
 
     users, items, cates = vocab
     return ModelConfig(
         user_vocab_size=users, item_vocab_size=items, cate_vocab_size=cates,
-        max_seq_len=length, **overrides,
+        max_seq_len=length, features=feature_declaration(schema_name),
+        vocab_sizes=dict(SCHEMAS[schema_name]), **overrides,
     )
 
 
-def random_features(batch: int, length: int, vocab=DEFAULT_VOCAB, seed: int = 0) -> dict:
-    """Dense-id model inputs: left-padded histories with uniformly drawn lengths 1..L."""
+def random_features(batch: int, length: int, vocab=DEFAULT_VOCAB, seed: int = 0,
+                    schema_name: str = "default") -> dict:
+    """Dense-id model inputs: left-padded histories with uniformly drawn lengths 1..L, and
+    the schema's extra static fields."""
     import numpy as np
     import tensorflow as tf
 
@@ -98,6 +118,7 @@ def random_features(batch: int, length: int, vocab=DEFAULT_VOCAB, seed: int = 0)
         schema.HIST_ITEM_ID: np.where(valid, ids(items, (batch, length)), schema.PAD_ID),
         schema.HIST_CATE_ID: np.where(valid, ids(cates, (batch, length)), schema.PAD_ID),
         schema.HIST_LEN: hist_len,
+        **{name: ids(size, batch) for name, size in SCHEMAS[schema_name].items()},
     }
     return {k: tf.constant(v, dtype=tf.int64) for k, v in values.items()}
 

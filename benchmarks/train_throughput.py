@@ -3,7 +3,8 @@
     python benchmarks/train_throughput.py [--batch 2048] [--length 50] [--steps 5]
         [--precisions float32 mixed_bfloat16] [--vocab 10000 50000 5000]
         [--matmul-size 2048] [--matmul-repeats 10] [--scan auto] [--jit-compile auto]
-        [--no-breakdown] [--no-profile] [--output benchmarks/results/train_throughput.json]
+        [--no-breakdown] [--no-profile] [--schemas default [thesis]]
+        [--output benchmarks/results/train_throughput.json]
 
 The training command's own path is measured: ``model.fit`` of the ``ClickTrainer`` that
 ``mdaf_tf.training.runner.compile_trainer`` builds (``build_optimizer``'s AdamW with weight
@@ -24,6 +25,9 @@ process before and after its training steps (the better of the two is its refere
 ratio, the step's parts timed alone, and the CPU seconds per step by op type from the TF
 profiler (``benchmarks/op_profile.py``: matmuls against the rest, which bounds what a faster
 matmul can gain); then each precision's speed over float32's and the process's peak memory.
+``--schemas default thesis`` then measures the first precision again with the thesis code's
+five static fields (``common.SCHEMAS``: hour and day of week added) and reports its speed over
+the three-field default's (``thesis_over_default``).
 """
 from __future__ import annotations
 
@@ -60,12 +64,20 @@ def run(args) -> dict:
         base = measured["float32"]["examples_per_s"]
         result["speedup_over_float32"] = {p: r["examples_per_s"] / base
                                           for p, r in measured.items()}
+    if len(args.schemas) > 1:
+        result["schemas"] = {args.schemas[0]: result["precisions"][args.precisions[0]]}
+        for name in args.schemas[1:]:
+            other = measure(args, args.precisions[0], custom_loop=False, schema_name=name)
+            result["schemas"][name] = {k: other[k] for k in PRECISION_KEYS + ("parameters",)
+                                       if k in other}
+            result[f"{name}_over_{args.schemas[0]}"] = (other["examples_per_s"]
+                                                        / first["examples_per_s"])
     result["peak_rss_gib"] = common.peak_rss_gib()
     result["load_average_end"] = common.load_average()
     return result
 
 
-def measure(args, precision: str, custom_loop: bool) -> dict:
+def measure(args, precision: str, custom_loop: bool, schema_name: str | None = None) -> dict:
     """One precision: ``fit``'s examples/s against that precision's own matmul rate (the
     compute dtype's ``tf.matmul``, before and after), optionally the custom loop, the step's
     parts and its CPU time by op type."""
@@ -78,11 +90,13 @@ def measure(args, precision: str, custom_loop: bool) -> dict:
 
     matmul_dtype = keras.DTypePolicy(precision).compute_dtype  # its reference matmul
     matmul_before = common.matmul_gflops(args.matmul_size, args.matmul_repeats, matmul_dtype)
-    config = common.model_config(args.length, tuple(args.vocab), scan=args.scan,
+    schema_name = schema_name or args.schemas[0]
+    config = common.model_config(args.length, tuple(args.vocab), schema_name, scan=args.scan,
                                  precision=precision)
     train_config = TrainConfig(batch_size=args.batch, jit_compile=args.jit_compile)
     jit = runner.resolve_jit_compile(train_config.jit_compile, config)
-    features = common.random_features(args.batch, args.length, tuple(args.vocab))
+    features = common.random_features(args.batch, args.length, tuple(args.vocab),
+                                      schema_name=schema_name)
     labels = tf.cast(tf.random.stateless_uniform((args.batch,), (1, 2)) < 0.3, "float32")
 
     loop = None
@@ -263,6 +277,11 @@ def rows(result: dict) -> list[list]:
         ["scan / jit_compile", f"{r['scan']} / {r['jit_compile']}"],
         *[row for name, p in r.get("precisions", {}).items() for row in precision_rows(
             name, p, r.get("speedup_over_float32", {}).get(name))],
+        *[[f"schema {name}: examples/s ({s.get('parameters', '?')} parameters)",
+           f"{s['examples_per_s']:.0f}" + (f" ({r[f'{name}_over_{first}']:.3f}x {first}; "
+                                           "target >= 0.9)" if name != first else "")]
+          for first in list(r.get("schemas", {}))[:1]
+          for name, s in r.get("schemas", {}).items()],
         ["custom loop examples/s (same run, first precision)",
          f"{r['custom_loop_examples_per_s']:.0f}"],
         ["fit / custom loop", f"{r['fit_over_custom_loop']:.3f} (target >= 0.95)"],
@@ -325,6 +344,9 @@ def main(argv=None) -> int:
                         help="skip timing the forward pass, the scans and the optimizer alone")
     parser.add_argument("--no-profile", dest="profile", action="store_false",
                         help="skip the TF-profiler CPU time by op type of two training steps")
+    parser.add_argument("--schemas", nargs="+", default=["default"], choices=list(common.SCHEMAS),
+                        help="feature schemas: the first measured per precision, the others "
+                        "at the first precision only (see common.SCHEMAS)")
     parser.add_argument("--output", type=Path, default=OUTPUT)
     args = parser.parse_args(argv)
     if min(args.batch, args.length, args.steps, args.matmul_size, args.matmul_repeats) < 1:

@@ -3,14 +3,19 @@
 An *event* table holds one row per input row with raw keys ``user``, ``item``, ``cate``
 (int64; string ids are codes), ``ts``, ``order`` (position in the file, breaking time
 ties), ``label``, ``target`` (the row becomes an example) and ``history`` (the row may
-appear in later examples' histories). All work is vectorised over the table.
+appear in later examples' histories). A dataset declaring more static fields than
+user, item and category (``mdaf_tf.feature_schema``) adds one array per extra field under
+``event_key(name)``: raw int64 keys of the field's vocabulary for a categorical field, float32
+values (NaN missing) for a numeric one. A sampled negative copies the positive's extra fields,
+so with sampling only context fields (the user's, the event's time) belong there. All work is
+vectorised over the table.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from mdaf_tf import schema
+from mdaf_tf import feature_schema, schema
 from pipelines.errors import PipelineError
 from pipelines.vocab import group_count
 from pipelines.windows import Windows
@@ -21,6 +26,12 @@ DEFAULT_VAL_FRACTION = 0.15
 DEFAULT_TEST_FRACTION = 0.15
 EVENT_COLUMNS = ("user", "item", "cate", "ts", "order", "label", "target", "history")
 SPLIT_CODES = schema.SPLITS  # code 0 train, 1 val, 2 test
+_DEFAULT_KEYS = {schema.USER_ID: "user", schema.ITEM_ID: "item", schema.CATE_ID: "cate"}
+
+
+def event_key(field: str) -> str:
+    """The event-table key of a static field (user, item and category have fixed keys)."""
+    return _DEFAULT_KEYS.get(field, "field:" + field)
 
 
 def _latest_share_start(ts: np.ndarray, weights: np.ndarray, share: float, end: int) -> int:
@@ -155,7 +166,8 @@ class ExampleBuilder:
     """
 
     def __init__(self, *, vocabs: dict, boundaries: tuple[int, int], max_seq_len: int,
-                 samplers: dict | None, neg_ratio: float, seed: int, chunk_size: int = 65536):
+                 samplers: dict | None, neg_ratio: float, seed: int, chunk_size: int = 65536,
+                 features: feature_schema.FeatureSchema = feature_schema.DEFAULT):
         self.vocabs = vocabs
         self.boundaries = boundaries
         self.max_seq_len = max_seq_len
@@ -163,6 +175,7 @@ class ExampleBuilder:
         self.neg_ratio = neg_ratio if self.samplers else 0.0
         self.seed = seed
         self.chunk_size = chunk_size
+        self.features = features
         self._positives_seen = 0
         self._tables = 0
 
@@ -184,34 +197,43 @@ class ExampleBuilder:
         hist = ev["history"]
         all_hist = bool(hist.all())
         h_key = key if all_hist else key[hist]
-        # dense ids fit int32: the history base arrays stay small
-        item = self.vocabs[schema.ITEM_VOCAB].lookup(ev["item"]).astype(np.int32)
-        cate = self.vocabs[schema.CATE_VOCAB].lookup(ev["cate"]).astype(np.int32)
-        user = self.vocabs[schema.USER_VOCAB].lookup(ev["user"][user_change])[ucode]
-        h_item = Windows.over(item if all_hist else item[hist], self.max_seq_len)
-        h_cate = Windows.over(cate if all_hist else cate[hist], self.max_seq_len)
+        dense = self._dense_fields(ev, user_change, ucode)
+        windows = {f.name: Windows.over(dense[f.static] if all_hist else dense[f.static][hist],
+                                        self.max_seq_len) for f in self.features.sequence}
         targets = np.flatnonzero(ev["target"])
         for start in range(0, len(targets), self.chunk_size):
             rows = targets[start:start + self.chunk_size]
             yield from self._chunk(ev, rows, key[rows], ucode[rows] * t_span, h_key,
-                                   (user, item, cate, h_item, h_cate), rng)
+                                   (dense, windows), rng)
 
-    def _chunk(self, ev, rows, t_key, t_user_key, h_key, dense, rng):
-        user, item, cate, h_item, h_cate = dense
+    def _dense_fields(self, ev: dict, user_change: np.ndarray, ucode: np.ndarray) -> dict:
+        """Per-event model values of every static field: dense ids (int32, so that the
+        history base arrays stay small) or float32 numbers."""
+        dense = {}
+        for f in self.features.static:
+            raw = ev[event_key(f.name)]
+            if f.kind == feature_schema.NUMERIC:
+                dense[f.name] = raw.astype(np.float32)
+            elif f.name == schema.USER_ID:  # one lookup per user: the table is user-sorted
+                dense[f.name] = self.vocabs[f.vocab].lookup(raw[user_change])[ucode]
+            else:
+                dense[f.name] = self.vocabs[f.vocab].lookup(raw).astype(np.int32)
+        return dense
+
+    def _chunk(self, ev, rows, t_key, t_user_key, h_key, fields, rng):
+        dense, windows = fields
         end = np.searchsorted(h_key, t_key, side="left")  # strictly earlier in time
         first = np.searchsorted(h_key, t_user_key, side="left")
         hist_len = np.minimum(end - first, self.max_seq_len)
-        cols = {
-            schema.LABEL: ev["label"][rows].astype(np.int64),
-            schema.USER_ID: user[rows],
-            schema.ITEM_ID: item[rows].astype(np.int64),
-            schema.CATE_ID: cate[rows].astype(np.int64),
-            schema.HIST_ITEM_ID: h_item.at(end, hist_len),
-            schema.HIST_CATE_ID: h_cate.at(end, hist_len),
-            schema.HIST_LEN: hist_len.astype(np.int64),
-            schema.TIMESTAMP: ev["ts"][rows].astype(np.int64),
-            schema.USER_KEY: ev["user"][rows].astype(np.int64),
-        }
+        cols = {schema.LABEL: ev["label"][rows].astype(np.int64)}
+        for f in self.features.static:
+            values = dense[f.name][rows]
+            cols[f.name] = values if f.kind == feature_schema.NUMERIC else values.astype(np.int64)
+        for name, w in windows.items():
+            cols[name] = w.at(end, hist_len)
+        cols[schema.HIST_LEN] = hist_len.astype(np.int64)
+        cols[schema.TIMESTAMP] = ev["ts"][rows].astype(np.int64)
+        cols[schema.USER_KEY] = ev["user"][rows].astype(np.int64)
         code = split_codes(cols[schema.TIMESTAMP], self.boundaries)
         for c, split in enumerate(SPLIT_CODES):
             mask = code == c

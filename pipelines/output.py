@@ -301,7 +301,7 @@ class DatasetDir:
                           self.source_display or self.source_path or self.output)
         shutil.rmtree(self.scratch, ignore_errors=True)
         shards = {s: w.close() for s, w in self.writers.items()}
-        write_vocabularies(self.tmp, vocabs)
+        write_vocabularies(self.tmp, vocabs, self.features.vocabularies)
         source = None
         if self.source_path:
             self._hash.join()

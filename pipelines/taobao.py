@@ -10,6 +10,8 @@ items are drawn from the item distribution of the same split's positives (never 
 positive's own item) and mapped through the training vocabularies, so that item identity,
 popularity and OOV-ness carry no label signal (``pipelines.leak_report`` checks it).
 Splits are by time: the latest 15% of examples are test, the 15% before them validation.
+``--context`` (default ``hour,day_of_week``) adds the target's hour and day of week in China
+time, as the thesis code does; a sampled negative shares them with its positive.
 
 Scale: the file is streamed in blocks (pyarrow, C++ parsing) and every valid row is
 appended to one of P temporary partition files chosen by a hash of the user id, so each
@@ -30,10 +32,17 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from mdaf_tf import schema
+from mdaf_tf import feature_schema, schema
+from pipelines import context
 from pipelines.csv_input import BadRows, check_input_file, is_int, parse_int, stream_csv
 from pipelines.errors import PipelineError, run_cli
-from pipelines.examples import SPLIT_CODES, ExampleBuilder, PeriodSampler, split_codes
+from pipelines.examples import (
+    SPLIT_CODES,
+    ExampleBuilder,
+    PeriodSampler,
+    event_key,
+    split_codes,
+)
 from pipelines.output import (
     DatasetDir,
     add_output_args,
@@ -71,8 +80,12 @@ def parse_args(argv):
                    help="stop at the first malformed row instead of skipping it")
     p.add_argument("--partitions", type=int, default=None,
                    help="temporary user partitions (default: input size / 96 MiB)")
+    p.add_argument("--context", default="hour,day_of_week",
+                   help="context fields of the target's time in China (UTC+8): "
+                        "hour,day_of_week (default, as the thesis code) or none")
     args = p.parse_args(argv)
     check_args(args)
+    context.parse_context(args.context)
     positives = [b.strip() for b in args.positive_behaviors.split(",") if b.strip()]
     unknown = sorted(set(positives) - set(BEHAVIORS))
     if unknown or not positives:
@@ -181,7 +194,11 @@ def build(args) -> dict:
                                      args.positive_behaviors.split(",") if b.strip()))
     size = os.path.getsize(args.input)
     n_parts = args.partitions or max(1, math.ceil(size / _BYTES_PER_PARTITION))
-    with DatasetDir(args.output, arg_dict, args.input) as out:
+    fields = context.parse_context(args.context)
+    features = feature_schema.FeatureSchema(
+        static=feature_schema.DEFAULT.static + context.static_fields(fields),
+        sequence=feature_schema.DEFAULT.sequence)
+    with DatasetDir(args.output, arg_dict, args.input, features=features) as out:
         bad = BadRows(args.input, args.strict, _row_checks())
         counts = {"rows_dropped": {}}
         parts = _Partitions(out.scratch, n_parts)
@@ -212,7 +229,7 @@ def build(args) -> dict:
                                 f"{args.input}")
         boundaries = boundaries_from_args(args, ts_keys, ts_counts)
         vocabs, pairs = _training_vocabularies(parts, n_parts, kept, boundaries,
-                                               positive_codes, args.min_count)
+                                               positive_codes, args.min_count, fields)
         if vocabs[schema.USER_VOCAB].size == schema.FIRST_ID:
             raise PipelineError(f"no training rows before the split boundary {boundaries[0]}")
         samplers = None
@@ -224,13 +241,16 @@ def build(args) -> dict:
         # pass 3: examples
         builder = ExampleBuilder(vocabs=vocabs, boundaries=boundaries,
                                  max_seq_len=args.max_seq_len, samplers=samplers,
-                                 neg_ratio=args.neg_ratio, seed=args.seed)
+                                 neg_ratio=args.neg_ratio, seed=args.seed, features=features)
         for p in range(n_parts):
             d = _load(parts, p, kept)
             ev = {"user": d["user"], "item": d["item"], "cate": d["cate"], "ts": d["ts"],
                   "order": d["order"], "label": np.ones(len(d["user"]), np.int8),
                   "target": np.isin(d["beh"], positive_codes),
                   "history": np.ones(len(d["user"]), bool)}
+            for field, values in context.context_values(d["ts"], fields,
+                                                        context.CHINA).items():
+                ev[event_key(field)] = values
             del d
             for split, cols in builder.build(ev):
                 out.write(split, cols)
@@ -240,10 +260,13 @@ def build(args) -> dict:
     return meta
 
 
-def _training_vocabularies(parts, n_parts, kept, boundaries, positive_codes, min_count):
-    """Pass 2: vocabularies from training-period rows only, and each split's positive
-    (item, category) counts for its negative sampler."""
-    acc = {name: CountAccumulator() for name in schema.VOCABULARIES}
+def _training_vocabularies(parts, n_parts, kept, boundaries, positive_codes, min_count,
+                           fields):
+    """Pass 2: vocabularies from training-period rows only (the context fields' from its
+    positive rows, which are the training examples), and each split's positive (item,
+    category) counts for its negative sampler."""
+    names = schema.VOCABULARIES + fields
+    acc = {name: CountAccumulator() for name in names}
     pairs = {split: CountAccumulator(2) for split in SPLIT_CODES}
     for p in range(n_parts):
         d = _load(parts, p, kept)
@@ -252,12 +275,15 @@ def _training_vocabularies(parts, n_parts, kept, boundaries, positive_codes, min
         acc[schema.ITEM_VOCAB].add(d["item"][train])
         acc[schema.CATE_VOCAB].add(d["cate"][train])
         target = np.isin(d["beh"], positive_codes)
+        for field, values in context.context_values(d["ts"][train & target], fields,
+                                                    context.CHINA).items():
+            acc[field].add(values)
         code = split_codes(d["ts"], boundaries)
         for c, split in enumerate(SPLIT_CODES):
             mask = target & (code == c)
             pairs[split].add(d["item"][mask], d["cate"][mask])
     vocabs = {name: Vocabulary(*acc[name].result_tuple(), min_count=min_count)
-              for name in schema.VOCABULARIES}
+              for name in names}
     return vocabs, pairs
 
 

@@ -97,7 +97,8 @@ class Vocabulary:
                 f.write(s + "\n")
 
 
-def write_vocabularies(directory: str, vocabs: dict):
+def write_vocabularies(directory: str, vocabs: dict, names=schema.VOCABULARIES):
+    """``vocab/NAME.txt`` for each declared vocabulary ``names``."""
     os.makedirs(os.path.join(directory, "vocab"), exist_ok=True)
-    for name in schema.VOCABULARIES:
+    for name in names:
         vocabs[name].write(os.path.join(directory, "vocab", f"{name}.txt"))

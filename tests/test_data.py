@@ -104,3 +104,27 @@ def test_metadata_errors_name_the_directory(tmp_path, dataset):
     with pytest.raises(data.DataError, match="split"):
         data.make_dataset(dataset, "holdout", 8)
     assert data.load_metadata(dataset)["vocab_sizes"]["item"] == 42
+
+
+def test_a_version_2_directory_reads_as_the_default_schema(tmp_path, dataset):
+    """Directories written before the declared schema (version 2, no "schema") read with
+    user, item and category and give the same examples; version 3 must declare."""
+    v2 = tmp_path / "v2"
+    os.makedirs(v2)
+    for name in os.listdir(dataset):
+        if name != "metadata.json":
+            os.symlink(os.path.join(dataset, name), v2 / name)
+    meta = json.load(open(os.path.join(dataset, "metadata.json")))
+    assert meta["schema_version"] == 3 and len(meta["schema"]["static"]) == 3
+    old = {k: v for k, v in meta.items() if k != "schema"}
+    (v2 / "metadata.json").write_text(json.dumps({**old, "schema_version": 2}))
+    assert data.record_features(data.load_metadata(str(v2))) == schema.FEATURES
+    new_x, new_y = _collect(data.make_dataset(dataset, "val", 16))
+    old_x, old_y = _collect(data.make_dataset(str(v2), "val", 16))
+    np.testing.assert_array_equal(new_y, old_y)
+    assert set(new_x) == set(old_x)
+    for k in new_x:
+        np.testing.assert_array_equal(new_x[k], old_x[k])
+    (v2 / "metadata.json").write_text(json.dumps(old))  # version 3 without its declaration
+    with pytest.raises(data.DataError, match="without its \"schema\" declaration"):
+        data.load_metadata(str(v2))

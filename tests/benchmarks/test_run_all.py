@@ -66,3 +66,18 @@ def test_serving_data_dir_is_readable_by_the_export(tmp_path):
     assert lines == {"user": 3, "item": 7, "cate": 2}
     vocabs = export.read_vocabularies(tmp_path, load_metadata(tmp_path))
     assert [len(vocabs[k]) for k in ("user", "item", "cate")] == [5, 9, 4]
+
+
+def test_the_thesis_schema_adds_hour_and_day_of_week_that_the_model_takes():
+    from mdaf_tf.models import build_model
+
+    features = common.random_features(16, 4, (7, 11, 5), schema_name="thesis")
+    assert set(features) == set(common.random_features(16, 4, (7, 11, 5))) | {
+        "hour", "day_of_week"}
+    for name, size in common.SCHEMAS["thesis"].items():
+        values = features[name].numpy()
+        assert values.min() >= 2 and values.max() < size
+    config = common.model_config(4, (7, 11, 5), "thesis", hidden_dim=8, d_state=2)
+    model = build_model("mdaf", config)
+    assert {i.name for i in model.inputs} == set(features)
+    assert model(features)["probability"].shape == (16, 1)

@@ -37,7 +37,8 @@ def test_history_is_earlier_clicks_with_string_ids(tmp_path, cli):
     code, err = cli(impressions, "--input", src, "--output", out, "--max-seq-len", seq)
     assert code == 0, err
     meta = json.loads((out / "metadata.json").read_text())
-    assert meta["raw_id_dtypes"] == {"user": "string", "item": "string", "cate": "string"}
+    assert meta["raw_id_dtypes"] == {"user": "string", "item": "string", "cate": "string",
+                                     "hour": "int64", "day_of_week": "int64"}  # --context
     boundary = meta["split_boundaries"]["val"]
     vocab = {n: read_vocab(out, n) for n in ("user", "item", "cate")}
     train = [r for r in rows if r[3] < boundary]
@@ -76,7 +77,8 @@ def test_parquet_input_gives_the_same_shards_and_integer_ids(tmp_path, cli):
     assert cli(impressions, "--input", tmp_path / "log.parquet", "--output", tmp_path / "b")[0] == 0
     assert shard_bytes(tmp_path / "a") == shard_bytes(tmp_path / "b")
     meta = json.loads((tmp_path / "b" / "metadata.json").read_text())
-    assert meta["raw_id_dtypes"] == {"user": "int64", "item": "int64", "cate": "int64"}
+    assert meta["raw_id_dtypes"] == {"user": "int64", "item": "int64", "cate": "int64",
+                                     "hour": "int64", "day_of_week": "int64"}
 
 
 def test_malformed_rows_counted_and_strict_names_line(tmp_path, cli):
