@@ -1,6 +1,11 @@
 """Throughput of ``pipelines.taobao``: input rows/s and examples written/s, end to end.
 
-``python -m benchmarks.pipeline [--rows 10000000] [--json FILE]``
+``python -m benchmarks.pipeline [--rows 10000000] [--taobao-ad-rows N] [--json FILE]``
+
+``--taobao-ad-rows N`` also runs ``pipelines.taobao_ad`` (time protocol, impressions
+history, its defaults) on generated files of N impressions (``benchmarks/taobao_ad_data.py``:
+the real files' proportions) in a child process, reporting raw_sample rows/s and the child's
+peak resident memory.
 
 Runs the pipeline (default arguments: all four behaviours positive, 1.5 negatives per
 positive, history 50, gzip level 1) on the shared 110k-row Tianchi slice and on a
@@ -21,6 +26,9 @@ import argparse
 import importlib.util
 import json
 import os
+import resource
+import subprocess
+import sys
 import tempfile
 import time
 import zlib
@@ -94,6 +102,37 @@ def run_pipeline(path: str, out: str, extra: tuple = ()) -> dict:
             "input_bytes": os.path.getsize(path), "output_gz_bytes": size}
 
 
+def run_taobao_ad(tmp: str, rows: int) -> dict:
+    """Generate the three files and run pipelines.taobao_ad on them in a child process."""
+    from benchmarks import taobao_ad_data
+
+    start = time.perf_counter()
+    files = taobao_ad_data.generate(tmp, rows)
+    generate_s = time.perf_counter() - start
+    out = os.path.join(tmp, "taobao_ad")
+    load_before = os.getloadavg()[0]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "pipelines.taobao_ad", "--raw-sample",
+                    files["raw_sample"], "--ad-feature", files["ad_feature"], "--user-profile",
+                    files["user_profile"], "--output", out], check=True)
+    seconds = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    with open(os.path.join(out, "metadata.json")) as f:
+        meta = json.load(f)
+    read = meta["counts"]["rows_read"]
+    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    examples = sum(s["examples"] for s in meta["splits"].values())
+    return {"pipeline": "taobao_ad", "protocol": "time", "history": "impressions",
+            "input_rows": read, "examples": examples,
+            "generate_seconds": round(generate_s, 2), "seconds": round(seconds, 2),
+            "cpu_seconds": round(cpu, 2), "input_rows_per_s": round(read / seconds),
+            "examples_per_s": round(examples / seconds), "input_rows_per_cpu_s": round(read / cpu),
+            "peak_rss_gib": round(after.ru_maxrss / 2**20, 2),
+            "load_average": [round(load_before, 1), round(os.getloadavg()[0], 1)],
+            "input_bytes": {k: os.path.getsize(v) for k, v in files.items()}}
+
+
 def compare_writers(data_dir: str, n: int = 20_000) -> dict:
     import tensorflow as tf
 
@@ -126,6 +165,8 @@ def main(argv=None):
     p.add_argument("--shared-file", default=SHARED)
     p.add_argument("--json", default="pipeline_benchmark.json")
     p.add_argument("--workdir", default=None, help="temporary space (default: system temp)")
+    p.add_argument("--taobao-ad-rows", type=int, default=0,
+                   help="also run pipelines.taobao_ad on generated files of this many rows")
     args = p.parse_args(argv)
     results = {"cpu_count": os.cpu_count(), "native_encoder": native.library() is not None}
     with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
@@ -143,6 +184,9 @@ def main(argv=None):
             for suffix, extra in variants():
                 results[f"generated_{args.rows}{suffix}"] = run_pipeline(
                     path, os.path.join(tmp, "gen" + suffix), extra)
+        if args.taobao_ad_rows > 0:
+            results[f"taobao_ad_generated_{args.taobao_ad_rows}"] = run_taobao_ad(
+                tmp, args.taobao_ad_rows)
     print(f"{'input':<26}{'rows':>10}{'examples':>11}{'seconds':>9}{'rows/s':>9}"
           f"{'examples/s':>11}{'cpu s':>8}{'rows/cpu-s':>11}{'load':>11}")
     for name, r in results.items():

@@ -65,7 +65,8 @@ def run(args) -> dict:
         result["speedup_over_float32"] = {p: r["examples_per_s"] / base
                                           for p, r in measured.items()}
     if len(args.schemas) > 1:
-        result["schemas"] = {args.schemas[0]: result["precisions"][args.precisions[0]]}
+        result["schemas"] = {args.schemas[0]: {**result["precisions"][args.precisions[0]],
+                                               "parameters": first["parameters"]}}
         for name in args.schemas[1:]:
             other = measure(args, args.precisions[0], custom_loop=False, schema_name=name)
             result["schemas"][name] = {k: other[k] for k in PRECISION_KEYS + ("parameters",)

@@ -63,7 +63,7 @@ def evaluate(export_dir, data_dir, split: str = "test", batch_size: int = 2048,
     ``split`` of ``data_dir``."""
     import numpy as np
 
-    from mdaf_tf import data, export, schema
+    from mdaf_tf import data, export, feature_schema, schema
     from mdaf_tf.training.evaluation import Predictions
     from mdaf_tf.training.progress import ProgressBar
 
@@ -71,6 +71,7 @@ def evaluate(export_dir, data_dir, split: str = "test", batch_size: int = 2048,
     signature = loaded.signatures["serving_default"]
     meta = data.load_metadata(str(data_dir))
     vocabs = export.read_vocabularies(data_dir, meta)
+    declared = feature_schema.from_metadata(meta).model_inputs()
     expected = {spec.name: spec.dtype for spec in signature.structured_input_signature[1].values()}
     labels, probabilities, gates, users = [], [], [], []
     bar = ProgressBar("evaluate", None, enabled=progress)
@@ -78,8 +79,8 @@ def evaluate(export_dir, data_dir, split: str = "test", batch_size: int = 2048,
                                          extra_features=(schema.USER_KEY,)):
         features = {k: v.numpy() for k, v in features.items()}
         users.append(features.pop(schema.USER_KEY))
-        inputs = signature_inputs(export.dense_to_raw(features, vocabs), expected, export_dir,
-                                  data_dir)
+        inputs = signature_inputs(export.dense_to_raw(features, vocabs, declared), expected,
+                                  export_dir, data_dir)
         outputs = signature(**inputs)
         labels.append(y.numpy())
         probabilities.append(outputs["probability"].numpy().reshape(-1))

@@ -9,6 +9,11 @@ user, item and category (``mdaf_tf.feature_schema``) adds one array per extra fi
 values (NaN missing) for a numeric one. A sampled negative copies the positive's extra fields,
 so with sampling only context fields (the user's, the event's time) belong there. All work is
 vectorised over the table.
+
+Two optional keys serve protocols that are not split by time: ``seq`` replaces ``ts`` as the
+order a history is "earlier" in (e.g. the row's rank, so that a history is the user's previous
+rows whatever their timestamps), and ``split`` gives each row's split code (0 train, 1
+validation, 2 test) instead of the time boundaries.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ import numpy as np
 
 from mdaf_tf import feature_schema, schema
 from pipelines.errors import PipelineError
-from pipelines.vocab import group_count
+from pipelines.vocab import Vocabulary, group_count
 from pipelines.windows import Windows
 
 # The thesis code's 70/15/15 proportions, applied by time: the latest 15% of examples are
@@ -32,6 +37,20 @@ _DEFAULT_KEYS = {schema.USER_ID: "user", schema.ITEM_ID: "item", schema.CATE_ID:
 def event_key(field: str) -> str:
     """The event-table key of a static field (user, item and category have fixed keys)."""
     return _DEFAULT_KEYS.get(field, "field:" + field)
+
+
+def training_vocabularies(ev: dict, names: dict, train: np.ndarray,
+                          features: feature_schema.FeatureSchema, min_count: int) -> dict:
+    """One vocabulary per declared categorical field from the ``train`` rows only; ``names``
+    maps a vocabulary to the strings its keys are codes into (None: integer ids)."""
+    vocabs = {}
+    for field in features.static:
+        if field.vocab is None:
+            continue
+        (keys,), counts = group_count(ev[event_key(field.name)][train])
+        vocabs[field.vocab] = Vocabulary(keys, counts, min_count=min_count,
+                                         names=names.get(field.vocab))
+    return vocabs
 
 
 def _latest_share_start(ts: np.ndarray, weights: np.ndarray, share: float, end: int) -> int:
@@ -193,7 +212,7 @@ class ExampleBuilder:
         user_change = np.ones(n, dtype=bool)
         user_change[1:] = ev["user"][1:] != ev["user"][:-1]
         ucode = np.cumsum(user_change) - 1
-        key, t_span = _user_time_key(ucode, ev["ts"])
+        key, t_span = _user_time_key(ucode, ev.get("seq", ev["ts"]))
         hist = ev["history"]
         all_hist = bool(hist.all())
         h_key = key if all_hist else key[hist]
@@ -234,7 +253,8 @@ class ExampleBuilder:
         cols[schema.HIST_LEN] = hist_len.astype(np.int64)
         cols[schema.TIMESTAMP] = ev["ts"][rows].astype(np.int64)
         cols[schema.USER_KEY] = ev["user"][rows].astype(np.int64)
-        code = split_codes(cols[schema.TIMESTAMP], self.boundaries)
+        code = (ev["split"][rows] if "split" in ev
+                else split_codes(cols[schema.TIMESTAMP], self.boundaries))
         for c, split in enumerate(SPLIT_CODES):
             mask = code == c
             if not mask.any():

@@ -33,7 +33,7 @@ from pipelines import context, declared_columns
 from pipelines.csv_input import BadRows, check_input_file, is_int, parse_int, stream_csv
 from pipelines.declared_columns import Declaration
 from pipelines.errors import PipelineError, run_cli
-from pipelines.examples import ExampleBuilder, event_key
+from pipelines.examples import ExampleBuilder, event_key, training_vocabularies
 from pipelines.output import (
     DatasetDir,
     add_output_args,
@@ -41,7 +41,7 @@ from pipelines.output import (
     check_args,
     summary_line,
 )
-from pipelines.vocab import Vocabulary, group_count
+from pipelines.vocab import group_count
 
 COLUMNS = ["user_id", "item_id", "cate_id", "timestamp", "label"]
 TRUE_LABELS = ("1", "1.0", "true", "True")
@@ -229,7 +229,7 @@ def build(args, *, extra_metadata=None, extra_files=None, arg_dict=None,
             raise PipelineError(f"no training rows before the split boundary {boundaries[0]}")
         out.features = decl.schema({c: declared_columns.numeric_stats(ev[event_key(c)][train])
                                     for c in decl.numeric})
-        vocabs = _training_vocabularies(ev, names, train, out.features, args.min_count)
+        vocabs = training_vocabularies(ev, names, train, out.features, args.min_count)
         out.start_examples(vocabs, sampled_negatives=False)
         builder = ExampleBuilder(vocabs=vocabs, boundaries=boundaries,
                                  max_seq_len=args.max_seq_len, samplers=None, neg_ratio=0.0,
@@ -244,18 +244,6 @@ def build(args, *, extra_metadata=None, extra_files=None, arg_dict=None,
         for name, src in (extra_files or {}).items():
             shutil.copyfile(src, os.path.join(out.tmp, name))
         return out.commit(meta, vocabs)
-
-
-def _training_vocabularies(ev, names, train, features, min_count) -> dict:
-    """One vocabulary per declared categorical field, from the training rows only."""
-    vocabs = {}
-    for field in features.static:
-        if field.vocab is None:
-            continue
-        (keys,), c = group_count(ev[event_key(field.name)][train])
-        vocabs[field.vocab] = Vocabulary(keys, c, min_count=min_count,
-                                         names=names.get(field.vocab))
-    return vocabs
 
 
 def main(argv=None):

@@ -236,3 +236,52 @@ def test_scan_flag_selects_the_implementation_over_the_config(tmp_path):
     assert model_config.scan == "reference"
     model_config, _ = resolve_configs(parse(["--data", "d"]))
     assert model_config.scan == "auto"  # the fast op on CPU, chunked elsewhere
+
+
+def test_impression_log_with_extra_columns_trains_exports_and_serves_raw_fields(tmp_path,
+                                                                              tiny_config):
+    """An impression log with string, integer and numeric extra columns (some missing):
+    pipeline -> train with export check -> evaluate -> a request like saved_models/README's."""
+    import numpy as np
+    import tensorflow as tf
+
+    from pipelines import impressions
+
+    rng = np.random.default_rng(2)
+    lines = ["user_id,item_id,cate_id,timestamp,label,brand,pid,price"]
+    for k in range(1500):
+        item = int(rng.integers(0, 40))
+        brand = "" if rng.random() < 0.1 else f"b{item % 7}"
+        price = "" if rng.random() < 0.2 else f"{rng.normal(20, 5):.2f}"
+        lines.append(f"u{rng.integers(0, 60)},i{item},c{item % 5},{1_700_000_000 + 600 * k},"
+                     f"{int(rng.random() < 0.4)},{brand},{rng.integers(1, 4)},{price}")
+    (tmp_path / "log.csv").write_text("\n".join(lines) + "\n")
+    data_dir, out, saved = tmp_path / "data", tmp_path / "run", tmp_path / "saved"
+    impressions.main(["--input", str(tmp_path / "log.csv"), "--output", str(data_dir),
+                      "--categorical", "brand,pid", "--numeric", "price", "--history-fields",
+                      "item_id,cate_id,brand", "--max-seq-len", "5"])
+    proc = subprocess.run(
+        cli(tmp_path, "--data", str(data_dir), "--config", str(tiny_config), "--epochs", "1",
+            "--output", str(out), "--export", str(saved)),
+        capture_output=True, text=True, cwd=tmp_path, env=env(tmp_path))
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "export check" in proc.stdout
+    ev = subprocess.run(
+        [sys.executable, "-m", "mdaf_tf.evaluate", "--model", str(saved / "1"), "--data",
+         str(data_dir), "--output", str(tmp_path / "eval")],
+        capture_output=True, text=True, cwd=tmp_path, env=env(tmp_path))
+    assert ev.returncode == 0, ev.stderr[-2000:]
+    assert 0 < json.loads((tmp_path / "eval" / "metrics.json").read_text())["auc"] < 1
+    serve = tf.saved_model.load(str(saved / "1")).signatures["serving_default"]
+    pad = ["", "", ""]
+    request = dict(
+        user_id=["u3", "never-seen"], item_id=["i7", "i8"], cate_id=["c2", "c3"],
+        brand=["b0", "<missing>"], pid=[2, 3], hour=[21, 3], day_of_week=[4, 0],
+        price=[12.5, float("nan")], hist_item_id=[pad + ["i1", "i7"]] * 2,
+        hist_cate_id=[pad + ["c1", "c2"]] * 2, hist_brand=[pad + ["<missing>", "b0"]] * 2,
+        hist_len=[2, 0])
+    dtypes = {"pid": tf.int64, "hour": tf.int64, "day_of_week": tf.int64,
+              "hist_len": tf.int64, "price": tf.float32}
+    result = serve(**{k: tf.constant(v, dtypes.get(k, tf.string)) for k, v in request.items()})
+    probability = result["probability"].numpy()
+    assert probability.shape[0] == 2 and np.isfinite(probability).all()

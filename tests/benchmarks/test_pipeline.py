@@ -47,3 +47,20 @@ def test_zlib_and_isal_variants_write_their_own_librarys_bytes(tmp_path):
         assert raw != shards["_isal"][name]
     assert results["_zlib"]["output_gz_bytes"] != results["_isal"]["output_gz_bytes"]
     assert results["_zlib"]["examples"] == results["_isal"]["examples"] > 0
+
+
+def test_generated_taobao_ad_files_run_through_the_pipeline_in_proportion(tmp_path):
+    """The generated files keep the real files' shape: every row valid and in the window,
+    about 23 rows a user, about 5% clicks, NULL brands and users without a profile."""
+    result = pipeline.run_taobao_ad(str(tmp_path), 20_000)
+    assert result["input_rows"] == result["examples"] == 20_000
+    assert result["peak_rss_gib"] > 0 and result["input_rows_per_s"] > 0
+    rows = (tmp_path / "raw_sample.csv").read_text().splitlines()
+    assert rows[0] == "user,time_stamp,adgroup_id,pid,nonclk,clk"
+    users = {line.split(",")[0] for line in rows[1:]}
+    assert 15 < 20_000 / len(users) < 35
+    clicks = sum(line.endswith(",1") for line in rows[1:])
+    assert 0.03 < clicks / 20_000 < 0.07
+    assert "NULL" in (tmp_path / "ad_feature.csv").read_text()
+    profiled = len((tmp_path / "user_profile.csv").read_text().splitlines()) - 1
+    assert profiled < int(20_000 * 1_141_729 / 26_557_961)

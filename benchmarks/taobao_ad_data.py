@@ -1,0 +1,65 @@
+"""Generated Taobao Ad Display/Click files in the real files' format and proportions.
+
+The real ``raw_sample.csv`` has 26.6M rows of 1.14M users (about 23 rows a user) over 8 days,
+about 5% clicks, 846k adgroups (``ad_feature.csv``: 6.8k categories, 423k campaigns, 255k
+customers, 99.8k brands, some NULL) and 1.06M user profiles (``user_profile.csv``, some
+fields empty). ``generate(directory, rows)`` writes the three files scaled to ``rows``
+impressions with those ratios, for the pipeline benchmark; no real row is used.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pacsv
+
+from pipelines import taobao_ad
+
+REAL_ROWS = 26_557_961
+RATIOS = {"users": 1_141_729 / REAL_ROWS, "adgroups": 846_811 / REAL_ROWS}
+PROFILE_SHARE = 1_061_768 / 1_141_729
+
+
+def _write(path: str, columns: dict):
+    """A CSV with an unquoted header line, as the real files have."""
+    with open(path, "wb") as f:
+        f.write((",".join(columns) + "\n").encode())
+        pacsv.write_csv(pa.table(columns), f, pacsv.WriteOptions(include_header=False,
+                                                                 quoting_style="none"))
+
+
+def generate(directory: str, rows: int, seed: int = 0) -> dict:
+    """Write raw_sample.csv, ad_feature.csv and user_profile.csv; return their paths."""
+    rng = np.random.default_rng(seed)
+    users = max(3, int(rows * RATIOS["users"]))
+    adgroups = max(10, int(rows * RATIOS["adgroups"]))
+    ad_ids = np.arange(1, adgroups + 1)
+    brand = rng.integers(1, max(2, adgroups // 8), adgroups).astype(str).astype(object)
+    brand[rng.random(adgroups) < 0.3] = "NULL"
+    _write(os.path.join(directory, "ad_feature.csv"), {
+        "adgroup_id": ad_ids, "cate_id": rng.integers(1, 6770, adgroups),
+        "campaign_id": rng.integers(1, max(2, adgroups // 2), adgroups),
+        "customer": rng.integers(1, max(2, adgroups // 3), adgroups),
+        "brand": pa.array(brand, pa.string()),
+        "price": np.round(rng.lognormal(4, 1.2, adgroups), 2)})
+    profiled = np.flatnonzero(rng.random(users) < PROFILE_SHARE) + 1
+    n = len(profiled)
+    profile = {"userid": profiled}
+    for field, values in zip(taobao_ad.PROFILE_FIELDS, (13, 13, 2, 7, 3, 3, 2, 4),
+                             strict=True):
+        column = rng.integers(0, values, n).astype(str).astype(object)
+        if field in ("pvalue_level", "new_user_class_level"):
+            column[rng.random(n) < 0.4] = ""
+        profile[field] = pa.array(column, pa.string())
+    _write(os.path.join(directory, "user_profile.csv"), profile)
+    user = rng.integers(1, users + 1, rows)
+    clk = (rng.random(rows) < 0.05).astype(np.int64)
+    pid = np.where(rng.random(rows) < 0.7, "430548_1007", "430539_1007")
+    _write(os.path.join(directory, "raw_sample.csv"), {
+        "user": user, "time_stamp": rng.integers(*taobao_ad.WINDOW, rows),
+        "adgroup_id": rng.zipf(1.5, rows) % adgroups + 1, "pid": pa.array(pid, pa.string()),
+        "nonclk": 1 - clk, "clk": clk})
+    return {name: os.path.join(directory, f"{name}.csv")
+            for name in ("raw_sample", "ad_feature", "user_profile")}
