@@ -285,3 +285,42 @@ def test_impression_log_with_extra_columns_trains_exports_and_serves_raw_fields(
     result = serve(**{k: tf.constant(v, dtypes.get(k, tf.string)) for k, v in request.items()})
     probability = result["probability"].numpy()
     assert probability.shape[0] == 2 and np.isfinite(probability).all()
+
+
+def test_taobao_ad_files_train_export_and_serve_the_raw_fields(tmp_path, tiny_config):
+    """pipelines.taobao_ad on the hand-written files -> train with the export check -> a
+    request with the fields as they appear in the three files (pid and brand text, ids and
+    profile fields as written, a user without a profile, a NULL-brand ad)."""
+    import numpy as np
+    import tensorflow as tf
+
+    from pipelines import taobao_ad
+
+    files = REPO / "tests" / "pipelines" / "taobao_ad_files"
+    data_dir, out, saved = tmp_path / "data", tmp_path / "run", tmp_path / "saved"
+    taobao_ad.main(["--raw-sample", str(files / "raw_sample.csv"), "--ad-feature",
+                    str(files / "ad_feature.csv"), "--user-profile",
+                    str(files / "user_profile.csv"), "--output", str(data_dir),
+                    "--max-seq-len", "4", "--min-count", "1"])
+    proc = subprocess.run(
+        cli(tmp_path, "--data", str(data_dir), "--config", str(tiny_config), "--epochs", "1",
+            "--output", str(out), "--export", str(saved)),
+        capture_output=True, text=True, cwd=tmp_path, env=env(tmp_path))
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "export check" in proc.stdout
+    serve = tf.saved_model.load(str(saved / "1")).signatures["serving_default"]
+    text = lambda *v: tf.constant(list(v), tf.string)  # noqa: E731
+    ints = lambda *v: tf.constant(list(v), tf.int64)  # noqa: E731
+    request = {
+        "user_id": ints(7, 2), "item_id": ints(102, 103), "cate_id": ints(10, 11),
+        "campaign_id": ints(501, 502), "customer": ints(9001, 9002),
+        "brand": text("<missing>", "7002"), "pid": text("430548_1007", "430548_1002"),
+        "price": tf.constant([30.0, 199.0]), "hour": ints(9, 22), "day_of_week": ints(5, 1),
+        **{f: text("<missing>", "2") for f in taobao_ad.PROFILE_FIELDS},
+        "hist_item_id": ints(-1, -1, 101, 104) * tf.ones((2, 1), tf.int64),
+        "hist_cate_id": ints(-1, -1, 10, 12) * tf.ones((2, 1), tf.int64),
+        "hist_len": ints(2, 2)}
+    inputs = {spec.name for spec in serve.structured_input_signature[1].values()}
+    assert inputs == set(request)
+    probability = serve(**request)["probability"].numpy()
+    assert probability.shape[0] == 2 and np.isfinite(probability).all()
