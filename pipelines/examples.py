@@ -39,6 +39,12 @@ def event_key(field: str) -> str:
     return _DEFAULT_KEYS.get(field, "field:" + field)
 
 
+def dense_key(field: str) -> str:
+    """The event-table key of a categorical field's dense ids (int32), when the caller has
+    already looked them up; ExampleBuilder then uses them instead of ``event_key``'s."""
+    return "dense:" + field
+
+
 def training_vocabularies(ev: dict, names: dict, train: np.ndarray,
                           features: feature_schema.FeatureSchema, min_count: int) -> dict:
     """One vocabulary per declared categorical field from the ``train`` rows only; ``names``
@@ -162,6 +168,8 @@ def sort_events(ev: dict) -> dict:
             order = np.argsort((user - u_lo) * np.int64(span) + (ts - lo), kind="stable")
     if order is None:
         order = np.lexsort((pos, ts, user))
+    if bool((order[1:] > order[:-1]).all()):  # already sorted: no copy of every column
+        return ev
     return {k: v[order] for k, v in ev.items()}
 
 
@@ -230,6 +238,9 @@ class ExampleBuilder:
         history base arrays stay small) or float32 numbers."""
         dense = {}
         for f in self.features.static:
+            if dense_key(f.name) in ev:  # looked up by the caller (e.g. per joined table row)
+                dense[f.name] = ev[dense_key(f.name)]
+                continue
             raw = ev[event_key(f.name)]
             if f.kind == feature_schema.NUMERIC:
                 dense[f.name] = raw.astype(np.float32)

@@ -50,6 +50,7 @@ from pipelines.output import (
     check_args,
     summary_line,
 )
+from pipelines.partitions import Partitions
 from pipelines.vocab import CountAccumulator, Vocabulary
 
 COLUMNS = ["user_id", "item_id", "category_id", "behavior_type", "timestamp"]
@@ -104,40 +105,7 @@ def _row_checks():
             (4, "bad_timestamp", is_int)]
 
 
-def user_partition(users: np.ndarray, parts: int) -> np.ndarray:
-    h = users.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)
-    return ((h >> np.uint64(33)) % np.uint64(parts)).astype(np.int64)
-
-
-class _Partitions:
-    def __init__(self, directory: str, parts: int):
-        self.directory = directory
-        self.parts = parts
-        self.files = {(p, c): open(self._path(p, c), "wb")
-                      for p in range(parts) for c, _ in _PART_COLUMNS}
-
-    def _path(self, p, c):
-        return os.path.join(self.directory, f"part{p:04d}.{c}")
-
-    def append(self, cols: dict):
-        part = user_partition(cols["user"], self.parts)
-        order = np.argsort(part, kind="stable")
-        bounds = np.searchsorted(part[order], np.arange(self.parts + 1))
-        for c, dtype in _PART_COLUMNS:
-            sorted_col = cols[c].astype(dtype)[order]
-            for p in range(self.parts):
-                if bounds[p + 1] > bounds[p]:
-                    sorted_col[bounds[p]:bounds[p + 1]].tofile(self.files[(p, c)])
-
-    def close(self):
-        for f in self.files.values():
-            f.close()
-
-    def load(self, p: int) -> dict:
-        return {c: np.fromfile(self._path(p, c), dtype=dtype) for c, dtype in _PART_COLUMNS}
-
-
-def _read_into_partitions(args, bad: BadRows, parts: _Partitions, counts: dict):
+def _read_into_partitions(args, bad: BadRows, parts: Partitions, counts: dict):
     users = CountAccumulator()
     beh_set = pa.array(list(BEHAVIORS))
     rows_seen = 0
@@ -178,7 +146,7 @@ def _kept_users(all_users: np.ndarray, max_users: int | None, seed: int):
     return np.sort(all_users[rng.permutation(len(all_users))[:max_users]])
 
 
-def _load(parts: _Partitions, p: int, kept: np.ndarray | None) -> dict:
+def _load(parts: Partitions, p: int, kept: np.ndarray | None) -> dict:
     d = parts.load(p)
     if kept is not None and len(d["user"]):
         pos = np.clip(np.searchsorted(kept, d["user"]), 0, len(kept) - 1)
@@ -201,7 +169,7 @@ def build(args) -> dict:
     with DatasetDir(args.output, arg_dict, args.input, features=features) as out:
         bad = BadRows(args.input, args.strict, _row_checks())
         counts = {"rows_dropped": {}}
-        parts = _Partitions(out.scratch, n_parts)
+        parts = Partitions(out.scratch, n_parts, _PART_COLUMNS)
         try:
             all_users = _read_into_partitions(args, bad, parts, counts)
         finally:

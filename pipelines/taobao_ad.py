@@ -32,12 +32,11 @@ import argparse
 import calendar
 import dataclasses
 import hashlib
+import math
 import os
 import sys
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
 
 from mdaf_tf import feature_schema
 from pipelines import context, declared_columns
@@ -45,6 +44,7 @@ from pipelines.csv_input import BadRows, check_input_file
 from pipelines.errors import PipelineError, run_cli
 from pipelines.examples import ExampleBuilder, event_key, sort_events, training_vocabularies
 from pipelines.output import DatasetDir, add_output_args, check_args
+from pipelines.partitions import Partitions
 from pipelines.taobao_ad_inputs import (
     AD_COLUMNS,
     PROFILE_COLUMNS,
@@ -52,7 +52,8 @@ from pipelines.taobao_ad_inputs import (
     read_table,
     stream_raw_sample,
 )
-from pipelines.vocab import group_count
+from pipelines.taobao_ad_lookups import AD_FIELDS, PROFILE_FIELDS, Lookups, PidCodes
+from pipelines.vocab import CountAccumulator, group_count
 
 _CHINA = 8 * 3600
 
@@ -63,8 +64,6 @@ def china_midnight(year: int, month: int, day: int) -> int:
 
 WINDOW = (china_midnight(2017, 5, 6), china_midnight(2017, 5, 14))
 TIME_BOUNDARIES = (china_midnight(2017, 5, 12), china_midnight(2017, 5, 13))
-AD_FIELDS = AD_COLUMNS[1:5]  # cate_id, campaign_id, customer, brand (price is numeric)
-PROFILE_FIELDS = PROFILE_COLUMNS[1:]
 THESIS_SAMPLE = 2_000_000
 THESIS_MIN_ROWS = 3
 
@@ -79,6 +78,9 @@ def parse_args(argv):
     p.add_argument("--history", choices=("impressions", "clicks"), default="impressions")
     p.add_argument("--sample-size", type=int, default=THESIS_SAMPLE,
                    help="rows the thesis protocol samples (default 2,000,000)")
+    p.add_argument("--partitions", type=int, default=None,
+                   help="time protocol: temporary user partitions (default: raw_sample's "
+                        "size / 160 MiB)")
     p.add_argument("--strict", action="store_true",
                    help="stop at the first malformed row instead of skipping it")
     add_output_args(p)
@@ -86,6 +88,8 @@ def parse_args(argv):
     check_args(args)
     if args.sample_size < 1:
         raise PipelineError("--sample-size must be at least 1")
+    if args.partitions is not None and args.partitions < 1:
+        raise PipelineError("--partitions must be at least 1")
     return args
 
 
@@ -98,29 +102,23 @@ def features() -> feature_schema.FeatureSchema:
     return feature_schema.FeatureSchema(static=static, sequence=feature_schema.DEFAULT.sequence)
 
 
-def _text(column) -> pa.ChunkedArray:
-    """Trimmed text with ``NULL`` and empty cells as empty strings (missing)."""
-    text = pc.fill_null(pc.utf8_trim_whitespace(column), "")
-    return pc.if_else(pc.equal(text, "NULL"), "", text)
-
-
-def _read_raw(args, ad_keys: np.ndarray, bad: BadRows) -> tuple[dict, int]:
-    """The valid raw_sample rows (with ``pos``, their position among parsed rows) and the
-    number of parsed rows."""
-    blocks = list(stream_raw_sample(args.raw_sample, ad_keys, WINDOW, bad))
+def _read_all(args, lookups: Lookups, pid: PidCodes, bad: BadRows) -> tuple[dict, int]:
+    """The valid raw_sample rows in memory (``pos``: position among parsed rows; ``pid``:
+    global codes) and the number of parsed rows (the thesis protocol: 2M rows)."""
+    blocks = []
+    parsed = 0
+    for block, pos, seen in stream_raw_sample(args.raw_sample, lookups.ad_keys, WINDOW, bad):
+        blocks.append({**block, "pid": pid.encode(block["pid"]), "pos": pos})
+        parsed = seen
     if not blocks:
         raise PipelineError(f"no rows in {args.raw_sample}")
-    rows = {k: np.concatenate([b[0][k] for b in blocks]) for k in ("user", "ts", "adgroup",
-                                                                    "clk")}
-    rows["pid"] = pa.chunked_array([b[0]["pid"] for b in blocks], type=pa.string())
-    rows["pos"] = np.concatenate([b[1] for b in blocks])
-    return rows, int(blocks[-1][2])
+    return {k: np.concatenate([b[k] for b in blocks]) for k in blocks[0]}, int(parsed)
 
 
 def _thesis_sample(rows: dict, parsed: int, size: int, seed: int) -> dict:
     """The rows pandas' ``DataFrame.sample(n=size, random_state=seed)`` would draw from
     the ``parsed`` rows (in its draw order; all rows in file order when there are not more
-    than ``size``), keeping the valid ones, with ``order`` their rank in the draw."""
+    than ``size``), keeping the valid ones, with ``pos`` their rank in the draw."""
     if parsed > size:
         drawn = np.random.RandomState(seed).choice(parsed, size=size, replace=False)
     else:
@@ -129,41 +127,79 @@ def _thesis_sample(rows: dict, parsed: int, size: int, seed: int) -> dict:
     rank[drawn] = np.arange(len(drawn))
     order = rank[rows["pos"]]
     keep = np.flatnonzero(order >= 0)
-    out = {k: (v.take(pa.array(keep)) if k == "pid" else v[keep]) for k, v in rows.items()}
-    out["pos"] = order[keep]
-    return out
+    return {**{k: v[keep] for k, v in rows.items()}, "pos": order[keep]}
 
 
-def _events(rows: dict, ads: pa.Table, ad_keys, profiles: pa.Table, profile_keys,
-            history: str, ad_path: str) -> tuple[dict, dict]:
-    """The event table (``pipelines.examples``) with every declared field, and the names of
-    string-keyed vocabularies."""
-    ad_row = lookup(ad_keys, rows["adgroup"])[0]
-    ev = {"user": rows["user"], "item": rows["adgroup"], "ts": rows["ts"],
-          "order": rows["pos"], "label": rows["clk"],
-          "target": np.ones(len(ad_row), dtype=bool),
-          "history": np.ones(len(ad_row), bool) if history == "impressions" else rows["clk"] == 1}
-    names = {"user": None, "item": None}
-    for field in AD_FIELDS:
-        keys, names[field if field != "cate_id" else "cate"] = \
-            declared_columns.categorical_keys(_text(ads.column(field)))
-        ev[event_key(field)] = keys[ad_row]
-    locate = declared_columns.csv_line_of(ad_path, AD_COLUMNS)
-    price = declared_columns.numeric_values(_text(ads.column("price")), "price", ad_path,
-                                            locate)
-    ev[event_key("price")] = price[ad_row]
-    ev[event_key("pid")], names["pid"] = declared_columns.categorical_keys(rows["pid"])
-    profile_row, found = lookup(profile_keys, rows["user"])
-    profile_row[~found] = len(profile_keys)  # an added all-missing row: no profile
-    for field in PROFILE_FIELDS:
-        column = pa.concat_arrays([_text(profiles.column(field)).combine_chunks(),
-                                   pa.array([""])])
-        keys, names[field] = declared_columns.categorical_keys(pa.chunked_array([column]))
-        ev[event_key(field)] = keys[profile_row]
-    for field, values in context.context_values(rows["ts"], context.FIELDS,
-                                                context.CHINA).items():
-        ev[event_key(field)], names[field] = values, None
-    return ev, names
+def _build_thesis(args, out, lookups: Lookups, bad: BadRows) -> tuple[dict, dict]:
+    pid = PidCodes()
+    rows, parsed = _read_all(args, lookups, pid, bad)
+    rows = _thesis_sample(rows, parsed, args.sample_size, args.seed)
+    ev = lookups.events(rows, pid.sorted_keys(rows["pid"]), args.history)
+    ev, counts = _thesis_protocol(ev, args.seed)
+    train = ev["split"] == 0
+    if not train.any():
+        raise PipelineError(f"no training rows in {args.raw_sample}")
+    out.features = _with_price_stats(out.features, *declared_columns.numeric_stats(
+        ev[event_key("price")][train]))
+    vocabs = training_vocabularies(ev, lookups.names(pid), train, out.features, args.min_count)
+    _write_examples(args, out, vocabs, (None, None), [ev])
+    return {**counts, "rows_read": parsed, "rows_used": int(len(ev["user"])),
+            "clicks": int(ev["label"].sum())}, vocabs
+
+
+_PART_COLUMNS = (("user", np.int64), ("ts", np.int64), ("adgroup", np.int64),
+                 ("pid", np.int32), ("clk", np.int8), ("pos", np.int64))
+_BYTES_PER_PARTITION = 160 << 20  # of raw_sample text: about 4.5M rows, ~2 GiB in memory
+
+
+def _build_time(args, out, lookups: Lookups, bad: BadRows, boundaries) -> tuple[dict, dict]:
+    """Stream raw_sample into per-user partitions while counting the training rows' keys,
+    then write each partition's examples: memory is bounded by one partition."""
+    size = os.path.getsize(args.raw_sample)
+    n_parts = args.partitions or max(1, math.ceil(size / _BYTES_PER_PARTITION))
+    parts = Partitions(out.scratch, n_parts, _PART_COLUMNS)
+    pid = PidCodes()
+    acc = {k: CountAccumulator() for k in ("user", "adgroup", "pid", *context.FIELDS)}
+    parsed = used = clicks = 0
+    try:
+        for block, pos, seen in stream_raw_sample(args.raw_sample, lookups.ad_keys, WINDOW,
+                                                  bad):
+            block = {**block, "pid": pid.encode(block["pid"]), "pos": pos}
+            parsed = seen
+            train = block["ts"] < boundaries[0]
+            for key in ("user", "adgroup", "pid"):
+                acc[key].add(block[key][train])
+            for field, values in context.context_values(block["ts"][train], context.FIELDS,
+                                                        context.CHINA).items():
+                acc[field].add(values)
+            used, clicks = used + len(pos), clicks + int(block["clk"].sum())
+            parts.append(block)
+    finally:
+        parts.close()
+    counts = {k: a.result_tuple() for k, a in acc.items()}
+    if not len(counts["user"][0]):
+        raise PipelineError(f"no training rows before {boundaries[0]} in {args.raw_sample}")
+    out.features = _with_price_stats(out.features, *lookups.price_stats(*counts["adgroup"]))
+    vocabs = lookups.vocabularies(counts, pid, args.min_count)
+    tables = (lookups.events(d, pid.sorted_keys(d["pid"]), args.history, vocabs)
+              for d in map(_sorted_partition, map(parts.load, range(parts.parts))))
+    _write_examples(args, out, vocabs, boundaries, tables)
+    return {"rows_read": int(parsed), "rows_used": used, "clicks": clicks}, vocabs
+
+
+def _sorted_partition(rows: dict) -> dict:
+    """A partition's rows in the event order (user, time, file position), so that its event
+    table (two dozen columns) needs no reordering."""
+    return sort_events({**rows, "order": rows["pos"]})
+
+
+def _write_examples(args, out, vocabs: dict, boundaries, tables) -> None:
+    out.start_examples(vocabs, sampled_negatives=False)
+    builder = ExampleBuilder(vocabs=vocabs, boundaries=boundaries, max_seq_len=args.max_seq_len,
+                             samplers=None, neg_ratio=0.0, seed=args.seed, features=out.features)
+    for ev in tables:
+        for split, cols in builder.build(ev):
+            out.write(split, cols)
 
 
 def _thesis_protocol(ev: dict, seed: int) -> tuple[dict, dict]:
@@ -209,38 +245,21 @@ def _sources(args) -> dict:
 def build(args) -> dict:
     for path in (args.raw_sample, args.ad_feature, args.user_profile):
         check_input_file(path)
-    arg_dict = vars(args).copy()
-    with DatasetDir(args.output, arg_dict, args.raw_sample, features=features()) as out:
+    with DatasetDir(args.output, vars(args).copy(), args.raw_sample,
+                    features=features()) as out:
         ads, ad_keys = read_table(args.ad_feature, AD_COLUMNS, "adgroup_id")
         profiles, profile_keys = read_table(args.user_profile, PROFILE_COLUMNS, "userid")
+        lookups = Lookups(ads, ad_keys, profiles, profile_keys, args.ad_feature)
         bad = BadRows(args.raw_sample, args.strict, [])
-        rows, parsed = _read_raw(args, ad_keys, bad)
         if args.protocol == "thesis":
-            rows = _thesis_sample(rows, parsed, args.sample_size, args.seed)
-        ev, names = _events(rows, ads, ad_keys, profiles, profile_keys, args.history,
-                            args.ad_feature)
-        counts = {"rows_read": parsed + bad.counts.get("wrong_column_count", 0),
-                  "rows_dropped": dict(bad.counts)}
-        if args.protocol == "thesis":
-            ev, dropped = _thesis_protocol(ev, args.seed)
-            counts.update(dropped)
-            train = ev["split"] == 0
             boundaries = (None, None)
+            counts, vocabs = _build_thesis(args, out, lookups, bad)
         else:
             boundaries = (args.val_start or TIME_BOUNDARIES[0],
                           args.test_start or TIME_BOUNDARIES[1])
-            train = ev["ts"] < boundaries[0]
-        if not train.any():
-            raise PipelineError(f"no training rows in {args.raw_sample}")
-        counts.update(rows_used=int(len(ev["user"])), clicks=int(ev["label"].sum()))
-        out.features = _with_price_stats(out.features, ev[event_key("price")][train])
-        vocabs = training_vocabularies(ev, names, train, out.features, args.min_count)
-        out.start_examples(vocabs, sampled_negatives=False)
-        builder = ExampleBuilder(vocabs=vocabs, boundaries=boundaries,
-                                 max_seq_len=args.max_seq_len, samplers=None, neg_ratio=0.0,
-                                 seed=args.seed, features=out.features)
-        for split, cols in builder.build(ev):
-            out.write(split, cols)
+            counts, vocabs = _build_time(args, out, lookups, bad, boundaries)
+        counts["rows_read"] += bad.counts.get("wrong_column_count", 0)
+        counts["rows_dropped"] = dict(bad.counts)
         return out.commit({"counts": counts, "dataset": "taobao_ad", "protocol": args.protocol,
                            "history": args.history, "inputs": _sources(args),
                            "split_boundary": boundaries[0],
@@ -248,11 +267,10 @@ def build(args) -> dict:
                           vocabs)
 
 
-def _with_price_stats(schema_: feature_schema.FeatureSchema, price: np.ndarray):
-    mean, std = declared_columns.numeric_stats(price)
+def _with_price_stats(declared: feature_schema.FeatureSchema, mean: float, std: float):
     static = tuple(dataclasses.replace(f, mean=mean, std=std) if f.name == "price" else f
-                   for f in schema_.static)
-    return dataclasses.replace(schema_, static=static)
+                   for f in declared.static)
+    return dataclasses.replace(declared, static=static)
 
 
 def summary(meta: dict) -> str:

@@ -146,12 +146,15 @@ def _key(row):
                  for x in row)
 
 
-@pytest.mark.parametrize("protocol,sample", [("time", 50), ("thesis", 50), ("thesis", 100)])
+@pytest.mark.parametrize("protocol,sample,partitions", [
+    ("time", 50, 1), ("time", 50, 3), ("thesis", 50, 1), ("thesis", 100, 1)])
 @pytest.mark.parametrize("history", ["impressions", "clicks"])
 def test_matches_a_plain_python_reference_row_by_row(tmp_path, cli, protocol, history,
-                                                     sample):
-    """Sample 50 of the 65 rows draws as pandas does; 100 keeps every row in file order."""
-    code, err = _run(cli, tmp_path / "ds", protocol, history, sample=sample)
+                                                     sample, partitions):
+    """Sample 50 of the 65 rows draws as pandas does; 100 keeps every row in file order;
+    the time protocol streams through 1 or 3 user partitions."""
+    code, err = _run(cli, tmp_path / "ds", protocol, history, 42, "--partitions", partitions,
+                     sample=sample)
     assert code == 0, err
     meta = json.loads((tmp_path / "ds" / "metadata.json").read_text())
     expected, reasons, known, (mean, std) = _reference(protocol, history, sample=sample)
