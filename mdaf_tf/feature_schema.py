@@ -18,8 +18,10 @@ A dataset directory declares its features in ``metadata.json`` under ``"schema"`
   position with the other sequence fields (most recent last, left-padded with 0). It
   shares the vocabulary and embedding table of the categorical static field ``static``;
   a behaviour token is the concatenation of its sequence fields' embeddings and the target
-  token the concatenation of the matching static fields' embeddings. Position t is valid
-  where the first sequence field is not padding.
+  token the concatenation of the matching static fields' embeddings. A history-only field
+  (``{"name": "hist_btag", "vocabulary": "btag"}``: a behaviour type, which the target has
+  no value of) has its own vocabulary, and the target token holds a learned vector in its
+  place. Position t is valid where the first sequence field is not padding.
 
 Directories of schema version 2 declare nothing and have ``DEFAULT`` (user, item,
 category; a history of item and category).
@@ -61,10 +63,13 @@ class StaticField:
 
 @dataclasses.dataclass(frozen=True)
 class SequenceField:
-    """One behaviour-history field aligned with the categorical static field ``static``."""
+    """One behaviour-history field: aligned with the categorical static field ``static``
+    (sharing its vocabulary), or, with ``static`` None, a history-only field (e.g. the
+    behaviour type) on its own ``vocabulary`` (default: the field's name)."""
 
     name: str
-    static: str
+    static: str | None = None
+    vocabulary: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,10 +88,13 @@ class FeatureSchema:
 
     @property
     def vocabularies(self) -> tuple[str, ...]:
-        """Distinct vocabulary names, in declaration order."""
-        return tuple(dict.fromkeys(f.vocab for f in self.static if f.vocab))
+        """Distinct vocabulary names, in declaration order (static fields' first)."""
+        return tuple(dict.fromkeys([*(f.vocab for f in self.static if f.vocab),
+                                    *(self.sequence_vocab(f) for f in self.sequence)]))
 
     def sequence_vocab(self, field: SequenceField) -> str:
+        if field.static is None:
+            return field.vocabulary or field.name
         return self.static_by_name[field.static].vocab
 
     def record_features(self) -> tuple[schema.Feature, ...]:
@@ -114,22 +122,38 @@ class FeatureSchema:
                 out.update(mean=f.mean, std=f.std)
             return out
 
+        def sequence(f):
+            if f.static is None:
+                return {"name": f.name, "vocabulary": self.sequence_vocab(f)}
+            return {"name": f.name, "static": f.static}
+
         return {"static": [static(f) for f in self.static],
-                "sequence": [{"name": f.name, "static": f.static} for f in self.sequence]}
+                "sequence": [sequence(f) for f in self.sequence]}
 
     @classmethod
     def from_dict(cls, declared: dict, where: str = "schema") -> FeatureSchema:
         """The schema a ``to_dict`` form declares; SchemaError naming ``where`` and the field."""
         try:
             static = tuple(_static_field(d, where) for d in declared["static"])
-            sequence = tuple(SequenceField(name=str(d["name"]), static=str(d["static"]))
-                             for d in declared.get("sequence", ()))
+            sequence = tuple(_sequence_field(d, where) for d in declared.get("sequence", ()))
         except (KeyError, TypeError) as e:
             raise SchemaError(f"{where}: malformed feature declaration ({e!r})") from None
         try:
             return cls(static=static, sequence=sequence)
         except SchemaError as e:
             raise SchemaError(f"{where}: {e}") from None
+
+
+def _sequence_field(declared: dict, where: str) -> SequenceField:
+    unknown = set(declared) - {"name", "static", "vocabulary"}
+    if unknown or ("static" in declared) == ("vocabulary" in declared):
+        raise SchemaError(f"{where}: history field {declared.get('name')!r} needs exactly one "
+                          "of 'static' and 'vocabulary'"
+                          + (f" (unknown key(s) {sorted(unknown)})" if unknown else ""))
+    static = declared.get("static")
+    return SequenceField(name=str(declared["name"]),
+                         static=None if static is None else str(static),
+                         vocabulary=declared.get("vocabulary"))
 
 
 def _static_field(declared: dict, where: str) -> StaticField:
@@ -157,7 +181,7 @@ def _check(s: FeatureSchema) -> None:
         raise SchemaError("no static field declared")
     categorical = {f.name for f in s.static if f.kind == CATEGORICAL}
     for f in s.sequence:
-        if f.static not in categorical:
+        if f.static is not None and f.static not in categorical:
             raise SchemaError(f"history field '{f.name}' has no matching categorical static "
                               f"field '{f.static}'")
     if not s.sequence:

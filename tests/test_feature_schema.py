@@ -66,6 +66,9 @@ def _with(**changes):
      "history field 'hist_shop' has no matching"),
     (_with(sequence=lambda q: []), "no sequence (history) field declared"),
     (_with(static=lambda s: s + [{"name": "x", "colour": "red"}]), "unknown key(s) ['colour']"),
+    (_with(sequence=lambda q: q + [{"name": "hist_x"}]), "needs exactly one of 'static' and"),
+    (_with(sequence=lambda q: q + [{"name": "hist_x", "static": "brand", "vocabulary": "x"}]),
+     "needs exactly one of 'static' and"),
     ({"sequence": []}, "malformed feature declaration"),
 ])
 def test_bad_declarations_are_one_line_errors_naming_the_field(declared, message):
@@ -73,6 +76,14 @@ def test_bad_declarations_are_one_line_errors_naming_the_field(declared, message
         FeatureSchema.from_dict(declared, "data/metadata.json")
     text = str(info.value)
     assert text.startswith("data/metadata.json: ") and message in text and "\n" not in text
+
+
+def test_a_history_only_field_declares_its_own_vocabulary():
+    declared = _with(sequence=lambda q: q + [{"name": "hist_btag", "vocabulary": "btag"}])
+    s = FeatureSchema.from_dict(declared)
+    assert FeatureSchema.from_dict(s.to_dict()) == s and s.to_dict() == declared
+    assert s.vocabularies == ("user", "item", "cate", "brand", "btag")
+    assert {f.name: f.vocabulary for f in s.record_features()}["hist_btag"] == "btag"
 
 
 def test_fields_are_frozen_values():

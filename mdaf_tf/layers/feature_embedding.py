@@ -33,7 +33,8 @@ class FeatureEmbedding(keras.layers.Layer):
         ``"static"`` (B, sum d_field): the static fields' embeddings concatenated in
         declaration order;
         ``"target"`` (B, d_token): the embeddings of the static fields the sequence fields
-        match, concatenated in the sequence fields' order;
+        match, concatenated in the sequence fields' order (a learned vector
+        ``{field}_target_embedding`` in the place of a history-only field);
         ``"history"`` (B, L, d_token): each position's sequence-field embeddings
         concatenated, times the mask;
         ``"history_mask"`` (B, L) bool.
@@ -108,7 +109,7 @@ class FeatureEmbedding(keras.layers.Layer):
 
     @property
     def history_dim(self) -> int:
-        return sum(self.width(f.static) for f in self.schema.sequence)
+        return sum(self._dim(self.schema.sequence_vocab(f)) for f in self.schema.sequence)
 
     def build(self, input_shape=None):
         for table in self.tables.values():
@@ -116,10 +117,14 @@ class FeatureEmbedding(keras.layers.Layer):
         self.numeric_weights = {
             f.name: (self._vector(f.name, "value"), self._vector(f.name, "missing"))
             for f in self.numeric}
+        self.target_vectors = {  # the target token's part for a history-only field
+            f.name: self._vector(f.name, "target", self.schema.sequence_vocab(f))
+            for f in self.schema.sequence if f.static is None}
         self.built = True
 
-    def _vector(self, field: str, role: str):
-        return self.add_weight(name=f"{field}_{role}_embedding", shape=(self._dim(field),),
+    def _vector(self, field: str, role: str, width_key: str | None = None):
+        width = self._dim(width_key or field)
+        return self.add_weight(name=f"{field}_{role}_embedding", shape=(width,),
                                initializer=fresh(self.embeddings_initializer),
                                regularizer=self.embeddings_regularizer)
 
@@ -142,7 +147,10 @@ class FeatureEmbedding(keras.layers.Layer):
         parts = [self.tables[self.schema.sequence_vocab(f)](inputs[f.name]) for f in sequence]
         history = parts[0] if len(parts) == 1 else ops.concatenate(parts, axis=-1)
         history = history * ops.expand_dims(ops.cast(mask, history.dtype), -1)
-        target = [fields[f.static] for f in sequence]
+        ones = ops.ones_like(history[:, 0, :1])  # (B, 1)
+        target = [fields[f.static] if f.static is not None
+                  else ones * ops.cast(self.target_vectors[f.name], history.dtype)
+                  for f in sequence]
         static = [fields[f.name] for f in self.schema.static]
         return {
             "fields": fields,

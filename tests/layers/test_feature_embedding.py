@@ -94,6 +94,25 @@ def test_declared_fields_numeric_standardised_and_missing():
     assert out["static"].shape == (3, 3 + 3 + 4 + 5 + 2)
 
 
+def test_a_history_only_field_has_its_own_table_and_a_learned_target_part():
+    declared = {"static": DECLARED["static"],
+                "sequence": [*DECLARED["sequence"], {"name": "hist_btag", "vocabulary": "btag"}]}
+    layer = FeatureEmbedding(declared, {**DECLARED_VOCABS, "btag": 6},
+                             {**DECLARED_DIMS, "btag": 3})
+    btag = np.array([[0, 0, 2, 3, 5], [0, 0, 0, 0, 0], [4, 4, 2, 3, 2]], np.int64)
+    out = layer({**declared_inputs(), "hist_btag": btag})
+    inputs = declared_inputs()
+    items, cates, btags = (table(layer, v) for v in ("item", "cate", "btag"))
+    vector = keras.ops.convert_to_numpy(layer.target_vectors["hist_btag"])
+    np.testing.assert_allclose(out["target"], np.concatenate(
+        [cates[inputs["cate_id"]], items[inputs["item_id"]], np.tile(vector, (3, 1))], -1))
+    mask = (inputs["hist_cate_id"] != schema.PAD_ID)[..., None]
+    np.testing.assert_allclose(out["history"], np.concatenate(
+        [cates[inputs["hist_cate_id"]], items[inputs["hist_item_id"]], btags[btag]], -1) * mask)
+    assert out["history"].shape == (3, SEQ_LEN, 2 + 4 + 3)
+    assert feature_schema.FeatureSchema.from_dict(declared).vocabularies[-1] == "btag"
+
+
 def test_padded_positions_ignore_their_category_ids():
     layer = FeatureEmbedding(vocab_sizes=VOCABS, embedding_dims=DIMS)
     inputs = make_inputs()

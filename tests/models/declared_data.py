@@ -1,6 +1,7 @@
 """A small dataset directory with a declared schema of 7 categorical, 2 numeric and 3 aligned
-sequence fields (string and integer raw ids, missing numeric values), written with the
-pipelines' record encoder, for tests of models and serving beyond the default schema."""
+sequence fields, plus a history-only behaviour type (string and integer raw ids, missing
+numeric values), written with the pipelines' record encoder, for tests of models and serving
+beyond the default schema."""
 
 from __future__ import annotations
 
@@ -29,10 +30,12 @@ DECLARED = {
         {"name": "hist_item_id", "static": "item_id"},
         {"name": "hist_cate_id", "static": "cate_id"},
         {"name": "hist_brand", "static": "brand"},
+        {"name": "hist_btag", "vocabulary": "btag"},  # history only: no target value
     ],
 }
-SIZES = {"user": 20, "item": 40, "cate": 8, "brand": 12, "pid": 3, "hour": 24, "day_of_week": 7}
-STRING_VOCABS = ("item", "brand", "pid")  # the others have integer raw ids
+SIZES = {"user": 20, "item": 40, "cate": 8, "brand": 12, "pid": 3, "hour": 24, "day_of_week": 7,
+         "btag": 4}
+STRING_VOCABS = ("item", "brand", "pid", "btag")  # the others have integer raw ids
 
 
 def raw_vocabulary(name: str) -> list:
@@ -48,7 +51,8 @@ def _examples(rng, n: int, seq: int) -> dict:
     cols = {f["name"]: dense[f.get("vocabulary", f["name"])] for f in DECLARED["static"]
             if f["kind"] == "categorical"}
     for f in DECLARED["sequence"]:
-        vocab = "brand" if f["static"] == "brand" else f["static"].split("_")[0]
+        vocab = f.get("vocabulary") or ("brand" if f["static"] == "brand"
+                                        else f["static"].split("_")[0])
         ids = rng.integers(schema.FIRST_ID, SIZES[vocab] + schema.FIRST_ID, (n, seq))
         cols[f["name"]] = np.where(valid, ids, schema.PAD_ID)
     for name, (mean, std) in {"price": (50.0, 20.0), "age": (30.0, 8.0)}.items():

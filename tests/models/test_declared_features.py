@@ -1,5 +1,5 @@
-"""Every model on a declared schema of 7 categorical + 2 numeric static fields and 3 aligned
-sequence fields: it builds, trains a step, round-trips through .keras and exports, and its
+"""Every model on a declared schema of 7 categorical + 2 numeric static fields, 3 aligned
+sequence fields and a history-only one: it builds, trains a step, round-trips through .keras and exports, and its
 export's serving_default takes exactly the declared raw fields and matches Keras to 1e-5 in
 a fresh process without mdaf_tf."""
 
@@ -38,7 +38,8 @@ def expected_inputs() -> dict:
                           "string" if f.get("vocabulary", f["name"]) in STRING_VOCABS
                           else "int64") for f in DECLARED["static"]}
     for f in DECLARED["sequence"]:
-        dtypes[f["name"]] = dtypes[f["static"]]
+        dtypes[f["name"]] = (dtypes[f["static"]] if "static" in f else
+                             "string" if f["vocabulary"] in STRING_VOCABS else "int64")
     return {**dtypes, "hist_len": "int64"}
 
 
