@@ -1,7 +1,7 @@
 """Every model on a declared schema of 7 categorical + 2 numeric static fields, 3 aligned
-sequence fields and a history-only one: it builds, trains a step, round-trips through .keras and exports, and its
-export's serving_default takes exactly the declared raw fields and matches Keras to 1e-5 in
-a fresh process without mdaf_tf."""
+sequence fields and a history-only one: it builds, trains a step, round-trips through .keras
+and exports, and its export's serving_default takes exactly the declared raw fields and
+matches Keras to 1e-5 in a fresh process without mdaf_tf."""
 
 import keras
 import numpy as np
