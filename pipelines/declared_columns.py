@@ -11,6 +11,9 @@
 * ``--history-fields``: the columns of the user's earlier clicks whose values form each
   history token (sequence field ``hist_COL``); each must be ``item_id``, ``cate_id`` or a
   ``--categorical`` column, whose vocabulary and embedding the history shares.
+* ``--history-only``: categorical columns that join each history token but are not static
+  fields (the target has no value of them, e.g. the type of an earlier interaction); each
+  gets its own vocabulary, and the target token a learned vector in its place.
 """
 
 from __future__ import annotations
@@ -41,6 +44,9 @@ def add_declaration_args(p):
     p.add_argument("--history-fields", default="item_id,cate_id", metavar="COL,...",
                    help="columns of earlier clicks forming the history tokens "
                         "(default item_id,cate_id)")
+    p.add_argument("--history-only", default="", metavar="COL,...",
+                   help="columns whose earlier clicks' values join each history token "
+                        "but that the target has no value of (e.g. an interaction type)")
     p.add_argument("--context", default="hour,day_of_week",
                    help="context fields of the impression's time: hour,day_of_week "
                         "(default) or none")
@@ -57,6 +63,7 @@ class Declaration:
     categorical: tuple[str, ...] = ()
     numeric: tuple[str, ...] = ()
     history: tuple[str, ...] = ("item_id", "cate_id")
+    history_only: tuple[str, ...] = ()
     context: tuple[str, ...] = ()
     timezone: str = "UTC"
 
@@ -66,16 +73,18 @@ class Declaration:
         return cls(categorical=_names(getattr(args, "categorical", "")),
                    numeric=_names(getattr(args, "numeric", "")),
                    history=_names(getattr(args, "history_fields", "item_id,cate_id")),
+                   history_only=_names(getattr(args, "history_only", "")),
                    context=context.parse_context(getattr(args, "context", "none")),
                    timezone=context.check_timezone(getattr(args, "timezone", "UTC")))
 
     @property
     def columns(self) -> tuple[str, ...]:
-        return self.categorical + self.numeric
+        return self.categorical + self.numeric + self.history_only
 
     def check(self, header: list[str], path: str) -> None:
         """One-line PipelineError naming the column and file for a bad declaration."""
-        for flag, cols in (("--categorical", self.categorical), ("--numeric", self.numeric)):
+        for flag, cols in (("--categorical", self.categorical), ("--numeric", self.numeric),
+                           ("--history-only", self.history_only)):
             for col in cols:
                 _check_column(flag, col, header, path, self)
         categorical = ("item_id", "cate_id") + self.categorical
@@ -97,7 +106,9 @@ class Declaration:
                                                mean=stats.get(c, (0.0, 1.0))[0],
                                                std=stats.get(c, (0.0, 1.0))[1])
                     for c in self.numeric))
-        sequence = tuple(feature_schema.SequenceField(f"hist_{c}", c) for c in self.history)
+        sequence = (*(feature_schema.SequenceField(f"hist_{c}", c) for c in self.history),
+                    *(feature_schema.SequenceField(f"hist_{c}", vocabulary=c)
+                      for c in self.history_only))
         return feature_schema.FeatureSchema(static=static, sequence=sequence)
 
 

@@ -10,6 +10,9 @@ values (NaN missing) for a numeric one. A sampled negative copies the positive's
 so with sampling only context fields (the user's, the event's time) belong there. All work is
 vectorised over the table.
 
+A history-only sequence field (no static field) reads its raw keys from
+``event_key(field name)``.
+
 Two optional keys serve protocols that are not split by time: ``seq`` replaces ``ts`` as the
 order a history is "earlier" in (e.g. the row's rank, so that a history is the user's previous
 rows whatever their timestamps), and ``split`` gives each row's split code (0 train, 1
@@ -50,12 +53,12 @@ def training_vocabularies(ev: dict, names: dict, train: np.ndarray,
     """One vocabulary per declared categorical field from the ``train`` rows only; ``names``
     maps a vocabulary to the strings its keys are codes into (None: integer ids)."""
     vocabs = {}
-    for field in features.static:
-        if field.vocab is None:
-            continue
-        (keys,), counts = group_count(ev[event_key(field.name)][train])
-        vocabs[field.vocab] = Vocabulary(keys, counts, min_count=min_count,
-                                         names=names.get(field.vocab))
+    columns = [(f.name, f.vocab) for f in features.static if f.vocab is not None]
+    columns += [(f.name, features.sequence_vocab(f)) for f in features.sequence
+                if f.static is None]  # a history-only field: its own event column
+    for name, vocab in columns:
+        (keys,), counts = group_count(ev[event_key(name)][train])
+        vocabs[vocab] = Vocabulary(keys, counts, min_count=min_count, names=names.get(vocab))
     return vocabs
 
 
@@ -225,8 +228,11 @@ class ExampleBuilder:
         all_hist = bool(hist.all())
         h_key = key if all_hist else key[hist]
         dense = self._dense_fields(ev, user_change, ucode)
-        windows = {f.name: Windows.over(dense[f.static] if all_hist else dense[f.static][hist],
-                                        self.max_seq_len) for f in self.features.sequence}
+        windows = {}
+        for f in self.features.sequence:
+            values = dense[f.static] if f.static is not None else self._history_only(ev, f)
+            windows[f.name] = Windows.over(values if all_hist else values[hist],
+                                           self.max_seq_len)
         targets = np.flatnonzero(ev["target"])
         for start in range(0, len(targets), self.chunk_size):
             rows = targets[start:start + self.chunk_size]
@@ -249,6 +255,13 @@ class ExampleBuilder:
             else:
                 dense[f.name] = self.vocabs[f.vocab].lookup(raw).astype(np.int32)
         return dense
+
+    def _history_only(self, ev: dict, field) -> np.ndarray:
+        """Dense ids of a history-only field (no static field): its own event column."""
+        if dense_key(field.name) in ev:
+            return ev[dense_key(field.name)]
+        vocab = self.vocabs[self.features.sequence_vocab(field)]
+        return vocab.lookup(ev[event_key(field.name)]).astype(np.int32)
 
     def _chunk(self, ev, rows, t_key, t_user_key, h_key, fields, rng):
         dense, windows = fields

@@ -184,6 +184,9 @@ def _add_declared(ev: dict, names: dict, table: pa.Table, decl: Declaration, pat
     """The declared extra columns and context fields of the kept rows, into ``ev``."""
     for col in decl.categorical:
         ev[event_key(col)], names[col] = declared_columns.categorical_keys(table.column(col))
+    for col in decl.history_only:
+        ev[event_key(f"hist_{col}")], names[col] = declared_columns.categorical_keys(
+            table.column(col))
     if path.endswith(".parquet"):
         def locate(column, text):
             values = [("" if v is None else str(v).strip()) for v in

@@ -17,9 +17,11 @@ from mdaf_tf.data import read_split_numpy
 from pipelines import impressions
 
 HEADER = ["user_id", "item_id", "cate_id", "timestamp", "label", "brand", "shop", "pid",
-          "price", "age", "ignored"]
+          "price", "age", "action", "ignored"]
 FLAGS = ["--categorical", "brand,shop,pid", "--numeric", "price,age",
-         "--history-fields", "item_id,cate_id,brand", "--timezone", "America/New_York"]
+         "--history-fields", "item_id,cate_id,brand", "--history-only", "action",
+         "--timezone", "America/New_York"]
+HISTORY = {"item_id": "item", "cate_id": "cate", "brand": "brand", "action": "action"}
 TZ = "America/New_York"
 START = 1583470800  # 2020-03-06 00:00 New York; daylight saving starts on the 8th
 CATEGORICAL = {"user_id": "user", "item_id": "item", "cate_id": "cate", "brand": "brand",
@@ -37,7 +39,8 @@ def _rows(rng, n=400):
         age = "" if rng.random() < 0.1 else int(rng.integers(18, 70))
         rows.append([f"u{int(rng.integers(0, 8))}", item, f"c{item % 4}",
                      START + int(rng.integers(0, 5 * 86400)), int(rng.random() < 0.4),
-                     brand, shop, int(rng.integers(1, 4)), price, age, "free text"])
+                     brand, shop, int(rng.integers(1, 4)), price, age,
+                     ["view", "cart", "buy", ""][int(rng.integers(0, 4))], "free text"])
     return rows
 
 
@@ -46,7 +49,7 @@ def _parquet(rows, path):
     none = lambda vs: [None if v == "" else v for v in vs]
     pq.write_table(pa.table({
         **{c: col[c] for c in ("user_id", "item_id", "cate_id", "timestamp", "label", "pid",
-                               "ignored")},
+                               "action", "ignored")},
         "brand": pa.array(none(col["brand"]), pa.string()),
         "shop": pa.array(none(col["shop"]), pa.int64()),
         "price": pa.array(none(col["price"]), pa.float64()),
@@ -59,7 +62,7 @@ def _reference(rows, boundary):
     def raw(r):
         local = datetime.fromtimestamp(r[3], ZoneInfo(TZ))
         out = {c: (str(r[HEADER.index(c)]).strip() or "<missing>")
-               for c in ("user_id", "item_id", "cate_id", "brand", "shop", "pid")}
+               for c in ("user_id", "item_id", "cate_id", "brand", "shop", "pid", "action")}
         out.update(hour=str(local.hour), day_of_week=str(local.weekday()))
         out.update({c: float(r[HEADER.index(c)]) if r[HEADER.index(c)] != "" else math.nan
                     for c in ("price", "age")})
@@ -67,24 +70,24 @@ def _reference(rows, boundary):
 
     values = [raw(r) for r in rows]
     train = [v for v, r in zip(values, rows, strict=True) if r[3] < boundary]
-    known = {f: known_ids(v[f] for v in train) for f in CATEGORICAL}
+    known = {f: known_ids(v[f] for v in train) for f in (*CATEGORICAL, "action")}
     stats = {c: (statistics.fmean(x), statistics.pstdev(x)) for c in ("price", "age")
              for x in [[v[c] for v in train if not math.isnan(v[c])]]}
     expected = []
     for r, v in zip(rows, values, strict=True):
-        ids = {f: (v[f] if v[f] in known[f] else "OOV") for f in CATEGORICAL}
+        ids = {f: (v[f] if v[f] in known[f] else "OOV") for f in CATEGORICAL}  # no action
         hist = sorted((j for j, h in enumerate(rows) if h[0] == r[0] and h[4] == 1
                        and h[3] < r[3]), key=lambda j: (rows[j][3], j))[-SEQ:]
         tokens = tuple((*("PAD",) * (SEQ - len(hist)),
                         *(values[j][f] if values[j][f] in known[f] else "OOV" for j in hist))
-                       for f in ("item_id", "cate_id", "brand"))
+                       for f in HISTORY)
         expected.append((r[3], r[4], tuple(sorted(ids.items())), v["price"], v["age"],
                          tokens, len(hist)))
     return expected, known, stats
 
 
 def _actual(out):
-    vocab = {v: read_vocab(out, v) for v in set(CATEGORICAL.values())}
+    vocab = {v: read_vocab(out, v) for v in {*CATEGORICAL.values(), "action"}}
     raw = lambda v, d: vocab[v][d - 2] if d >= 2 else ("PAD" if d == 0 else "OOV")
     actual = []
     for split in ("train", "val", "test"):
@@ -92,8 +95,7 @@ def _actual(out):
         for k in range(len(ex["label"])):
             ids = {f: raw(v, int(ex[f][k])) for f, v in CATEGORICAL.items()}
             tokens = tuple(tuple(raw(v, int(d)) for d in ex[f"hist_{f}"][k])
-                           for f, v in (("item_id", "item"), ("cate_id", "cate"),
-                                        ("brand", "brand")))
+                           for f, v in HISTORY.items())
             actual.append((int(ex["timestamp"][k]), int(ex["label"][k]),
                            tuple(sorted(ids.items())), float(ex["price"][k]),
                            float(ex["age"][k]), tokens, int(ex["hist_len"][k])))
@@ -122,19 +124,23 @@ def test_extra_columns_match_a_plain_python_reference(tmp_path, cli, fmt):
     assert len(actual) == len(expected) == len(rows)
     assert all(_same(a, b) for a, b in zip(sorted(actual, key=key),
                                             sorted(expected, key=key), strict=True))
-    for field, v in CATEGORICAL.items():  # vocabularies: training rows only
+    for field, v in {**CATEGORICAL, "action": "action"}.items():  # training rows only
         assert set(vocab[v]) == known[field], field
     declared = {f["name"]: f for f in meta["schema"]["static"]}
     for c, (mean, std) in stats.items():
         assert declared[c]["kind"] == "numeric"
         assert declared[c]["mean"] == pytest.approx(mean) and declared[c]["std"] == \
             pytest.approx(std)
-    assert [f["name"] for f in meta["schema"]["sequence"]] == [
-        "hist_item_id", "hist_cate_id", "hist_brand"]
+    assert meta["schema"]["sequence"] == [
+        {"name": "hist_item_id", "static": "item_id"}, {"name": "hist_cate_id",
+                                                        "static": "cate_id"},
+        {"name": "hist_brand", "static": "brand"}, {"name": "hist_action",
+                                                    "vocabulary": "action"}]
     assert meta["raw_id_dtypes"] == {"user": "string", "item": "int64", "cate": "string",
                                      "brand": "string", "shop": "string", "pid": "int64",
-                                     "hour": "int64", "day_of_week": "int64"}
-    assert "ignored" not in declared
+                                     "hour": "int64", "day_of_week": "int64",
+                                     "action": "string"}
+    assert "ignored" not in declared and "action" not in declared
 
 
 def _tmp_leftovers(parent):
