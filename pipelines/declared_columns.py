@@ -125,6 +125,9 @@ def _check_column(flag: str, col: str, header: list[str], path: str, decl: Decla
     if col in feature_schema.RESERVED or col.startswith("hist_"):
         raise PipelineError(f"{path}: {flag} column {col!r}: the name is reserved "
                             f"({', '.join(feature_schema.RESERVED)}, hist_*); rename it")
+    if col in feature_schema.DEFAULT.vocabularies:  # its vocabulary would replace theirs
+        raise PipelineError(f"{path}: {flag} column {col!r} has the name of the user, item or "
+                            "category vocabulary; rename the column")
 
 
 def categorical_keys(arr: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray | None]:

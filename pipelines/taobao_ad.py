@@ -90,6 +90,19 @@ def parse_args(argv):
         raise PipelineError("--sample-size must be at least 1")
     if args.partitions is not None and args.partitions < 1:
         raise PipelineError("--partitions must be at least 1")
+    split_flags = [f"--{k.replace('_', '-')}" for k in ("val_start", "test_start",
+                                                         "val_fraction", "test_fraction")
+                   if getattr(args, k) is not None]
+    if args.protocol == "thesis" and split_flags:
+        raise PipelineError(f"{', '.join(split_flags)}: the thesis protocol splits at random "
+                            "(70/15/15); these apply to --protocol time")
+    if args.protocol == "time" and (args.val_fraction, args.test_fraction) != (None, None):
+        raise PipelineError("--val-fraction/--test-fraction: the time protocol splits by day "
+                            "(--val-start/--test-start move the boundaries)")
+    val = args.val_start if args.val_start is not None else TIME_BOUNDARIES[0]
+    test = args.test_start if args.test_start is not None else TIME_BOUNDARIES[1]
+    if val > test:
+        raise PipelineError(f"--val-start {val} is after --test-start {test}")
     return args
 
 
@@ -119,7 +132,7 @@ def _thesis_sample(rows: dict, parsed: int, size: int, seed: int) -> dict:
     """The rows pandas' ``DataFrame.sample(n=size, random_state=seed)`` would draw from
     the ``parsed`` rows (in its draw order; all rows in file order when there are not more
     than ``size``), keeping the valid ones, with ``pos`` their rank in the draw."""
-    if parsed > size:
+    if parsed > size:  # as the thesis code: it samples only when the file has more rows
         drawn = np.random.RandomState(seed).choice(parsed, size=size, replace=False)
     else:
         drawn = np.arange(parsed)
@@ -255,8 +268,9 @@ def build(args) -> dict:
             boundaries = (None, None)
             counts, vocabs = _build_thesis(args, out, lookups, bad)
         else:
-            boundaries = (args.val_start or TIME_BOUNDARIES[0],
-                          args.test_start or TIME_BOUNDARIES[1])
+            boundaries = (args.val_start if args.val_start is not None else TIME_BOUNDARIES[0],
+                          args.test_start if args.test_start is not None
+                          else TIME_BOUNDARIES[1])
             counts, vocabs = _build_time(args, out, lookups, bad, boundaries)
         counts["rows_read"] += bad.counts.get("wrong_column_count", 0)
         counts["rows_dropped"] = dict(bad.counts)

@@ -55,7 +55,7 @@ def read_table(path: str, want: list[str], key: str) -> tuple[pa.Table, np.ndarr
         raise PipelineError(f"{path}: cannot read CSV: {str(e).splitlines()[0]}") from None
     keys, ok = parse_int(pc.fill_null(pc.utf8_trim_whitespace(table.column(key)), ""))
     if not ok.all():
-        line = int(np.flatnonzero(~ok)[0]) + 2
+        line = line_of_row(path, int(np.flatnonzero(~ok)[0]))
         raise PipelineError(f"{path}:{line}: {key} is not an integer")
     order = np.argsort(keys, kind="stable")
     keys = keys[order]
@@ -102,8 +102,7 @@ def stream_raw_sample(path: str, ad_keys: np.ndarray, window: tuple[int, int], b
 
 def _count_reasons(checks: list[np.ndarray], bad: BadRows, seen: int) -> np.ndarray:
     """Rows passing every check; each failing row is counted under its first reason. In
-    strict mode the first failing row is an error naming its line (every earlier row
-    parsed, or strict mode would have stopped there, so line = position + 2)."""
+    strict mode the first failing row is an error naming its line."""
     good = np.ones(len(checks[0]), dtype=bool)
     first_bad = None
     for reason, ok in zip(REASONS, checks, strict=True):
@@ -115,6 +114,22 @@ def _count_reasons(checks: list[np.ndarray], bad: BadRows, seen: int) -> np.ndar
             bad.counts[reason] += int(failing.sum())
         good &= ok
     if first_bad is not None and bad.strict:
-        raise PipelineError(f"{bad.path}:{seen + first_bad[0] + 2}: malformed row "
-                            f"({first_bad[1]})")
+        raise PipelineError(f"{bad.path}:{line_of_row(bad.path, seen + first_bad[0])}: "
+                            f"malformed row ({first_bad[1]})")
     return good
+
+
+def line_of_row(path: str, row: int) -> int | str:
+    """The file line of parsed data row ``row`` (0-based): the CSV reader skips the header
+    and empty lines. Every earlier row parsed (strict mode stops at a row with the wrong
+    column count before this runs), so the count is exact. Only runs on an error."""
+    with open(path, newline="", encoding="utf-8", errors="replace") as f:
+        reader = csv.reader(f)
+        next(reader, None)
+        seen = -1
+        for fields in reader:
+            if fields:
+                seen += 1
+                if seen == row:
+                    return reader.line_num
+    return "?"

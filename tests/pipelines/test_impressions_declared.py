@@ -153,11 +153,12 @@ def _tmp_leftovers(parent):
     (["--history-fields", "item_id,shop"], "--history-fields column 'shop' has no matching"),
     (["--categorical", "label"], "column 'label' is a required column"),
     (["--timezone", "Mars/Olympus"], "--timezone 'Mars/Olympus' is not a time zone"),
+    (["--categorical", "item"], "column 'item' has the name of the user, item or category"),
 ])
 def test_bad_declarations_stop_with_one_line_and_write_nothing(tmp_path, cli, flags,
                                                                 message):
-    rows = _rows(np.random.default_rng(5), n=50)
-    src = write_rows(tmp_path / "log.csv", rows, header=HEADER)
+    rows = [r + [r[1]] for r in _rows(np.random.default_rng(5), n=50)]  # + an "item" column
+    src = write_rows(tmp_path / "log.csv", rows, header=HEADER + ["item"])
     out = tmp_path / "ds"
     code, err = cli(impressions, "--input", src, "--output", out, *flags)
     assert code == 2

@@ -188,3 +188,21 @@ def test_strict_stops_at_the_first_bad_row_with_its_line(tmp_path, cli):
                  if _reason(dict(zip(header, line.split(","), strict=True)), ads))
     assert code == 2 and f"raw_sample.csv:{first}: malformed row" in err, err
     assert not (tmp_path / "ds").exists()
+
+
+def test_strict_line_counts_blank_lines_and_bad_split_flags_are_one_line(tmp_path, cli):
+    lines = (FILES / "raw_sample.csv").read_text().splitlines()
+    good = [ln for ln in lines[1:] if "x17" not in ln and ",999," not in ln
+            and not ln.endswith(",1,1") and not ln.endswith(",0,0")][:5]
+    raw = tmp_path / "raw_sample.csv"
+    raw.write_text("\n".join([lines[0], good[0], "", good[1], "", "7,123,101,p,1,0"]) + "\n")
+    code, err = cli(taobao_ad, "--raw-sample", raw, "--ad-feature", FILES / "ad_feature.csv",
+                    "--user-profile", FILES / "user_profile.csv", "--strict", "--output",
+                    tmp_path / "ds")
+    assert code == 2 and "raw_sample.csv:6: malformed row (outside_window)" in err, err
+    for protocol, flags in (("thesis", ["--val-start", "1494518400"]),
+                            ("time", ["--val-fraction", "0.1"]),
+                            ("time", ["--test-start", "1494400000"])):  # before validation
+        code, err = _run(cli, tmp_path / "x", protocol, "impressions", 42, *flags)
+        assert code == 2 and len(err.strip().splitlines()) == 1, (flags, err)
+        assert not (tmp_path / "x").exists()
