@@ -99,6 +99,19 @@ def parse_int(arr: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, np.ndarray]:
         return pc.cast(cleaned, pa.int64()).to_numpy(), ok.to_numpy(zero_copy_only=False)
 
 
+def id_keys(arr: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, np.ndarray | None]:
+    """int64 keys and optional names of an id column (text): integers stay integers; if any
+    id is not an integer, every id is a string and keys are codes into the sorted distinct
+    strings (the names)."""
+    values, ok = parse_int(arr)
+    if ok.all():
+        return values, None
+    uniq = pc.unique(arr)
+    uniq = uniq.take(pc.sort_indices(uniq))
+    codes = pc.index_in(arr, value_set=uniq).to_numpy(zero_copy_only=False)
+    return codes.astype(np.int64), np.asarray(uniq.to_pylist(), dtype=object)
+
+
 def _null_invalid_utf8(batch: pa.RecordBatch) -> pa.RecordBatch:
     """Cells that are not valid UTF-8 become empty strings, so the per-field checks count
     their rows (as a bad or missing value of that field) instead of the whole read failing."""

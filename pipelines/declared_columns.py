@@ -29,6 +29,7 @@ import pyarrow.compute as pc
 
 from mdaf_tf import feature_schema
 from pipelines import context
+from pipelines.csv_input import id_keys
 from pipelines.errors import PipelineError
 
 MISSING = "<missing>"
@@ -134,17 +135,8 @@ def categorical_keys(arr: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray | Non
     """int64 keys and optional names of a categorical column: all-integer columns without
     missing values keep integer ids; otherwise every id is a string (missing -> MISSING)
     and keys are codes into the sorted distinct strings."""
-    from pipelines.csv_input import parse_int
-
     text = pc.utf8_trim_whitespace(pc.cast(arr, pa.string()))
-    text = pc.if_else(pc.equal(pc.fill_null(text, ""), ""), pa.scalar(MISSING), text)
-    values, ok = parse_int(text)
-    if ok.all():
-        return values, None
-    uniq = pc.unique(text)
-    uniq = uniq.take(pc.sort_indices(uniq))
-    codes = pc.index_in(text, value_set=uniq).to_numpy(zero_copy_only=False)
-    return codes.astype(np.int64), np.asarray(uniq.to_pylist(), dtype=object)
+    return id_keys(pc.if_else(pc.equal(pc.fill_null(text, ""), ""), pa.scalar(MISSING), text))
 
 
 def numeric_values(arr: pa.ChunkedArray, column: str, path: str, locate) -> np.ndarray:

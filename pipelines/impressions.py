@@ -30,7 +30,14 @@ import pyarrow.compute as pc
 
 from mdaf_tf import schema
 from pipelines import context, declared_columns
-from pipelines.csv_input import BadRows, check_input_file, is_int, parse_int, stream_csv
+from pipelines.csv_input import (
+    BadRows,
+    check_input_file,
+    id_keys,
+    is_int,
+    parse_int,
+    stream_csv,
+)
 from pipelines.declared_columns import Declaration
 from pipelines.errors import PipelineError, run_cli
 from pipelines.examples import ExampleBuilder, event_key, training_vocabularies
@@ -120,18 +127,6 @@ def _read_parquet(path: str, extra: tuple[str, ...]):
                      **{c: table.column(c) for c in extra}})
 
 
-def _id_keys(arr: pa.ChunkedArray):
-    """int64 keys and optional names: integers stay integers, other ids become codes into
-    a sorted array of the distinct strings."""
-    values, ok = parse_int(arr)
-    if ok.all():
-        return values, None
-    uniq = pc.unique(arr)
-    uniq = uniq.take(pc.sort_indices(uniq))
-    codes = pc.index_in(arr, value_set=uniq).to_numpy(zero_copy_only=False)
-    return codes.astype(np.int64), np.asarray(uniq.to_pylist(), dtype=object)
-
-
 def load_events(path: str, strict: bool, decl: Declaration = NO_EXTRA_COLUMNS):
     """Validated events (all impressions are targets, clicks are history) and counts."""
     bad = BadRows(path, strict, [])
@@ -170,7 +165,7 @@ def load_events(path: str, strict: bool, decl: Declaration = NO_EXTRA_COLUMNS):
     ev = {"ts": ts[idx], "order": idx.astype(np.int64), "label": label[idx].astype(np.int8)}
     names = {}
     for col, vocab in _ID_COLUMNS:
-        ev[event_key(col)], names[vocab] = _id_keys(pc.utf8_trim_whitespace(table.column(col)))
+        ev[event_key(col)], names[vocab] = id_keys(pc.utf8_trim_whitespace(table.column(col)))
     _add_declared(ev, names, table, decl, path)
     ev["target"] = np.ones(len(idx), dtype=bool)
     ev["history"] = ev["label"] == 1

@@ -238,6 +238,15 @@ def test_scan_flag_selects_the_implementation_over_the_config(tmp_path):
     assert model_config.scan == "auto"  # the fast op on CPU, chunked elsewhere
 
 
+def train_one_epoch_with_export_check(tmp_path, data_dir, tiny_config, out, saved):
+    proc = subprocess.run(
+        cli(tmp_path, "--data", str(data_dir), "--config", str(tiny_config), "--epochs", "1",
+            "--output", str(out), "--export", str(saved)),
+        capture_output=True, text=True, cwd=tmp_path, env=env(tmp_path))
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "export check" in proc.stdout
+
+
 def test_impression_log_with_extra_columns_trains_exports_and_serves_raw_fields(tmp_path,
                                                                               tiny_config):
     """An impression log with string, integer and numeric extra columns (some missing):
@@ -260,12 +269,7 @@ def test_impression_log_with_extra_columns_trains_exports_and_serves_raw_fields(
     impressions.main(["--input", str(tmp_path / "log.csv"), "--output", str(data_dir),
                       "--categorical", "brand,pid", "--numeric", "price", "--history-fields",
                       "item_id,cate_id,brand", "--max-seq-len", "5"])
-    proc = subprocess.run(
-        cli(tmp_path, "--data", str(data_dir), "--config", str(tiny_config), "--epochs", "1",
-            "--output", str(out), "--export", str(saved)),
-        capture_output=True, text=True, cwd=tmp_path, env=env(tmp_path))
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
-    assert "export check" in proc.stdout
+    train_one_epoch_with_export_check(tmp_path, data_dir, tiny_config, out, saved)
     ev = subprocess.run(
         [sys.executable, "-m", "mdaf_tf.evaluate", "--model", str(saved / "1"), "--data",
          str(data_dir), "--output", str(tmp_path / "eval")],
@@ -302,12 +306,7 @@ def test_taobao_ad_files_train_export_and_serve_the_raw_fields(tmp_path, tiny_co
                     str(files / "ad_feature.csv"), "--user-profile",
                     str(files / "user_profile.csv"), "--output", str(data_dir),
                     "--max-seq-len", "4", "--min-count", "1"])
-    proc = subprocess.run(
-        cli(tmp_path, "--data", str(data_dir), "--config", str(tiny_config), "--epochs", "1",
-            "--output", str(out), "--export", str(saved)),
-        capture_output=True, text=True, cwd=tmp_path, env=env(tmp_path))
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
-    assert "export check" in proc.stdout
+    train_one_epoch_with_export_check(tmp_path, data_dir, tiny_config, out, saved)
     serve = tf.saved_model.load(str(saved / "1")).signatures["serving_default"]
     text = lambda *v: tf.constant(list(v), tf.string)  # noqa: E731
     ints = lambda *v: tf.constant(list(v), tf.int64)  # noqa: E731
