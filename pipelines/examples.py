@@ -176,11 +176,16 @@ def sort_events(ev: dict) -> dict:
     return {k: v[order] for k, v in ev.items()}
 
 
-def _user_time_key(ucode: np.ndarray, ts: np.ndarray) -> tuple[np.ndarray, int]:
-    """A key ordered like (user code, timestamp), and the key span of one user."""
+def _user_time_key(ucode: np.ndarray, ts: np.ndarray,
+                   ordered: bool = True) -> tuple[np.ndarray, int]:
+    """A key ordered like (user code, timestamp), and the key span of one user
+    (``ordered``: ``ucode`` is non-decreasing, so its last value is its largest)."""
+    if len(ts) == 0:
+        return ucode.astype(np.int64), 1
     lo, hi = int(ts.min()), int(ts.max())
     span = hi - lo + 1
-    if span * (int(ucode[-1]) + 1) < 2**62:  # no sort needed
+    users = int(ucode[-1] if ordered else ucode.max()) + 1
+    if span * users < 2**62:  # no sort needed
         return ucode * np.int64(span) + (ts - lo), span
     ts_uniq, tcode = np.unique(ts, return_inverse=True)
     return ucode * np.int64(len(ts_uniq)) + tcode, len(ts_uniq)
@@ -209,10 +214,13 @@ class ExampleBuilder:
         self._positives_seen = 0
         self._tables = 0
 
-    def build(self, ev: dict):
+    def build(self, ev: dict, history: dict | None = None):
         """Yield ``(split, columns)`` for a table holding complete user histories.
 
-        The history columns are ``Windows`` over the table's dense history ids.
+        The history columns are ``Windows`` over the table's dense history ids; with a
+        ``history`` table (keys ``user``, ``ts``, ``order`` and each sequence field's raw
+        keys, under ``event_key`` of its static field or, history-only, its own name), the
+        histories come from its rows instead of the event table's ``history`` rows.
         """
         ev = sort_events(ev)
         rng = np.random.default_rng([self.seed, self._tables])
@@ -223,21 +231,44 @@ class ExampleBuilder:
         user_change = np.ones(n, dtype=bool)
         user_change[1:] = ev["user"][1:] != ev["user"][:-1]
         ucode = np.cumsum(user_change) - 1
-        key, t_span = _user_time_key(ucode, ev.get("seq", ev["ts"]))
-        hist = ev["history"]
-        all_hist = bool(hist.all())
-        h_key = key if all_hist else key[hist]
         dense = self._dense_fields(ev, user_change, ucode)
-        windows = {}
-        for f in self.features.sequence:
-            values = dense[f.static] if f.static is not None else self._history_only(ev, f)
-            windows[f.name] = Windows.over(values if all_hist else values[hist],
-                                           self.max_seq_len)
+        if history is None:
+            key, t_span = _user_time_key(ucode, ev.get("seq", ev["ts"]))
+            hist = ev["history"]
+            all_hist = bool(hist.all())
+            h_key = key if all_hist else key[hist]
+            windows = {}
+            for f in self.features.sequence:
+                values = dense[f.static] if f.static is not None else self._history_only(ev, f)
+                windows[f.name] = Windows.over(values if all_hist else values[hist],
+                                               self.max_seq_len)
+        else:
+            key, t_span, h_key, windows = self._history_table(ev, ucode, user_change, history)
         targets = np.flatnonzero(ev["target"])
         for start in range(0, len(targets), self.chunk_size):
             rows = targets[start:start + self.chunk_size]
             yield from self._chunk(ev, rows, key[rows], ucode[rows] * t_span, h_key,
                                    (dense, windows), rng)
+
+    def _history_table(self, ev, ucode, user_change, history: dict):
+        """Target keys, the key span of a user, history keys and windows of a separate
+        history table, in one (user code, time) key space with the targets."""
+        history = sort_events(history)
+        users = ev["user"][user_change]
+        pos = np.clip(np.searchsorted(users, history["user"]), 0, len(users) - 1)
+        keep = users[pos] == history["user"]
+        history = {k: v[keep] for k, v in history.items()}
+        h_ucode = pos[keep]
+        ts = np.concatenate([ev["ts"], history["ts"]])
+        both = np.concatenate([ucode, h_ucode])
+        key, t_span = _user_time_key(both, ts, ordered=False)
+        windows = {}
+        for f in self.features.sequence:
+            name = f.name if f.static is None else f.static
+            vocab = self.vocabs[self.features.sequence_vocab(f)]
+            values = vocab.lookup(history[event_key(name)]).astype(np.int32)
+            windows[f.name] = Windows.over(values, self.max_seq_len)
+        return key[:len(ucode)], t_span, key[len(ucode):], windows
 
     def _dense_fields(self, ev: dict, user_change: np.ndarray, ucode: np.ndarray) -> dict:
         """Per-event model values of every static field: dense ids (int32, so that the

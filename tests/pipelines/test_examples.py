@@ -103,3 +103,46 @@ def test_period_sampler_follows_the_periods_positives_and_avoids_the_positive():
     np.testing.assert_array_equal(s.category(np.array([20, 30, 40])), [5, 6, 8])
     with pytest.raises(PipelineError, match="val period"):
         PeriodSampler(items[:1], cates[:1], counts[:1], period="val")
+
+
+def test_a_separate_history_table_gives_each_target_its_users_earlier_rows():
+    """Histories from a second table (e.g. a behaviour log): the user's last rows strictly
+    earlier in time, ties in file order; users only in the history table are ignored."""
+    from mdaf_tf import feature_schema
+
+    rng = np.random.default_rng(5)
+    n, m, seq = 120, 150, 4
+    ev = {"user": rng.integers(0, 6, n), "item": rng.integers(0, 20, n),
+          "cate": rng.integers(0, 4, n), "ts": rng.integers(100, 200, n),
+          "order": np.arange(n), "label": rng.integers(0, 2, n).astype(np.int8),
+          "target": np.ones(n, bool), "history": np.zeros(n, bool)}
+    log = {"user": rng.integers(0, 8, m), "ts": rng.integers(90, 220, m), "order": np.arange(m),
+           "cate": rng.integers(0, 4, m), "field:hist_btag": rng.integers(0, 3, m)}
+    features = feature_schema.FeatureSchema(
+        static=feature_schema.DEFAULT.static,
+        sequence=(feature_schema.SequenceField("hist_cate_id", "cate_id"),
+                  feature_schema.SequenceField("hist_btag", vocabulary="btag")))
+    vocabs = {schema.USER_VOCAB: _identity_vocab(ev["user"]),
+              schema.ITEM_VOCAB: _identity_vocab(ev["item"]),
+              schema.CATE_VOCAB: _identity_vocab(np.concatenate([ev["cate"], log["cate"]])),
+              "btag": _identity_vocab(log["field:hist_btag"])}
+    b = ExampleBuilder(vocabs=vocabs, boundaries=(10**9, 10**9), max_seq_len=seq,
+                       samplers=None, neg_ratio=0, seed=0, features=features, chunk_size=50)
+    out = [c for _, c in b.build(dict(ev), history=dict(log))]
+    got = {k: np.concatenate([np.asarray(c[k]) for c in out]) for k in out[0]}
+    expected = []
+    for i in range(n):
+        rows = sorted((j for j in range(m) if log["user"][j] == ev["user"][i]
+                       and log["ts"][j] < ev["ts"][i]), key=lambda j: (log["ts"][j], j))[-seq:]
+        pad = [0] * (seq - len(rows))
+        expected.append((int(ev["ts"][i]), int(vocabs["user"].lookup([ev["user"][i]])[0]),
+                         tuple(pad + vocabs["cate"].lookup(log["cate"][rows]).tolist()),
+                         tuple(pad + vocabs["btag"].lookup(log["field:hist_btag"][rows]).tolist()),
+                         len(rows)))
+    actual = list(zip(got["timestamp"].tolist(), got["user_id"].tolist(),
+                      map(tuple, got["hist_cate_id"].tolist()),
+                      map(tuple, got["hist_btag"].tolist()), got["hist_len"].tolist(),
+                      strict=True))
+    assert sorted(actual) == sorted(expected)
+    lengths = {e[-1] for e in expected}
+    assert 0 in lengths and seq in lengths and len(lengths) > 2
