@@ -39,7 +39,7 @@ import sys
 import numpy as np
 
 from mdaf_tf import feature_schema
-from pipelines import context, declared_columns
+from pipelines import context, declared_columns, taobao_ad_log
 from pipelines.csv_input import BadRows, check_input_file
 from pipelines.errors import PipelineError, run_cli
 from pipelines.examples import ExampleBuilder, event_key, sort_events, training_vocabularies
@@ -75,7 +75,11 @@ def parse_args(argv):
     p.add_argument("--ad-feature", required=True, help="ad_feature.csv")
     p.add_argument("--user-profile", required=True, help="user_profile.csv")
     p.add_argument("--protocol", choices=("time", "thesis"), default="time")
-    p.add_argument("--history", choices=("impressions", "clicks"), default="impressions")
+    p.add_argument("--behavior-log", default=None,
+                   help="behavior_log.csv (user, time_stamp, btag, cate, brand), for "
+                        "--history behavior-log")
+    p.add_argument("--history", choices=("impressions", "clicks", "behavior-log"),
+                   default="impressions")
     p.add_argument("--sample-size", type=int, default=THESIS_SAMPLE,
                    help="rows the thesis protocol samples (default 2,000,000)")
     p.add_argument("--partitions", type=int, default=None,
@@ -90,6 +94,10 @@ def parse_args(argv):
         raise PipelineError("--sample-size must be at least 1")
     if args.partitions is not None and args.partitions < 1:
         raise PipelineError("--partitions must be at least 1")
+    if (args.history == "behavior-log") != (args.behavior_log is not None):
+        raise PipelineError("--history behavior-log and --behavior-log FILE go together")
+    if args.history == "behavior-log" and args.protocol != "time":
+        raise PipelineError("--history behavior-log is built for --protocol time")
     split_flags = [f"--{k.replace('_', '-')}" for k in ("val_start", "test_start",
                                                          "val_fraction", "test_fraction")
                    if getattr(args, k) is not None]
@@ -106,13 +114,19 @@ def parse_args(argv):
     return args
 
 
-def features() -> feature_schema.FeatureSchema:
+_LOG_SEQUENCE = (feature_schema.SequenceField("hist_cate_id", "cate_id"),
+                 feature_schema.SequenceField("hist_brand", "brand"),
+                 feature_schema.SequenceField("hist_btag", vocabulary="btag"))
+
+
+def features(history: str = "impressions") -> feature_schema.FeatureSchema:
     static = (*feature_schema.DEFAULT.static,
               *(feature_schema.StaticField(f) for f in (*AD_FIELDS[1:], "pid")),
               feature_schema.StaticField("price", kind=feature_schema.NUMERIC),
               *(feature_schema.StaticField(f) for f in PROFILE_FIELDS),
               *context.static_fields(context.FIELDS))
-    return feature_schema.FeatureSchema(static=static, sequence=feature_schema.DEFAULT.sequence)
+    sequence = _LOG_SEQUENCE if history == "behavior-log" else feature_schema.DEFAULT.sequence
+    return feature_schema.FeatureSchema(static=static, sequence=sequence)
 
 
 def _read_all(args, lookups: Lookups, pid: PidCodes, bad: BadRows) -> tuple[dict, int]:
@@ -155,7 +169,7 @@ def _build_thesis(args, out, lookups: Lookups, bad: BadRows) -> tuple[dict, dict
     out.features = _with_price_stats(out.features, *declared_columns.numeric_stats(
         ev[event_key("price")][train]))
     vocabs = training_vocabularies(ev, lookups.names(pid), train, out.features, args.min_count)
-    _write_examples(args, out, vocabs, (None, None), [ev])
+    _write_examples(args, out, vocabs, (None, None), [(ev, None)])
     return {**counts, "rows_read": parsed, "rows_used": int(len(ev["user"])),
             "clicks": int(ev["label"].sum())}, vocabs
 
@@ -165,10 +179,12 @@ _PART_COLUMNS = (("user", np.int64), ("ts", np.int64), ("adgroup", np.int64),
 _BYTES_PER_PARTITION = 160 << 20  # of raw_sample text: about 4.5M rows, ~2 GiB in memory
 
 
-def _build_time(args, out, lookups: Lookups, bad: BadRows, boundaries) -> tuple[dict, dict]:
-    """Stream raw_sample into per-user partitions while counting the training rows' keys,
-    then write each partition's examples: memory is bounded by one partition."""
-    size = os.path.getsize(args.raw_sample)
+def _build_time(args, out, lookups: Lookups, bad: BadRows, boundaries,
+                ads) -> tuple[dict, dict]:
+    """Stream raw_sample (and the behaviour log) into per-user partitions while counting the
+    training rows' keys, then write each partition's examples: memory is bounded by one
+    partition."""
+    size = sum(os.path.getsize(f) for f in (args.raw_sample, args.behavior_log) if f)
     n_parts = args.partitions or max(1, math.ceil(size / _BYTES_PER_PARTITION))
     parts = Partitions(out.scratch, n_parts, _PART_COLUMNS)
     pid = PidCodes()
@@ -193,11 +209,16 @@ def _build_time(args, out, lookups: Lookups, bad: BadRows, boundaries) -> tuple[
     if not len(counts["user"][0]):
         raise PipelineError(f"no training rows before {boundaries[0]} in {args.raw_sample}")
     out.features = _with_price_stats(out.features, *lookups.price_stats(*counts["adgroup"]))
-    vocabs = lookups.vocabularies(counts, pid, args.min_count)
-    tables = (lookups.events(d, pid.sorted_keys(d["pid"]), args.history, vocabs)
-              for d in map(_sorted_partition, map(parts.load, range(parts.parts))))
+    log = (taobao_ad_log.read(args, out.scratch, lookups, ads, n_parts, boundaries[0],
+                               WINDOW[1])
+           if args.behavior_log else None)
+    vocabs = lookups.vocabularies(counts, pid, args.min_count, log.counts if log else None)
+    tables = ((lookups.events(d, pid.sorted_keys(d["pid"]), args.history, vocabs),
+               log.load(p) if log else None)
+              for p, d in enumerate(map(_sorted_partition, map(parts.load, range(n_parts)))))
     _write_examples(args, out, vocabs, boundaries, tables)
-    return {"rows_read": int(parsed), "rows_used": used, "clicks": clicks}, vocabs
+    return {"rows_read": int(parsed), "rows_used": used, "clicks": clicks,
+            **(log.summary if log else {})}, vocabs
 
 
 def _sorted_partition(rows: dict) -> dict:
@@ -210,8 +231,8 @@ def _write_examples(args, out, vocabs: dict, boundaries, tables) -> None:
     out.start_examples(vocabs, sampled_negatives=False)
     builder = ExampleBuilder(vocabs=vocabs, boundaries=boundaries, max_seq_len=args.max_seq_len,
                              samplers=None, neg_ratio=0.0, seed=args.seed, features=out.features)
-    for ev in tables:
-        for split, cols in builder.build(ev):
+    for ev, history in tables:
+        for split, cols in builder.build(ev, history):
             out.write(split, cols)
 
 
@@ -244,8 +265,10 @@ def _thesis_protocol(ev: dict, seed: int) -> tuple[dict, dict]:
 
 def _sources(args) -> dict:
     out = {}
-    for name in ("raw_sample", "ad_feature", "user_profile"):
+    for name in ("raw_sample", "ad_feature", "user_profile", "behavior_log"):
         path = getattr(args, name)
+        if path is None:
+            continue
         digest = hashlib.sha256()
         with open(path, "rb") as f:
             for block in iter(lambda: f.read(1 << 22), b""):
@@ -256,10 +279,11 @@ def _sources(args) -> dict:
 
 
 def build(args) -> dict:
-    for path in (args.raw_sample, args.ad_feature, args.user_profile):
-        check_input_file(path)
+    for path in (args.raw_sample, args.ad_feature, args.user_profile, args.behavior_log):
+        if path is not None:
+            check_input_file(path)
     with DatasetDir(args.output, vars(args).copy(), args.raw_sample,
-                    features=features()) as out:
+                    features=features(args.history)) as out:
         ads, ad_keys = read_table(args.ad_feature, AD_COLUMNS, "adgroup_id")
         profiles, profile_keys = read_table(args.user_profile, PROFILE_COLUMNS, "userid")
         lookups = Lookups(ads, ad_keys, profiles, profile_keys, args.ad_feature)
@@ -271,7 +295,7 @@ def build(args) -> dict:
             boundaries = (args.val_start if args.val_start is not None else TIME_BOUNDARIES[0],
                           args.test_start if args.test_start is not None
                           else TIME_BOUNDARIES[1])
-            counts, vocabs = _build_time(args, out, lookups, bad, boundaries)
+            counts, vocabs = _build_time(args, out, lookups, bad, boundaries, ads)
         counts["rows_read"] += bad.counts.get("wrong_column_count", 0)
         counts["rows_dropped"] = dict(bad.counts)
         return out.commit({"counts": counts, "dataset": "taobao_ad", "protocol": args.protocol,

@@ -1,7 +1,8 @@
 """Reading the three files of Taobao Ad Display/Click (Tianchi dataset 56).
 
-``raw_sample.csv`` (user, time_stamp, adgroup_id, pid, nonclk, clk) is streamed in blocks
-and validated with vectorised Arrow compute; ``ad_feature.csv`` (adgroup_id, cate_id,
+``raw_sample.csv`` (user, time_stamp, adgroup_id, pid, nonclk, clk) and ``behavior_log.csv``
+(user, time_stamp, btag, cate, brand) are streamed in blocks and validated with vectorised
+Arrow compute; ``ad_feature.csv`` (adgroup_id, cate_id,
 campaign_id, customer, brand, price) and ``user_profile.csv`` (userid and eight profile
 fields) are small lookup tables read whole. Every column is read as text; ``NULL`` and empty
 cells are missing.
@@ -23,9 +24,13 @@ RAW_COLUMNS = ["user", "time_stamp", "adgroup_id", "pid", "nonclk", "clk"]
 AD_COLUMNS = ["adgroup_id", "cate_id", "campaign_id", "customer", "brand", "price"]
 PROFILE_COLUMNS = ["userid", "cms_segid", "cms_group_id", "final_gender_code", "age_level",
                    "pvalue_level", "shopping_level", "occupation", "new_user_class_level"]
+LOG_COLUMNS = ["user", "time_stamp", "btag", "cate", "brand"]
+BTAGS = ("buy", "cart", "fav", "pv")  # behaviour types; a btag's key is its index here
 # Reasons a raw_sample row is dropped, in the order they are checked.
 REASONS = ("bad_user", "bad_time_stamp", "bad_adgroup_id", "missing_pid", "bad_click_flag",
            "contradictory_click", "unknown_adgroup", "outside_window")
+# Reasons a behavior_log row is dropped (events after the impressions' last day are of no use).
+LOG_REASONS = ("bad_user", "bad_time_stamp", "unknown_btag", "bad_cate", "after_window")
 
 
 def _header(path: str) -> list[str]:
@@ -92,7 +97,7 @@ def stream_raw_sample(path: str, ad_keys: np.ndarray, window: tuple[int, int], b
                   pc.not_equal(cols["pid"], "").to_numpy(zero_copy_only=False),
                   flags[0] & flags[1], clk != nonclk, lookup(ad_keys, ad)[1],
                   (ts >= window[0]) & (ts < window[1])]
-        good = _count_reasons(checks, bad, seen)
+        good = _count_reasons(checks, bad, seen, REASONS)
         idx = np.flatnonzero(good)
         yield ({"user": user[idx], "ts": ts[idx], "adgroup": ad[idx],
                 "pid": cols["pid"].take(pa.array(idx)), "clk": clk[idx].astype(np.int8)},
@@ -100,12 +105,37 @@ def stream_raw_sample(path: str, ad_keys: np.ndarray, window: tuple[int, int], b
         seen += batch.num_rows
 
 
-def _count_reasons(checks: list[np.ndarray], bad: BadRows, seen: int) -> np.ndarray:
+def stream_behavior_log(path: str, window_end: int, bad: BadRows):
+    """Yield per block: {user, ts, btag (key), cate (text), brand (text)} of the valid rows
+    and their positions among parsed rows; drop reasons (LOG_REASONS) go to ``bad``."""
+    header = _check_header(path, LOG_COLUMNS)
+    seen = 0
+    for batch in stream_csv(path, header, header=True, bad=bad):
+        cols = {c: pc.fill_null(pc.utf8_trim_whitespace(batch.column(c)), "")
+                for c in LOG_COLUMNS}
+        user, ok_user = parse_int(cols["user"])
+        ts, ok_ts = parse_int(cols["time_stamp"])
+        btag = pc.index_in(cols["btag"], value_set=pa.array(BTAGS)).to_numpy(
+            zero_copy_only=False)
+        known_btag = ~np.isnan(btag.astype(np.float64))
+        ok_cate = parse_int(cols["cate"])[1]
+        good = _count_reasons([ok_user, ok_ts, known_btag, ok_cate, ts < window_end], bad, seen,
+                              LOG_REASONS)
+        idx = np.flatnonzero(good)
+        take = pa.array(idx)
+        yield ({"user": user[idx], "ts": ts[idx],
+                "btag": np.nan_to_num(btag[idx].astype(np.float64)).astype(np.int8),
+                "cate": cols["cate"].take(take), "brand": cols["brand"].take(take)}, seen + idx)
+        seen += batch.num_rows
+
+
+def _count_reasons(checks: list[np.ndarray], bad: BadRows, seen: int,
+                   reasons: tuple[str, ...]) -> np.ndarray:
     """Rows passing every check; each failing row is counted under its first reason. In
     strict mode the first failing row is an error naming its line."""
     good = np.ones(len(checks[0]), dtype=bool)
     first_bad = None
-    for reason, ok in zip(REASONS, checks, strict=True):
+    for reason, ok in zip(reasons, checks, strict=True):
         failing = good & ~ok
         if failing.any():
             row = int(np.flatnonzero(failing)[0])

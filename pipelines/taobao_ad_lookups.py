@@ -17,7 +17,7 @@ import pyarrow.compute as pc
 from mdaf_tf import schema
 from pipelines import context, declared_columns
 from pipelines.examples import dense_key, event_key
-from pipelines.taobao_ad_inputs import AD_COLUMNS, PROFILE_COLUMNS, lookup
+from pipelines.taobao_ad_inputs import AD_COLUMNS, BTAGS, PROFILE_COLUMNS, lookup
 from pipelines.vocab import Vocabulary, group_count
 
 AD_FIELDS = AD_COLUMNS[1:5]  # cate_id, campaign_id, customer, brand (price is numeric)
@@ -55,6 +55,27 @@ class PidCodes:
         return rank[codes]
 
 
+class SharedKeys:
+    """One key space for ids read as text from several files (a field of ad_feature.csv and
+    of behavior_log.csv): codes while streaming, then keys: integers where every id is one,
+    else codes into the sorted distinct strings (missing: ``<missing>``)."""
+
+    def __init__(self):
+        self.codes = PidCodes()
+
+    def encode(self, column) -> np.ndarray:
+        text_ = pc.if_else(pc.equal(text(column), ""), declared_columns.MISSING, text(column))
+        return self.codes.encode(text_)
+
+    def finish(self) -> tuple[np.ndarray, np.ndarray | None]:
+        """(key of each code, names or None for integer keys)."""
+        names = self.codes.names()
+        keys, names_or_none = declared_columns.categorical_keys(pa.chunked_array(
+            [pa.array(list(names), pa.string())]))
+        ranked = self.codes.sorted_keys(np.arange(len(names)))
+        return keys[ranked], names_or_none
+
+
 class Lookups:
     def __init__(self, ads: pa.Table, ad_keys: np.ndarray, profiles: pa.Table,
                  profile_keys: np.ndarray, ad_path: str):
@@ -73,7 +94,7 @@ class Lookups:
     def names(self, pid: PidCodes) -> dict:
         """Vocabulary -> the strings its keys index (None: integer ids)."""
         names = {schema.USER_VOCAB: None, schema.ITEM_VOCAB: None, "pid": pid.names(),
-                 **{f: None for f in context.FIELDS}}
+                 "btag": np.array(BTAGS, dtype=object), **{f: None for f in context.FIELDS}}
         names.update({VOCAB.get(f, f): self.ad[f][1] for f in AD_FIELDS})
         names.update({f: self.profile[f][1] for f in PROFILE_FIELDS})
         return names
@@ -116,10 +137,18 @@ class Lookups:
         rows = {"ad": ad_row, "profile": profile_row}
         return {dense_key(f): ids[rows[table]] for f, (ids, table) in self._dense_rows.items()}
 
-    def vocabularies(self, counts: dict, pid: PidCodes, min_count: int) -> dict:
+    def share(self, field: str, keys: np.ndarray, names: np.ndarray | None):
+        """Replace an ad field's per-row keys by keys of a key space shared with another file
+        (``SharedKeys.finish``); ``keys`` are per ad_feature row."""
+        self.ad[field] = (keys, names)
+        self._dense_vocabs = None
+
+    def vocabularies(self, counts: dict, pid: PidCodes, min_count: int,
+                     extra: dict | None = None) -> dict:
         """Vocabularies from training counts: ``counts`` maps user, adgroup, pid (codes),
         hour and day_of_week to (keys, counts); ad fields count through their adgroups,
-        profile fields through their users."""
+        profile fields through their users; ``extra`` {vocabulary: (keys, counts)} adds
+        counts from elsewhere (the behaviour log's) or vocabularies of their own."""
         names = self.names(pid)
         users, items = counts["user"], counts["adgroup"]
         by_vocab = {schema.USER_VOCAB: users, schema.ITEM_VOCAB: items,
@@ -131,7 +160,10 @@ class Lookups:
         profile_row = self.profile_rows(users[0])
         for f in PROFILE_FIELDS:
             by_vocab[f] = _merged(self.profile[f][0][profile_row], users[1])
-        return {v: Vocabulary(*_merged(*by_vocab[v]), min_count=min_count, names=names[v])
+        for vocab, (keys, n) in (extra or {}).items():
+            old_keys, old_n = by_vocab.get(vocab, (keys[:0], n[:0]))
+            by_vocab[vocab] = (np.concatenate([old_keys, keys]), np.concatenate([old_n, n]))
+        return {v: Vocabulary(*_merged(*by_vocab[v]), min_count=min_count, names=names.get(v))
                 for v in by_vocab}
 
     def price_stats(self, adgroups: np.ndarray, counts: np.ndarray) -> tuple[float, float]:

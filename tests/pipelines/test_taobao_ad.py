@@ -28,6 +28,9 @@ CATEGORICAL = {"user_id": "user", "item_id": "item", "cate_id": "cate",
                **{f: f for f in ("campaign_id", "customer", "brand", "pid", *PROFILE, "hour",
                                  "day_of_week")}}
 SEQ = 4
+HISTORY = {"impressions": (("item_id", "item"), ("cate_id", "cate")),
+           "clicks": (("item_id", "item"), ("cate_id", "cate")),
+           "behavior-log": (("cate_id", "cate"), ("brand", "brand"), ("btag", "btag"))}
 
 
 def _csv(name):
@@ -53,6 +56,23 @@ def _reason(r, ads):
               ("unknown_adgroup", lambda: r["adgroup_id"] in ads),
               ("outside_window", lambda: DAY(6) <= int(r["time_stamp"]) < DAY(14))]
     return next((reason for reason, ok in checks if not ok()), None)
+
+
+def _log_reason(r):
+    is_int = lambda s: s.strip().lstrip("+-").isdigit()  # noqa: E731
+    checks = [("bad_user", lambda: is_int(r["user"])),
+              ("bad_time_stamp", lambda: is_int(r["time_stamp"])),
+              ("unknown_btag", lambda: r["btag"] in ("pv", "cart", "fav", "buy")),
+              ("bad_cate", lambda: is_int(r["cate"])),
+              ("after_window", lambda: int(r["time_stamp"]) < DAY(14))]
+    return next((reason for reason, ok in checks if not ok()), None)
+
+
+def _log_values():
+    """The valid behaviour-log events: user, time, line, and raw cate_id, brand, btag."""
+    return [{"user": r["user"], "ts": int(r["time_stamp"]), "line": n, "cate_id": r["cate"],
+             "brand": _missing(r["brand"]), "btag": r["btag"]}
+            for n, r in enumerate(_csv("behavior_log.csv")) if not _log_reason(r)]
 
 
 def _raw_values(r, ads, profiles):
@@ -100,27 +120,35 @@ def _reference(protocol, history, seed=42, sample=50):
         earlier = lambda i, j: ts[j] < ts[i]  # noqa: E731 -- strictly earlier in time
     values = [_raw_values(r, ads, profiles) for r in rows]
     train_rows = [i for i in range(len(rows)) if split[i] == "train"]
-    known = {f: known_ids(values[i][0][f] for i in train_rows) for f in CATEGORICAL}
+    log = _log_values() if history == "behavior-log" else []
+    train_log = [v for v in log if v["ts"] < DAY(12)]
+    known = {f: known_ids([*(values[i][0][f] for i in train_rows),
+                           *(v[f] for v in train_log if f in v)]) for f in CATEGORICAL}
+    known["btag"] = known_ids(v["btag"] for v in train_log)
     prices = [values[i][1] for i in train_rows if not math.isnan(values[i][1])]
     expected = []
     for i, r in enumerate(rows):
-        hist = [j for j in range(len(rows)) if rows[j]["user"] == r["user"] and earlier(i, j)
-                and (history == "impressions" or rows[j]["clk"] == "1")]
-        if protocol == "time":
-            hist.sort(key=lambda j: (int(rows[j]["time_stamp"]), j))
-        hist = hist[-SEQ:]
         name = lambda f, v: v if v in known[f] else "OOV"  # noqa: E731
-        tokens = tuple(tuple(["PAD"] * (SEQ - len(hist))
-                             + [name(f, values[j][0][f]) for j in hist])
-                       for f in ("item_id", "cate_id"))
+        if history == "behavior-log":  # the user's log events strictly before, file order
+            hist = [v for v in log if v["user"] == r["user"] and v["ts"] < int(r["time_stamp"])]
+            hist = sorted(hist, key=lambda v: (v["ts"], v["line"]))[-SEQ:]
+        else:
+            hist = [j for j in range(len(rows)) if rows[j]["user"] == r["user"]
+                    and earlier(i, j) and (history == "impressions" or rows[j]["clk"] == "1")]
+            if protocol == "time":
+                hist.sort(key=lambda j: (int(rows[j]["time_stamp"]), j))
+            hist = [values[j][0] for j in hist[-SEQ:]]
+        tokens = tuple(tuple(["PAD"] * (SEQ - len(hist)) + [name(f, h[f]) for h in hist])
+                       for f, _ in HISTORY[history])
         ids = tuple(sorted((f, name(f, v)) for f, v in values[i][0].items()))
         expected.append((split[i], int(r["time_stamp"]), int(r["clk"]), ids,
                          values[i][1], tokens, len(hist)))
     return expected, reasons, known, (statistics.fmean(prices), statistics.pstdev(prices))
 
 
-def _actual(out):
-    vocab = {v: read_vocab(out, v) for v in set(CATEGORICAL.values())}
+def _actual(out, history):
+    vocab = {v: read_vocab(out, v) for v in {*CATEGORICAL.values(), *dict(HISTORY[history])
+                                                .values()}}
     raw = lambda v, d: vocab[v][d - 2] if d >= 2 else ("PAD" if d == 0 else "OOV")  # noqa: E731
     rows = []
     for split in ("train", "val", "test"):
@@ -128,7 +156,7 @@ def _actual(out):
         for k in range(len(ex["label"])):
             ids = tuple(sorted((f, raw(v, int(ex[f][k]))) for f, v in CATEGORICAL.items()))
             tokens = tuple(tuple(raw(v, int(d)) for d in ex[f"hist_{f}"][k])
-                           for f, v in (("item_id", "item"), ("cate_id", "cate")))
+                           for f, v in HISTORY[history])
             rows.append((split, int(ex["timestamp"][k]), int(ex["label"][k]), ids,
                          float(ex["price"][k]), tokens, int(ex["hist_len"][k])))
     return rows, vocab
@@ -158,7 +186,7 @@ def test_matches_a_plain_python_reference_row_by_row(tmp_path, cli, protocol, hi
     assert code == 0, err
     meta = json.loads((tmp_path / "ds" / "metadata.json").read_text())
     expected, reasons, known, (mean, std) = _reference(protocol, history, sample=sample)
-    actual, vocab = _actual(tmp_path / "ds")
+    actual, vocab = _actual(tmp_path / "ds", history)
     assert meta["counts"]["rows_dropped"] == reasons
     assert len(actual) == len(expected) > 30
     for a, e in zip(sorted(actual, key=_key), sorted(expected, key=_key), strict=True):
@@ -206,3 +234,24 @@ def test_strict_line_counts_blank_lines_and_bad_split_flags_are_one_line(tmp_pat
         code, err = _run(cli, tmp_path / "x", protocol, "impressions", 42, *flags)
         assert code == 2 and len(err.strip().splitlines()) == 1, (flags, err)
         assert not (tmp_path / "x").exists()
+
+
+def test_behavior_log_history_matches_a_plain_python_reference(tmp_path, cli):
+    """Each impression's history: its user's last log events strictly before it (category,
+    brand, behaviour type); category and brand vocabularies count the training period's
+    impressions and log events; bad log rows are counted by reason."""
+    code, err = _run(cli, tmp_path / "ds", "time", "behavior-log", 42, "--behavior-log",
+                     FILES / "behavior_log.csv", "--partitions", 3)
+    assert code == 0, err
+    meta = json.loads((tmp_path / "ds" / "metadata.json").read_text())
+    expected, reasons, known, _ = _reference("time", "behavior-log")
+    actual, vocab = _actual(tmp_path / "ds", "behavior-log")
+    assert len(actual) == len(expected) > 30
+    for a, e in zip(sorted(actual, key=_key), sorted(expected, key=_key), strict=True):
+        assert a[:4] == e[:4] and a[5:] == e[5:], (a, e)
+    for field, v in (("cate_id", "cate"), ("brand", "brand"), ("btag", "btag")):
+        assert set(vocab[v]) == known[field], field
+    assert meta["counts"]["log_rows_dropped"] == {"bad_user": 1, "unknown_btag": 1,
+                                                  "bad_cate": 1, "after_window": 1}
+    assert {t for row in expected for t in row[5][2]} >= {"PAD", "pv"}
+    assert any(0 < row[6] < SEQ for row in expected) and any(row[6] == SEQ for row in expected)
