@@ -5,7 +5,9 @@
 ``--taobao-ad-rows N`` also runs ``pipelines.taobao_ad`` (time protocol, impressions
 history, its defaults) on generated files of N impressions (``benchmarks/taobao_ad_data.py``:
 the real files' proportions) in a child process, reporting raw_sample rows/s and the child's
-peak resident memory.
+own peak resident memory (``run_module_peak``); ``--taobao-ad-log-rows M`` adds a generated
+behaviour log of M events and runs with ``--history behavior-log`` (``all_rows_per_s``:
+impressions and log rows).
 
 Runs the pipeline (default arguments: all four behaviours positive, 1.5 negatives per
 positive, history 50, gzip level 1) on the shared 110k-row Tianchi slice and on a
@@ -102,20 +104,49 @@ def run_pipeline(path: str, out: str, extra: tuple = ()) -> dict:
             "input_bytes": os.path.getsize(path), "output_gz_bytes": size}
 
 
-def run_taobao_ad(tmp: str, rows: int) -> dict:
-    """Generate the three files and run pipelines.taobao_ad on them in a child process."""
+_PEAK_WRAPPER = """
+import os, runpy, sys
+module, out = sys.argv[1], os.environ["BENCHMARK_PEAK_FILE"]
+sys.argv = [module, *sys.argv[2:]]
+try:
+    runpy.run_module(module, run_name="__main__", alter_sys=True)
+finally:
+    with open("/proc/self/status") as f, open(out, "w") as o:
+        o.write(next(line for line in f if line.startswith("VmHWM")).split()[1])
+"""
+
+
+def run_module_peak(module: str, args: list, tmp: str) -> float:
+    """Run ``python -m module args`` in a child process; return the child's own peak resident
+    memory in GiB: the VmHWM of its address space (Linux). Its ``ru_maxrss`` would not do: the
+    kernel carries the parent's peak into the child at the spawn, so a parent that generated
+    big inputs would be measured instead."""
+    peak_file = os.path.join(tmp, "peak_kib")
+    subprocess.run([sys.executable, "-c", _PEAK_WRAPPER, module, *map(str, args)], check=True,
+                   env={**os.environ, "BENCHMARK_PEAK_FILE": peak_file})
+    with open(peak_file) as f:
+        return int(f.read()) / 2**20
+
+
+def run_taobao_ad(tmp: str, rows: int, log_rows: int = 0) -> dict:
+    """Generate the three files (and a behaviour log of ``log_rows`` events, then run with
+    ``--history behavior-log``) and run pipelines.taobao_ad on them in a child process."""
     from benchmarks import taobao_ad_data
 
     start = time.perf_counter()
     files = taobao_ad_data.generate(tmp, rows)
+    log_flags = []
+    if log_rows:
+        files["behavior_log"] = taobao_ad_data.generate_behavior_log(tmp, log_rows, rows)
+        log_flags = ["--history", "behavior-log", "--behavior-log", files["behavior_log"]]
     generate_s = time.perf_counter() - start
     out = os.path.join(tmp, "taobao_ad")
     load_before = os.getloadavg()[0]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "pipelines.taobao_ad", "--raw-sample",
-                    files["raw_sample"], "--ad-feature", files["ad_feature"], "--user-profile",
-                    files["user_profile"], "--output", out], check=True)
+    peak = run_module_peak("pipelines.taobao_ad", [
+        "--raw-sample", files["raw_sample"], "--ad-feature", files["ad_feature"],
+        "--user-profile", files["user_profile"], "--output", out, *log_flags], tmp)
     seconds = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     with open(os.path.join(out, "metadata.json")) as f:
@@ -123,12 +154,16 @@ def run_taobao_ad(tmp: str, rows: int) -> dict:
     read = meta["counts"]["rows_read"]
     cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
     examples = sum(s["examples"] for s in meta["splits"].values())
-    return {"pipeline": "taobao_ad", "protocol": "time", "history": "impressions",
-            "input_rows": read, "examples": examples,
+    log_read = meta["counts"].get("log_rows_read", 0)
+    return {"pipeline": "taobao_ad", "protocol": "time",
+            "history": "behavior-log" if log_rows else "impressions",
+            "input_rows": read, "examples": examples, "log_rows": log_read,
+            "all_rows_per_s": round((read + log_read) / seconds),
             "generate_seconds": round(generate_s, 2), "seconds": round(seconds, 2),
             "cpu_seconds": round(cpu, 2), "input_rows_per_s": round(read / seconds),
             "examples_per_s": round(examples / seconds), "input_rows_per_cpu_s": round(read / cpu),
-            "peak_rss_gib": round(after.ru_maxrss / 2**20, 2),
+            "peak_rss_gib": round(peak, 2), "peak_rss_method": "the child's VmHWM",
+            "leak_report": meta.get("leak_report"),
             "load_average": [round(load_before, 1), round(os.getloadavg()[0], 1)],
             "input_bytes": {k: os.path.getsize(v) for k, v in files.items()}}
 
@@ -167,6 +202,9 @@ def main(argv=None):
     p.add_argument("--workdir", default=None, help="temporary space (default: system temp)")
     p.add_argument("--taobao-ad-rows", type=int, default=0,
                    help="also run pipelines.taobao_ad on generated files of this many rows")
+    p.add_argument("--taobao-ad-log-rows", type=int, default=0,
+                   help="with --taobao-ad-rows: a generated behaviour log of this many events "
+                        "(--history behavior-log)")
     args = p.parse_args(argv)
     results = {"cpu_count": os.cpu_count(), "native_encoder": native.library() is not None}
     with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
@@ -185,8 +223,9 @@ def main(argv=None):
                 results[f"generated_{args.rows}{suffix}"] = run_pipeline(
                     path, os.path.join(tmp, "gen" + suffix), extra)
         if args.taobao_ad_rows > 0:
-            results[f"taobao_ad_generated_{args.taobao_ad_rows}"] = run_taobao_ad(
-                tmp, args.taobao_ad_rows)
+            log = f"_log_{args.taobao_ad_log_rows}" if args.taobao_ad_log_rows else ""
+            results[f"taobao_ad_generated_{args.taobao_ad_rows}{log}"] = run_taobao_ad(
+                tmp, args.taobao_ad_rows, args.taobao_ad_log_rows)
     print(f"{'input':<26}{'rows':>10}{'examples':>11}{'seconds':>9}{'rows/s':>9}"
           f"{'examples/s':>11}{'cpu s':>8}{'rows/cpu-s':>11}{'load':>11}")
     for name, r in results.items():

@@ -13,11 +13,13 @@ import os
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from pipelines import taobao_ad
 
 REAL_ROWS = 26_557_961
+REAL_LOG_ROWS = 723_268_134  # behavior_log.csv: 22 days of page views, carts, favourites, buys
 RATIOS = {"users": 1_141_729 / REAL_ROWS, "adgroups": 846_811 / REAL_ROWS}
 PROFILE_SHARE = 1_061_768 / 1_141_729
 
@@ -63,3 +65,29 @@ def generate(directory: str, rows: int, seed: int = 0) -> dict:
         "nonclk": 1 - clk, "clk": clk})
     return {name: os.path.join(directory, f"{name}.csv")
             for name in ("raw_sample", "ad_feature", "user_profile")}
+
+
+def generate_behavior_log(directory: str, rows: int, impressions: int, seed: int = 1,
+                          chunk: int = 5_000_000) -> str:
+    """Write behavior_log.csv with ``rows`` events of the users of ``generate(directory,
+    impressions)`` over the 22 days before the impressions' last day (about 90% page views,
+    brand NULL for about 10%), ``chunk`` rows at a time (bounded memory at any size); return
+    its path."""
+    rng = np.random.default_rng(seed)
+    users = max(3, int(impressions * RATIOS["users"]))
+    start = taobao_ad.WINDOW[1] - 22 * 86400
+    btags = pa.array(["pv", "cart", "fav", "buy"])
+    path = os.path.join(directory, "behavior_log.csv")
+    with open(path, "wb") as f:
+        f.write(b"user,time_stamp,btag,cate,brand\n")
+        for begin in range(0, rows, chunk):
+            n = min(chunk, rows - begin)
+            brand = pc.cast(pa.array(rng.integers(1, max(2, impressions // 250), n)), pa.string())
+            brand = pc.if_else(pa.array(rng.random(n) < 0.1), "NULL", brand)
+            btag = btags.take(pa.array(rng.choice(4, n, p=[0.9, 0.04, 0.03, 0.03])))
+            table = pa.table({"user": rng.integers(1, users + 1, n),
+                              "time_stamp": rng.integers(start, taobao_ad.WINDOW[1], n),
+                              "btag": btag, "cate": rng.integers(1, 6770, n), "brand": brand})
+            pacsv.write_csv(table, f, pacsv.WriteOptions(include_header=False,
+                                                         quoting_style="none"))
+    return path

@@ -86,7 +86,7 @@ def is_int(text: str) -> bool:
 def parse_int(arr: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, np.ndarray]:
     """int64 values (0 where invalid) and a validity mask for a string column."""
     # Arrow's cast also reads hexadecimal ("0x10"); only plain decimals are ids here.
-    has_hex = pc.any(pc.match_substring(arr, "x", ignore_case=True)).as_py()
+    has_hex = _may_hold_x(arr)
     try:
         if has_hex:
             raise pa.ArrowInvalid("hexadecimal")
@@ -97,6 +97,22 @@ def parse_int(arr: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, np.ndarray]:
         ok = pc.fill_null(ok, False)
         cleaned = pc.if_else(ok, arr, pa.scalar("0"))
         return pc.cast(cleaned, pa.int64()).to_numpy(), ok.to_numpy(zero_copy_only=False)
+
+
+def _may_hold_x(arr: pa.ChunkedArray | pa.Array) -> bool:
+    """Whether any string of ``arr`` may hold an x or X: a scan of the raw character
+    buffers (a byte outside the slice can only send the column down the exact path)."""
+    chunks = arr.chunks if isinstance(arr, pa.ChunkedArray) else [arr]
+    for chunk in chunks:
+        data = chunk.buffers()[2] if chunk.type == pa.string() else None
+        if data is None:
+            if pc.any(pc.match_substring(chunk, "x", ignore_case=True)).as_py():
+                return True
+            continue
+        text = np.frombuffer(data, dtype=np.uint8)
+        if np.count_nonzero((text | 0x20) == ord("x")):
+            return True
+    return False
 
 
 def id_keys(arr: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, np.ndarray | None]:

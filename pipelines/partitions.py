@@ -15,31 +15,35 @@ def user_partition(users: np.ndarray, parts: int) -> np.ndarray:
 
 
 class Partitions:
-    """``parts`` partitions of the ``columns`` ((name, dtype), ...) under ``directory``."""
+    """``parts`` partitions of the ``columns`` ((name, dtype), ...) under ``directory``: one
+    file of packed records per partition, so that a run at the real size (hundreds of
+    partitions, for two tables) stays well inside a default limit of 1024 open files."""
 
     def __init__(self, directory: str, parts: int, columns):
         self.directory = directory
         self.parts = parts
         self.columns = tuple(columns)
-        self.files = {(p, c): open(self._path(p, c), "wb")
-                      for p in range(parts) for c, _ in self.columns}
+        self.record = np.dtype([(c, dtype) for c, dtype in self.columns])
+        self.files = {p: open(self._path(p), "wb") for p in range(parts)}
 
-    def _path(self, p, c):
-        return os.path.join(self.directory, f"part{p:04d}.{c}")
+    def _path(self, p):
+        return os.path.join(self.directory, f"part{p:04d}.rows")
 
     def append(self, cols: dict):
         part = user_partition(cols["user"], self.parts)
         order = np.argsort(part, kind="stable")
         bounds = np.searchsorted(part[order], np.arange(self.parts + 1))
-        for c, dtype in self.columns:
-            sorted_col = cols[c].astype(dtype)[order]
-            for p in range(self.parts):
-                if bounds[p + 1] > bounds[p]:
-                    sorted_col[bounds[p]:bounds[p + 1]].tofile(self.files[(p, c)])
+        rows = np.empty(len(order), dtype=self.record)
+        for c, _ in self.columns:
+            rows[c] = cols[c][order]
+        for p in range(self.parts):
+            if bounds[p + 1] > bounds[p]:
+                rows[bounds[p]:bounds[p + 1]].tofile(self.files[p])
 
     def close(self):
         for f in self.files.values():
             f.close()
 
     def load(self, p: int) -> dict:
-        return {c: np.fromfile(self._path(p, c), dtype=dtype) for c, dtype in self.columns}
+        rows = np.fromfile(self._path(p), dtype=self.record)
+        return {c: np.ascontiguousarray(rows[c]) for c, _ in self.columns}

@@ -103,7 +103,7 @@ def simulate(args) -> dict:
     offsets = rng.integers(0, int(mean_gap) + 1, n_u)[:, None]
     ts = START_TIME + offsets + np.cumsum(gaps, axis=1)
     out = {"item": np.zeros((steps, n_u), np.int64), "label": np.zeros((steps, n_u), np.int64),
-           "static": np.zeros((steps, n_u)), "seq": np.zeros((steps, n_u))}
+           "affinity": np.zeros((steps, n_u)), "seq": np.zeros((steps, n_u))}
     users = np.arange(n_u)
     for t in range(steps):
         item = rng.integers(0, n_i, n_u)
@@ -123,7 +123,8 @@ def simulate(args) -> dict:
         clicked = label == 1
         recent[clicked, 1:] = recent[clicked, :-1]
         recent[clicked, 0] = cate[clicked]
-        out["item"][t], out["label"][t], out["static"][t], out["seq"][t] = item, label, static, seq
+        out["item"][t], out["label"][t], out["affinity"][t], out["seq"][t] = (
+            item, label, affinity[users, cate], seq)
     log = {
         "user_id": np.repeat(users[None, :], steps, axis=0).T.reshape(-1) + USER_ID_BASE,
         "item_id": out["item"].T.reshape(-1) + ITEM_ID_BASE,
@@ -131,9 +132,13 @@ def simulate(args) -> dict:
         "timestamp": ts.reshape(-1),
         "label": out["label"].T.reshape(-1),
     }
-    static = out["static"].T.reshape(-1)
-    seq = out["seq"].T.reshape(-1)
-    s_part, q_part = args.static_strength * static, args.sequence_strength * seq
+    # the logit's parts before their strengths: user x category affinity, item quality, q
+    log["part_affinity"] = out["affinity"].T.reshape(-1)
+    log["part_quality"] = quality[out["item"].T.reshape(-1)]
+    log["part_sequence"] = out["seq"].T.reshape(-1)
+    static = (log["part_affinity"] + log["part_quality"]) / np.sqrt(2.0)
+    s_part = args.static_strength * static
+    q_part = args.sequence_strength * log["part_sequence"]
     log["p"] = _sigmoid(args.bias + s_part + q_part)
     log["p_static_only"] = _sigmoid(args.bias + s_part + q_part.mean())
     log["p_sequence_only"] = _sigmoid(args.bias + s_part.mean() + q_part)

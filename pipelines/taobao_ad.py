@@ -1,8 +1,8 @@
 """Taobao Ad Display/Click (Tianchi dataset 56) -> TFRecord dataset: the thesis's real data.
 
 ``python -m pipelines.taobao_ad --raw-sample raw_sample.csv --ad-feature ad_feature.csv
---user-profile user_profile.csv --protocol time|thesis --history impressions|clicks
---output DIR``
+--user-profile user_profile.csv [--behavior-log behavior_log.csv] --protocol time|thesis
+--history impressions|clicks|behavior-log --output DIR``
 
 Every valid ``raw_sample`` row is one example, label ``clk``, with the static fields user,
 adgroup (``item_id``), ``cate_id``, ``campaign_id``, ``customer``, ``brand``, ``pid``,
@@ -24,6 +24,9 @@ stops at the first with file:line.
   hour and day of week are China time (the code takes them in UTC).
 * ``--history impressions`` (the thesis: previous rows, clicked or not) or ``clicks``
   (previous clicked rows only); tokens are (adgroup, category).
+* ``--history behavior-log --behavior-log FILE`` (time protocol): the user's last
+  ``--max-seq-len`` events of ``behavior_log.csv`` strictly before the impression, tokens
+  (category, brand, behaviour type), as BARS and DIN build them (``taobao_ad_log``).
 """
 
 from __future__ import annotations
@@ -214,7 +217,7 @@ def _build_time(args, out, lookups: Lookups, bad: BadRows, boundaries,
            if args.behavior_log else None)
     vocabs = lookups.vocabularies(counts, pid, args.min_count, log.counts if log else None)
     tables = ((lookups.events(d, pid.sorted_keys(d["pid"]), args.history, vocabs),
-               log.load(p) if log else None)
+               log.load(p, vocabs) if log else None)
               for p, d in enumerate(map(_sorted_partition, map(parts.load, range(n_parts)))))
     _write_examples(args, out, vocabs, boundaries, tables)
     return {"rows_read": int(parsed), "rows_used": used, "clicks": clicks,

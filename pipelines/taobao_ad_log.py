@@ -20,9 +20,9 @@ from collections.abc import Callable
 import numpy as np
 
 from pipelines.csv_input import BadRows
-from pipelines.examples import event_key
+from pipelines.examples import dense_key
 from pipelines.partitions import Partitions
-from pipelines.taobao_ad_inputs import stream_behavior_log
+from pipelines.taobao_ad_inputs import BTAGS, stream_behavior_log
 from pipelines.taobao_ad_lookups import Lookups, SharedKeys
 from pipelines.vocab import CountAccumulator
 
@@ -33,7 +33,7 @@ _SHARED = (("cate_id", "cate"), ("brand", "brand"))  # (static field, vocabulary
 
 @dataclasses.dataclass
 class Log:
-    load: Callable[[int], dict]  # partition -> the history table of ExampleBuilder.build
+    load: Callable[[int, dict], dict]  # (partition, vocabularies) -> ExampleBuilder's history
     counts: dict  # vocabulary -> (keys, counts) of the training-period events
     summary: dict  # rows read, dropped by reason, used
 
@@ -68,12 +68,14 @@ def read(args, scratch: str, lookups: Lookups, ads, n_parts: int, val_start: int
     counts = {v: acc[v].result_tuple() for v in acc}
     counts.update({v: (remap[v][k], n) for v, (k, n) in counts.items() if v in remap})
 
-    def load(p: int) -> dict:
+    def load(p: int, vocabs: dict) -> dict:
         d = parts.load(p)
+        dense = {vocab: vocabs[vocab].lookup(keys).astype(np.int32)  # one lookup per code
+                 for vocab, keys in (*remap.items(), ("btag", np.arange(len(BTAGS))))}
         return {"user": d["user"], "ts": d["ts"], "order": d["pos"],
-                event_key("cate_id"): remap["cate"][d["cate"]],
-                event_key("brand"): remap["brand"][d["brand"]],
-                event_key("hist_btag"): d["btag"].astype(np.int64)}
+                dense_key("cate_id"): dense["cate"][d["cate"]],
+                dense_key("brand"): dense["brand"][d["brand"]],
+                dense_key("hist_btag"): dense["btag"][d["btag"]]}
 
     dropped = dict(bad.counts)
     return Log(load, counts, {"log_rows_read": used + sum(dropped.values()),

@@ -64,8 +64,18 @@ class SharedKeys:
         self.codes = PidCodes()
 
     def encode(self, column) -> np.ndarray:
-        text_ = pc.if_else(pc.equal(text(column), ""), declared_columns.MISSING, text(column))
-        return self.codes.encode(text_)
+        """Codes of a raw text column (cleaned like ``text``, empty as MISSING): the column
+        is dictionary-encoded first, so the cleaning runs over its distinct values only."""
+        if isinstance(column, pa.ChunkedArray):
+            column = column.combine_chunks()
+        encoded = pc.dictionary_encode(column)
+        values = encoded.dictionary
+        if encoded.null_count:  # a null cell: the empty string, so MISSING
+            values = pa.concat_arrays([values, pa.array([""])])
+        cleaned = text(values)
+        codes = self.codes.encode(pc.if_else(pc.equal(cleaned, ""), declared_columns.MISSING,
+                                             cleaned))
+        return codes[pc.fill_null(encoded.indices, len(values) - 1).to_numpy()]
 
     def finish(self) -> tuple[np.ndarray, np.ndarray | None]:
         """(key of each code, names or None for integer keys)."""

@@ -330,3 +330,22 @@ def test_all_models_end_to_end_on_the_taobao_sample(tmp_path, config_file):
     for model in ("dcnv3", "mdaf_seq", "mdaf_concat", "mdaf_fixed"):
         assert f"| {model} |" in table8
     assert (output / "auc_bar.png").stat().st_size > 1000
+
+
+def test_every_model_compares_on_taobao_ad_data(tmp_path, config_file):
+    """pipelines.taobao_ad with the behaviour-log history (18 static and 3 sequence fields,
+    string and integer ids) -> compare with every default model: one row per model, each
+    from its run's own files."""
+    from pipelines import taobao_ad
+
+    files = REPO / "tests" / "pipelines" / "taobao_ad_files"
+    data_dir = tmp_path / "data"
+    taobao_ad.main(["--raw-sample", str(files / "raw_sample.csv"), "--ad-feature",
+                    str(files / "ad_feature.csv"), "--user-profile",
+                    str(files / "user_profile.csv"), "--history", "behavior-log",
+                    "--behavior-log", str(files / "behavior_log.csv"), "--output",
+                    str(data_dir), "--max-seq-len", "4", "--min-count", "1"])
+    output = tmp_path / "cmp"
+    args = _args(data_dir, config_file, output, models=compare.DEFAULT_MODELS, seeds=(1,))
+    assert compare.main(args) == 0
+    check_rows_against_run_files(output, compare.DEFAULT_MODELS, (1,))

@@ -2,6 +2,7 @@
 
 import zlib
 
+import numpy as np
 import pytest
 
 from benchmarks import pipeline
@@ -64,3 +65,22 @@ def test_generated_taobao_ad_files_run_through_the_pipeline_in_proportion(tmp_pa
     assert "NULL" in (tmp_path / "ad_feature.csv").read_text()
     profiled = len((tmp_path / "user_profile.csv").read_text().splitlines()) - 1
     assert profiled < int(20_000 * 1_141_729 / 26_557_961)
+
+
+def test_a_generated_behaviour_log_runs_with_its_history(tmp_path):
+    result = pipeline.run_taobao_ad(str(tmp_path), 5_000, log_rows=20_000)
+    assert result["history"] == "behavior-log" and result["log_rows"] == 20_000
+    assert result["all_rows_per_s"] > result["input_rows_per_s"] > 0
+    rows = (tmp_path / "behavior_log.csv").read_text().splitlines()
+    assert rows[0] == "user,time_stamp,btag,cate,brand" and len(rows) == 20_001
+    fields = [line.split(",") for line in rows[1:]]
+    assert 0.85 < sum(f[2] == "pv" for f in fields) / 20_000 < 0.95
+    assert 0.07 < sum(f[4] == "NULL" for f in fields) / 20_000 < 0.13
+
+
+def test_the_child_peak_is_its_own_not_the_parents(tmp_path):
+    """Linux seeds a child's ru_maxrss with the parent's peak at the spawn; the wrapper's
+    VmHWM is the child's own address space."""
+    held = np.ones(2**28 // 8)  # the parent holds 256 MiB
+    peak = pipeline.run_module_peak("platform", [], str(tmp_path))
+    assert held.sum() > 0 and 0 < peak < 0.2

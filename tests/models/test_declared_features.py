@@ -1,7 +1,9 @@
 """Every model on a declared schema of 7 categorical + 2 numeric static fields, 3 aligned
-sequence fields and a history-only one: it builds, trains a step, round-trips through .keras
-and exports, and its export's serving_default takes exactly the declared raw fields and
-matches Keras to 1e-5 in a fresh process without mdaf_tf."""
+sequence fields and a history-only one, and on pipelines.taobao_ad's output for generated
+Taobao Ad files with a behaviour log (17 categorical + 1 numeric static fields, 3 sequence
+fields): it builds, trains (a step; an epoch on taobao_ad), round-trips through .keras and
+exports, and its export's serving_default takes exactly the raw fields and matches Keras to
+1e-5 in a fresh process without mdaf_tf."""
 
 import keras
 import numpy as np
@@ -13,16 +15,37 @@ from mdaf_tf.config import ModelConfig
 from mdaf_tf.models import MODEL_NAMES, build_model
 from mdaf_tf.training.splits import fill_model_config
 
+PROFILE = ("cms_segid", "cms_group_id", "final_gender_code", "age_level", "pvalue_level",
+           "shopping_level", "occupation", "new_user_class_level")
+# The raw fields as the generated files hold them: all-integer columns stay int64; brand
+# (NULL cells), pid and the profile fields (a user without a profile) are text.
+TAOBAO_AD_INPUTS = {
+    **dict.fromkeys(("user_id", "item_id", "cate_id", "campaign_id", "customer", "hour",
+                     "day_of_week", "hist_cate_id", "hist_len"), "int64"),
+    **dict.fromkeys(("brand", "pid", "hist_brand", "hist_btag", *PROFILE), "string"),
+    "price": "float32"}
 
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    return write(tmp_path_factory.mktemp("declared") / "data")
+
+def taobao_ad_data(path):
+    from benchmarks import taobao_ad_data as generated
+    from pipelines import taobao_ad
+
+    path.mkdir()
+    files = generated.generate(str(path), 3000)
+    log = generated.generate_behavior_log(str(path), 30000, 3000)
+    taobao_ad.main(["--raw-sample", files["raw_sample"], "--ad-feature", files["ad_feature"],
+                    "--user-profile", files["user_profile"], "--history", "behavior-log",
+                    "--behavior-log", log, "--output", str(path / "data"), "--max-seq-len",
+                    "8", "--min-count", "1"])
+    return path / "data"
 
 
-@pytest.fixture(scope="module")
-def trained():
-    """name -> (model, config) once its test has trained it (for the export test)."""
-    return {}
+@pytest.fixture(scope="module", params=["declared", "taobao_ad"])
+def dataset(request, tmp_path_factory):
+    """(name, data directory, trained: name -> (model, config) once its test trained it)."""
+    root = tmp_path_factory.mktemp(request.param)
+    path = write(root / "data") if request.param == "declared" else taobao_ad_data(root / "raw")
+    return request.param, path, {}
 
 
 def small_config(data_dir) -> ModelConfig:
@@ -33,7 +56,9 @@ def small_config(data_dir) -> ModelConfig:
     return fill_model_config(config, data.load_metadata(data_dir))
 
 
-def expected_inputs() -> dict:
+def expected_inputs(dataset: str = "declared") -> dict:
+    if dataset == "taobao_ad":
+        return TAOBAO_AD_INPUTS
     dtypes = {f["name"]: ("float32" if f["kind"] == "numeric" else
                           "string" if f.get("vocabulary", f["name"]) in STRING_VOCABS
                           else "int64") for f in DECLARED["static"]}
@@ -44,14 +69,17 @@ def expected_inputs() -> dict:
 
 
 @pytest.mark.parametrize("name", MODEL_NAMES)
-def test_model_trains_a_step_and_round_trips(name, data_dir, trained, tmp_path):
+def test_model_trains_and_round_trips(name, dataset, tmp_path):
+    kind, data_dir, trained = dataset
     keras.utils.set_random_seed(1)
     config = small_config(data_dir)
     model = build_model(name, config)
-    assert {i.name for i in model.inputs} == set(expected_inputs())
+    assert {i.name for i in model.inputs} == set(expected_inputs(kind))
     model.compile(optimizer=keras.optimizers.Adam(1e-2),
                   loss={"logit": keras.losses.BinaryCrossentropy(from_logits=True)})
     batch = data.make_dataset(data_dir, "train", 32).take(1)
+    if kind == "taobao_ad":  # an epoch
+        batch = data.make_dataset(data_dir, "train", 256)
     before = [np.array(w) for w in model.trainable_weights]
     history = model.fit(batch.map(lambda x, y: (x, {"logit": y})), epochs=1, verbose=0)
     assert np.isfinite(history.history["loss"][0])
@@ -67,13 +95,14 @@ def test_model_trains_a_step_and_round_trips(name, data_dir, trained, tmp_path):
     trained[name] = model, config
 
 
-def test_every_export_takes_the_declared_fields_and_matches_keras(data_dir, trained,
-                                                                   tmp_path):
+def test_every_export_takes_the_declared_fields_and_matches_keras(dataset, tmp_path):
+    kind, data_dir, trained = dataset
     if not trained:  # selected alone (-k): the per-model tests train the models
         pytest.skip("no model trained by the per-model tests in this run")
     exports = [(export.export_model(model, config, name, data_dir, tmp_path / name), model)
                for name, (model, config) in trained.items()]
     reports = export.verify_exports(exports, data_dir, tolerance=1e-5)
     for report in reports:
-        assert report["serving_default_inputs"] == dict(sorted(expected_inputs().items()))
-        assert not report["mdaf_tf_imported"] and report["examples"] == 96
+        assert report["serving_default_inputs"] == dict(sorted(expected_inputs(kind).items()))
+        assert not report["mdaf_tf_imported"]
+        assert report["examples"] == (96 if kind == "declared" else 371)  # the val split

@@ -15,3 +15,12 @@ def test_parse_int_fast_path_keeps_every_value():
     values, ok = parse_int(pa.array([str(v) for v in (0, 1, 2**40, 987654321)]))
     assert ok.all()
     np.testing.assert_array_equal(values, [0, 1, 2**40, 987654321])
+
+
+def test_parse_int_finds_hexadecimal_in_any_chunk_or_slice():
+    chunked = pa.chunked_array([["1", "2"], ["3", "0x4"]])
+    np.testing.assert_array_equal(parse_int(chunked)[1], [True, True, True, False])
+    sliced = pa.array(["0x9", "5", "6"]).slice(1)
+    values, ok = parse_int(sliced)
+    assert ok.all() and values.tolist() == [5, 6]
+    np.testing.assert_array_equal(parse_int(pa.array([], pa.string()))[1], [])

@@ -105,10 +105,14 @@ def test_period_sampler_follows_the_periods_positives_and_avoids_the_positive():
         PeriodSampler(items[:1], cates[:1], counts[:1], period="val")
 
 
-def test_a_separate_history_table_gives_each_target_its_users_earlier_rows():
+@pytest.mark.parametrize("file_order", ["ascending", "descending"])
+@pytest.mark.parametrize("given", ["raw keys", "dense ids"])
+def test_a_separate_history_table_gives_each_target_its_users_earlier_rows(file_order, given):
     """Histories from a second table (e.g. a behaviour log): the user's last rows strictly
-    earlier in time, ties in file order; users only in the history table are ignored."""
+    earlier in time, ties in file order; users only in the history table are ignored. The
+    table may come in any file order, and with its ids already looked up (``dense_key``)."""
     from mdaf_tf import feature_schema
+    from pipelines.examples import dense_key
 
     rng = np.random.default_rng(5)
     n, m, seq = 120, 150, 4
@@ -116,7 +120,8 @@ def test_a_separate_history_table_gives_each_target_its_users_earlier_rows():
           "cate": rng.integers(0, 4, n), "ts": rng.integers(100, 200, n),
           "order": np.arange(n), "label": rng.integers(0, 2, n).astype(np.int8),
           "target": np.ones(n, bool), "history": np.zeros(n, bool)}
-    log = {"user": rng.integers(0, 8, m), "ts": rng.integers(90, 220, m), "order": np.arange(m),
+    order = np.arange(m) if file_order == "ascending" else np.arange(m)[::-1].copy()
+    log = {"user": rng.integers(0, 8, m), "ts": rng.integers(90, 220, m), "order": order,
            "cate": rng.integers(0, 4, m), "field:hist_btag": rng.integers(0, 3, m)}
     features = feature_schema.FeatureSchema(
         static=feature_schema.DEFAULT.static,
@@ -128,12 +133,18 @@ def test_a_separate_history_table_gives_each_target_its_users_earlier_rows():
               "btag": _identity_vocab(log["field:hist_btag"])}
     b = ExampleBuilder(vocabs=vocabs, boundaries=(10**9, 10**9), max_seq_len=seq,
                        samplers=None, neg_ratio=0, seed=0, features=features, chunk_size=50)
-    out = [c for _, c in b.build(dict(ev), history=dict(log))]
+    table = dict(log)
+    if given == "dense ids":
+        table = {"user": log["user"], "ts": log["ts"], "order": log["order"],
+                 dense_key("cate_id"): vocabs["cate"].lookup(log["cate"]).astype(np.int32),
+                 dense_key("hist_btag"): vocabs["btag"].lookup(log["field:hist_btag"])}
+    out = [c for _, c in b.build(dict(ev), history=table)]
     got = {k: np.concatenate([np.asarray(c[k]) for c in out]) for k in out[0]}
     expected = []
     for i in range(n):
         rows = sorted((j for j in range(m) if log["user"][j] == ev["user"][i]
-                       and log["ts"][j] < ev["ts"][i]), key=lambda j: (log["ts"][j], j))[-seq:]
+                       and log["ts"][j] < ev["ts"][i]),
+                      key=lambda j: (log["ts"][j], log["order"][j]))[-seq:]
         pad = [0] * (seq - len(rows))
         expected.append((int(ev["ts"][i]), int(vocabs["user"].lookup([ev["user"][i]])[0]),
                          tuple(pad + vocabs["cate"].lookup(log["cate"][rows]).tolist()),
@@ -146,3 +157,22 @@ def test_a_separate_history_table_gives_each_target_its_users_earlier_rows():
     assert sorted(actual) == sorted(expected)
     lengths = {e[-1] for e in expected}
     assert 0 in lengths and seq in lengths and len(lengths) > 2
+
+
+@pytest.mark.parametrize("shuffled", [True, False])
+def test_sort_events_orders_by_user_time_then_file_order(shuffled):
+    """Against a plain-Python sort, on shuffled rows (the unique-key quicksort) and on nearly
+    sorted ones (the merge sort), with many ties of user and time."""
+    from pipelines.examples import sort_events
+
+    rng = np.random.default_rng(11)
+    n = 5000
+    user, ts = rng.integers(0, 40, n), rng.integers(0, 30, n)
+    if not shuffled:
+        first = np.lexsort((ts, user))
+        user, ts = user[first], ts[first]
+        swap = rng.integers(0, n - 1, 20)
+        user[swap], user[swap + 1] = user[swap + 1].copy(), user[swap].copy()
+    ev = {"user": user, "ts": ts, "order": np.arange(n) * 3, "row": np.arange(n)}
+    got = sort_events(ev)["row"].tolist()
+    assert got == sorted(range(n), key=lambda i: (user[i], ts[i], i))

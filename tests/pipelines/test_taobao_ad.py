@@ -251,7 +251,15 @@ def test_behavior_log_history_matches_a_plain_python_reference(tmp_path, cli):
         assert a[:4] == e[:4] and a[5:] == e[5:], (a, e)
     for field, v in (("cate_id", "cate"), ("brand", "brand"), ("btag", "btag")):
         assert set(vocab[v]) == known[field], field
+    # ids stay as the files hold them: categories are all integers, brands have NULL cells
+    assert meta["raw_id_dtypes"]["cate"] == "int64"
+    assert meta["raw_id_dtypes"]["brand"] == meta["raw_id_dtypes"]["btag"] == "string"
     assert meta["counts"]["log_rows_dropped"] == {"bad_user": 1, "unknown_btag": 1,
                                                   "bad_cate": 1, "after_window": 1}
     assert {t for row in expected for t in row[5][2]} >= {"PAD", "pv"}
+    # the file holds events after their user's impressions and one in an impression's second
+    raw = [r for r in _csv("raw_sample.csv") if r["time_stamp"].strip().isdigit()]
+    gaps = {v["ts"] - int(r["time_stamp"]) for r in raw for v in _log_values()
+            if v["user"] == r["user"]}
+    assert 0 in gaps and max(gaps) > 0 and min(gaps) < 0
     assert any(0 < row[6] < SEQ for row in expected) and any(row[6] == SEQ for row in expected)

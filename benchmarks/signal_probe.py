@@ -1,0 +1,108 @@
+"""Which parts of a synthetic dataset's click logit a trained model has learned.
+
+    python benchmarks/signal_probe.py DATA_DIR EXPORT_DIR [EXPORT_DIR ...] [--split val]
+        [--output FILE]
+
+The synthetic click logit is ``bias + static_strength * (a_u . b_c + quality_i) / sqrt(2) +
+sequence_strength * q`` (``pipelines/synthetic.py``). The log is simulated again from the
+dataset's recorded arguments (``simulate`` is deterministic by its seed), each example of the
+split is matched to its impression by (user, time), and each export's logit on the split is
+regressed by least squares on the three true parts: user x category affinity, item quality
+and the recency-weighted category match ``q``. A model that learned the true logit gets the
+true weights (``static_strength / sqrt(2)`` twice, ``sequence_strength``) and R^2 = 1; the
+``learned`` ratios (fitted weight / true weight) show which part a model misses. Label
+smoothing shrinks every weight alike, so compare the ratios of one model with each other.
+A data diagnostic, not a test or a speed benchmark.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+PARTS = ("part_affinity", "part_quality", "part_sequence")
+
+
+def true_parts(data_dir: str, split: str) -> tuple[dict, dict]:
+    """The split's examples (file order) with their true logit parts, and the true weights."""
+    from mdaf_tf import schema
+    from mdaf_tf.data import load_metadata, read_split_numpy
+    from pipelines import synthetic
+
+    meta = load_metadata(data_dir)
+    args = argparse.Namespace(**meta["args"])
+    log = synthetic.simulate(args)
+    examples = read_split_numpy(data_dir, split)
+    index = {(int(u), int(t)): i for i, (u, t) in
+             enumerate(zip(log["user_id"], log["timestamp"], strict=True))}
+    rows = np.array([index[(int(u), int(t))] for u, t in
+                     zip(examples[schema.USER_KEY], examples[schema.TIMESTAMP], strict=True)])
+    if not np.array_equal(log["label"][rows], examples[schema.LABEL]):
+        raise SystemExit(f"{data_dir}: the simulated log does not match the dataset's labels")
+    weights = {"part_affinity": args.static_strength / np.sqrt(2.0),
+               "part_quality": args.static_strength / np.sqrt(2.0),
+               "part_sequence": args.sequence_strength}
+    return {**{p: log[p][rows] for p in PARTS}, "p": log["p"][rows],
+            "label": examples[schema.LABEL]}, weights
+
+
+def regress(logit: np.ndarray, parts: dict, weights: dict) -> dict:
+    """Least-squares weights of ``logit`` on the parts (with a constant), R^2, and each
+    weight over its true weight."""
+    design = np.column_stack([np.ones(len(logit)), *(parts[p] for p in PARTS)])
+    coef, *_ = np.linalg.lstsq(design, logit, rcond=None)
+    residual = logit - design @ coef
+    r2 = 1.0 - residual.var() / logit.var()
+    fitted = dict(zip(PARTS, coef[1:].tolist(), strict=True))
+    return {"weights": fitted, "r2": float(r2),
+            "learned": {p: fitted[p] / weights[p] for p in PARTS}}
+
+
+def probe(data_dir: str, exports: list[str], split: str) -> dict:
+    from mdaf_tf.evaluate import evaluate
+    from mdaf_tf.training import metrics
+
+    parts, weights = true_parts(data_dir, split)
+    oracle_logit = np.log(parts["p"]) - np.log1p(-parts["p"])
+    result = {"split": split, "examples": int(len(parts["label"])), "true_weights": weights,
+              "oracle": {"auc": metrics.exact_auc(parts["label"], parts["p"]),
+                         **regress(oracle_logit, parts, weights)},
+              "models": {}}
+    for export in exports:
+        predictions, _, _ = evaluate(export, data_dir, split, progress=False)
+        if not np.array_equal(predictions.labels, parts["label"]):
+            raise SystemExit(f"{export}: predictions are not in the split's file order")
+        prob = np.clip(predictions.probabilities.astype(np.float64), 1e-7, 1 - 1e-7)
+        logit = np.log(prob) - np.log1p(-prob)
+        result["models"][export] = {"auc": metrics.exact_auc(parts["label"], prob),
+                                    **regress(logit, parts, weights)}
+    return result
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("data", help="a dataset directory written by pipelines.synthetic")
+    parser.add_argument("exports", nargs="+", help="export directories (--export of train)")
+    parser.add_argument("--split", default="val", choices=("train", "val", "test"))
+    parser.add_argument("--output", default=None, help="write the result as JSON here")
+    args = parser.parse_args(argv)
+    result = probe(args.data, args.exports, args.split)
+    print(f"{args.split}: {'':<40}{'AUC':>7}{'R^2':>7}{'affinity':>10}{'quality':>9}{'q':>7}")
+    for name, r in [("oracle", result["oracle"]), *result["models"].items()]:
+        learned = r["learned"]
+        print(f"{name[-46:]:<46}{r['auc']:>7.4f}{r['r2']:>7.3f}"
+              f"{learned['part_affinity']:>10.3f}{learned['part_quality']:>9.3f}"
+              f"{learned['part_sequence']:>7.3f}")
+    if args.output:
+        Path(args.output).write_text(json.dumps(result, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
