@@ -135,18 +135,14 @@ def run_taobao_ad(tmp: str, rows: int, log_rows: int = 0) -> dict:
 
     start = time.perf_counter()
     files = taobao_ad_data.generate(tmp, rows)
-    log_flags = []
     if log_rows:
         files["behavior_log"] = taobao_ad_data.generate_behavior_log(tmp, log_rows, rows)
-        log_flags = ["--history", "behavior-log", "--behavior-log", files["behavior_log"]]
     generate_s = time.perf_counter() - start
     out = os.path.join(tmp, "taobao_ad")
     load_before = os.getloadavg()[0]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    peak = run_module_peak("pipelines.taobao_ad", [
-        "--raw-sample", files["raw_sample"], "--ad-feature", files["ad_feature"],
-        "--user-profile", files["user_profile"], "--output", out, *log_flags], tmp)
+    peak = run_module_peak("pipelines.taobao_ad", taobao_ad_data.pipeline_args(files, out), tmp)
     seconds = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     with open(os.path.join(out, "metadata.json")) as f:

@@ -91,3 +91,13 @@ def generate_behavior_log(directory: str, rows: int, impressions: int, seed: int
             pacsv.write_csv(table, f, pacsv.WriteOptions(include_header=False,
                                                          quoting_style="none"))
     return path
+
+
+def pipeline_args(files: dict, output: str) -> list[str]:
+    """``pipelines.taobao_ad``'s flags for generated ``files`` (``generate``'s, plus
+    ``behavior_log`` for the behaviour-log history) writing to ``output``."""
+    args = ["--raw-sample", files["raw_sample"], "--ad-feature", files["ad_feature"],
+            "--user-profile", files["user_profile"], "--output", output]
+    if "behavior_log" in files:
+        args += ["--history", "behavior-log", "--behavior-log", files["behavior_log"]]
+    return args

@@ -32,11 +32,9 @@ def taobao_ad_data(path):
 
     path.mkdir()
     files = generated.generate(str(path), 3000)
-    log = generated.generate_behavior_log(str(path), 30000, 3000)
-    taobao_ad.main(["--raw-sample", files["raw_sample"], "--ad-feature", files["ad_feature"],
-                    "--user-profile", files["user_profile"], "--history", "behavior-log",
-                    "--behavior-log", log, "--output", str(path / "data"), "--max-seq-len",
-                    "8", "--min-count", "1"])
+    files["behavior_log"] = generated.generate_behavior_log(str(path), 30000, 3000)
+    taobao_ad.main([*generated.pipeline_args(files, str(path / "data")), "--max-seq-len", "8",
+                    "--min-count", "1"])
     return path / "data"
 
 
