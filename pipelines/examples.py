@@ -164,15 +164,11 @@ def sort_events(ev: dict) -> dict:
     """Order by user, then time, then file position (ties keep file order)."""
     user, ts, pos = ev["user"], ev["ts"], ev["order"]
     order = None
-    n = len(user)
-    if n > 1 and bool((pos[1:] > pos[:-1]).all()):  # file order: a stable sort
+    if len(user) > 1 and bool((pos[1:] > pos[:-1]).all()):  # file order: a stable sort
         lo, span = int(ts.min()), int(ts.max()) - int(ts.min()) + 1
         u_lo, u_span = int(user.min()), int(user.max()) - int(user.min()) + 1
-        key = None
         if u_span * span < 2**62:  # one int64 key
-            key = (user - u_lo) * np.int64(span) + (ts - lo)
-        if key is not None:
-            order = _argsort_stable(key, u_span * span)
+            order = _argsort_stable((user - u_lo) * np.int64(span) + (ts - lo), u_span * span)
     if order is None:
         order = np.lexsort((pos, ts, user))
     if bool((order[1:] > order[:-1]).all()):  # already sorted: no copy of every column
