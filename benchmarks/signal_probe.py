@@ -1,6 +1,6 @@
 """Which parts of a synthetic dataset's click logit a trained model has learned.
 
-    python benchmarks/signal_probe.py DATA_DIR EXPORT_DIR [EXPORT_DIR ...] [--split val]
+    python benchmarks/signal_probe.py DATA_DIR [EXPORT_DIR ...] [--lr-ceiling] [--split val]
         [--output FILE]
 
 The synthetic click logit is ``bias + static_strength * (a_u . b_c + quality_i) / sqrt(2) +
@@ -64,7 +64,30 @@ def regress(logit: np.ndarray, parts: dict, weights: dict) -> dict:
             "learned": {p: fitted[p] / weights[p] for p in PARTS}}
 
 
-def probe(data_dir: str, exports: list[str], split: str) -> dict:
+def lr_ceiling_logits(data_dir: str, split: str) -> dict:
+    """Feature set -> the logistic-regression ceiling's logit on ``split`` (C chosen on
+    validation, as ``mdaf_tf.compare``'s ``lr_ceiling`` row chooses it)."""
+    from mdaf_tf.comparison import linear_ceiling as lc
+    from mdaf_tf.data import load_metadata
+
+    splits = lc.read_splits(data_dir)
+    params = lc.feature_params(load_metadata(data_dir))
+    logits = {}
+    for name, kinds in lc.FEATURE_SETS.items():
+        x = {s: lc.features(splits[s], **params, **kinds) for s in ("train", "val", split)}
+        model, _, _ = lc.fit_selected(x["train"], splits["train"]["label"], x["val"],
+                                      splits["val"]["label"])
+        logits[f"lr_ceiling_{name}"] = model.decision_function(x[split])
+    return logits
+
+
+def _run_name(export: str) -> str:
+    """An export's name for the table: its base directory's when it is a version folder."""
+    path = Path(export)
+    return path.parent.name if path.name.isdigit() else path.name
+
+
+def probe(data_dir: str, exports: list[str], split: str, lr_ceiling: bool = False) -> dict:
     from mdaf_tf.evaluate import evaluate
     from mdaf_tf.training import metrics
 
@@ -74,25 +97,33 @@ def probe(data_dir: str, exports: list[str], split: str) -> dict:
               "oracle": {"auc": metrics.exact_auc(parts["label"], parts["p"]),
                          **regress(oracle_logit, parts, weights)},
               "models": {}}
+    for name, logit in (lr_ceiling_logits(data_dir, split) if lr_ceiling else {}).items():
+        result["models"][name] = {"auc": metrics.exact_auc(parts["label"], logit),
+                                  **regress(logit, parts, weights)}
     for export in exports:
         predictions, _, _ = evaluate(export, data_dir, split, progress=False)
         if not np.array_equal(predictions.labels, parts["label"]):
             raise SystemExit(f"{export}: predictions are not in the split's file order")
         prob = np.clip(predictions.probabilities.astype(np.float64), 1e-7, 1 - 1e-7)
         logit = np.log(prob) - np.log1p(-prob)
-        result["models"][export] = {"auc": metrics.exact_auc(parts["label"], prob),
-                                    **regress(logit, parts, weights)}
+        result["models"][_run_name(export)] = {"export": str(export),
+                                               "auc": metrics.exact_auc(parts["label"], prob),
+                                               **regress(logit, parts, weights)}
     return result
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("data", help="a dataset directory written by pipelines.synthetic")
-    parser.add_argument("exports", nargs="+", help="export directories (--export of train)")
+    parser.add_argument("exports", nargs="*", help="export version directories (the "
+                        "numbered folder under train's --export)")
+    parser.add_argument("--lr-ceiling", action="store_true",
+                        help="also probe the logistic-regression ceilings (benchmarks/"
+                             "linear_ceiling.py's three feature sets)")
     parser.add_argument("--split", default="val", choices=("train", "val", "test"))
     parser.add_argument("--output", default=None, help="write the result as JSON here")
     args = parser.parse_args(argv)
-    result = probe(args.data, args.exports, args.split)
+    result = probe(args.data, args.exports, args.split, args.lr_ceiling)
     print(f"{args.split}: {'':<40}{'AUC':>7}{'R^2':>7}{'affinity':>10}{'quality':>9}{'q':>7}")
     for name, r in [("oracle", result["oracle"]), *result["models"].items()]:
         learned = r["learned"]

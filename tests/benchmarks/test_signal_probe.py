@@ -39,3 +39,16 @@ def test_a_logit_of_one_part_is_credited_to_that_part_only():
     fit = signal_probe.regress(3.0 * parts["part_quality"] + 1.0, parts, weights)
     assert fit["learned"] == pytest.approx({"part_affinity": 0.0, "part_quality": 6.0,
                                             "part_sequence": 0.0}, abs=1e-9)
+
+
+def test_the_sequence_ceiling_is_a_function_of_q_alone(data_dir):
+    """The sequence-only logistic regression's logit is a * q + b, with q recomputed from the
+    history columns: the probe must credit it to q only, with R^2 = 1."""
+    result = signal_probe.probe(str(data_dir), [], "val", lr_ceiling=True)
+    fit = result["models"]["lr_ceiling_sequence"]
+    assert fit["r2"] == pytest.approx(1.0, abs=1e-9)
+    assert fit["learned"]["part_affinity"] == pytest.approx(0.0, abs=1e-9)
+    assert fit["learned"]["part_quality"] == pytest.approx(0.0, abs=1e-9)
+    assert fit["learned"]["part_sequence"] > 0
+    assert set(result["models"]) == {"lr_ceiling_static", "lr_ceiling_sequence",
+                                     "lr_ceiling_both"}
