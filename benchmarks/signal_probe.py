@@ -88,11 +88,13 @@ def _run_name(export: str) -> str:
 
 
 def probe(data_dir: str, exports: list[str], split: str, lr_ceiling: bool = False) -> dict:
+    from scipy import special
+
     from mdaf_tf.evaluate import evaluate
     from mdaf_tf.training import metrics
 
     parts, weights = true_parts(data_dir, split)
-    oracle_logit = np.log(parts["p"]) - np.log1p(-parts["p"])
+    oracle_logit = special.logit(parts["p"])
     result = {"split": split, "examples": int(len(parts["label"])), "true_weights": weights,
               "oracle": {"auc": metrics.exact_auc(parts["label"], parts["p"]),
                          **regress(oracle_logit, parts, weights)},
@@ -105,7 +107,7 @@ def probe(data_dir: str, exports: list[str], split: str, lr_ceiling: bool = Fals
         if not np.array_equal(predictions.labels, parts["label"]):
             raise SystemExit(f"{export}: predictions are not in the split's file order")
         prob = np.clip(predictions.probabilities.astype(np.float64), 1e-7, 1 - 1e-7)
-        logit = np.log(prob) - np.log1p(-prob)
+        logit = special.logit(prob)
         result["models"][_run_name(export)] = {"export": str(export),
                                                "auc": metrics.exact_auc(parts["label"], prob),
                                                **regress(logit, parts, weights)}

@@ -216,8 +216,9 @@ def _build_time(args, out, lookups: Lookups, bad: BadRows, boundaries,
                                WINDOW[1])
            if args.behavior_log else None)
     vocabs = lookups.vocabularies(counts, pid, args.min_count, log.counts if log else None)
+    load_log = log.loader(vocabs) if log else None
     tables = ((lookups.events(d, pid.sorted_keys(d["pid"]), args.history, vocabs),
-               log.load(p, vocabs) if log else None)
+               load_log(p) if log else None)
               for p, d in enumerate(map(_sorted_partition, map(parts.load, range(n_parts)))))
     _write_examples(args, out, vocabs, boundaries, tables)
     return {"rows_read": int(parsed), "rows_used": used, "clicks": clicks,

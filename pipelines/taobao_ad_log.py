@@ -33,7 +33,7 @@ _SHARED = (("cate_id", "cate"), ("brand", "brand"))  # (static field, vocabulary
 
 @dataclasses.dataclass
 class Log:
-    load: Callable[[int, dict], dict]  # (partition, vocabularies) -> ExampleBuilder's history
+    loader: Callable[[dict], Callable[[int], dict]]  # vocabularies -> (partition -> history)
     counts: dict  # vocabulary -> (keys, counts) of the training-period events
     summary: dict  # rows read, dropped by reason, used
 
@@ -68,15 +68,20 @@ def read(args, scratch: str, lookups: Lookups, ads, n_parts: int, val_start: int
     counts = {v: acc[v].result_tuple() for v in acc}
     counts.update({v: (remap[v][k], n) for v, (k, n) in counts.items() if v in remap})
 
-    def load(p: int, vocabs: dict) -> dict:
-        d = parts.load(p)
-        dense = {vocab: vocabs[vocab].lookup(keys).astype(np.int32)  # one lookup per code
+    def loader(vocabs: dict) -> Callable[[int], dict]:
+        """Partition -> ExampleBuilder's history table, ids dense: each code is looked up
+        once here, each event is a gather."""
+        dense = {vocab: vocabs[vocab].lookup(keys).astype(np.int32)
                  for vocab, keys in (*remap.items(), ("btag", np.arange(len(BTAGS))))}
-        return {"user": d["user"], "ts": d["ts"], "order": d["pos"],
-                dense_key("cate_id"): dense["cate"][d["cate"]],
-                dense_key("brand"): dense["brand"][d["brand"]],
-                dense_key("hist_btag"): dense["btag"][d["btag"]]}
+
+        def load(p: int) -> dict:
+            d = parts.load(p)
+            return {"user": d["user"], "ts": d["ts"], "order": d["pos"],
+                    dense_key("cate_id"): dense["cate"][d["cate"]],
+                    dense_key("brand"): dense["brand"][d["brand"]],
+                    dense_key("hist_btag"): dense["btag"][d["btag"]]}
+        return load
 
     dropped = dict(bad.counts)
-    return Log(load, counts, {"log_rows_read": used + sum(dropped.values()),
+    return Log(loader, counts, {"log_rows_read": used + sum(dropped.values()),
                               "log_rows_dropped": dropped, "log_rows_used": used})
