@@ -33,12 +33,14 @@ class ModelConfig:
     cate_vocab_size: int = 0
     vocab_sizes: dict = dataclasses.field(default_factory=dict)
     max_seq_len: int = schema.DEFAULT_MAX_SEQ_LEN
-    # Embeddings (seed: user 80, item 64, category 32; static concat -> 128). Any other
-    # vocabulary or numeric field: embedding_dims[its name], else the size rule of
-    # mdaf_tf.models.embedding_sizes.
-    user_embedding_dim: int = 80
-    item_embedding_dim: int = 64
-    cate_embedding_dim: int = 32
+    # Embeddings (seed: user 80, item 64, category 32; static concat -> 128). None: the
+    # seed's width, narrowed by the width rule where the training split has few examples
+    # per vocabulary row (mdaf_tf.models.embedding_sizes; the runner fills it in and
+    # config.json records it). Any other vocabulary or numeric field: embedding_dims[its
+    # name], else the same rules.
+    user_embedding_dim: int | None = None
+    item_embedding_dim: int | None = None
+    cate_embedding_dim: int | None = None
     embedding_dims: dict = dataclasses.field(default_factory=dict)
     hidden_dim: int = 128
     # Static branch: DCNv3 = LCN + ECN.

@@ -35,7 +35,9 @@ from __future__ import annotations
 import dataclasses
 import math
 
+from mdaf_tf import schema
 from mdaf_tf.config import ModelConfig
+from mdaf_tf.models import embedding_sizes
 
 TRAINING_MULTIPLIER = 3
 
@@ -148,6 +150,12 @@ def output_mlp(config: ModelConfig, d_in: int) -> Flops:
     return total + dense(width, 1, activation=SIGMOID)
 
 
+def _id_widths(c: ModelConfig) -> tuple[int, int, int]:
+    """User, item and category embedding widths (the seed's where the config leaves them open)."""
+    return tuple(embedding_sizes.embedding_dim(c, v, None)
+                 for v in (schema.USER_VOCAB, schema.ITEM_VOCAB, schema.CATE_VOCAB))
+
+
 def mdaf_flops(config: ModelConfig) -> dict[str, Flops]:
     """Forward FLOPs of one MDAF example by component, plus ``"total"``.
 
@@ -156,8 +164,9 @@ def mdaf_flops(config: ModelConfig) -> dict[str, Flops]:
     """
     c = config
     d = c.hidden_dim
-    d_static = c.user_embedding_dim + c.item_embedding_dim + c.cate_embedding_dim
-    d_token = c.item_embedding_dim + c.cate_embedding_dim
+    user, item, cate = _id_widths(c)
+    d_static = user + item + cate
+    d_token = item + cate
     tokens = c.max_seq_len + int(c.target_in_sequence)
     parts = {
         "embeddings": Flops(elementwise=MUL * c.max_seq_len * d_token),  # history * mask
@@ -185,7 +194,8 @@ def bst_flops(config: ModelConfig) -> dict[str, Flops]:
     (2 per element). Attention cost grows as ``T^2``; everything else as ``T``.
     """
     c = config
-    d = c.item_embedding_dim + c.cate_embedding_dim
+    user, item, cate = _id_widths(c)
+    d = item + cate
     tokens = c.max_seq_len + 1
     heads, ffn = c.bst_heads, 4 * d
     per_token = (
@@ -196,7 +206,7 @@ def bst_flops(config: ModelConfig) -> dict[str, Flops]:
         + dense(d, ffn, activation=2)  # LeakyReLU: compare + select
         + dense(ffn, d)
     )
-    d_out = 2 * d + c.user_embedding_dim + c.item_embedding_dim + c.cate_embedding_dim
+    d_out = 2 * d + user + item + cate
     head, width = Flops(), d_out
     for units in c.deep_hidden:
         head += dense(width, units, activation=RELU)

@@ -1,18 +1,28 @@
 """Vocabulary sizes and embedding widths of a ``ModelConfig``'s declared features.
 
-Widths: ``embedding_dims[name]`` when the config gives one (a vocabulary's name, or a numeric
-field's); else the seed's user 80 / item 64 / category 32 for those vocabularies; else the
-rule ``embedding_dim_rule``.
+Widths: ``embedding_dims[name]`` or the vocabulary's own field (user, item, category) when the
+config gives one; else a base width (the seed's user 80 / item 64 / category 32, the
+fourth-root rule ``embedding_dim_rule`` for any other vocabulary), narrowed by the width rule
+``width_cap`` when the training split's size is known (``with_width_rule``, which the runner
+applies and ``config.json`` records): a vocabulary whose rows are each seen in a few dozen
+training examples gets a few dimensions, where the seed's widths let the model memorise ids
+(README, "Many users with short logs").
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 from mdaf_tf import feature_schema, schema
 from mdaf_tf.config import ConfigError, ModelConfig
 
 NUMERIC_EMBEDDING_DIM = 16
+SEED_WIDTHS = {schema.USER_VOCAB: 80, schema.ITEM_VOCAB: 64, schema.CATE_VOCAB: 32}
+EXAMPLES_PER_WIDTH = 16  # training examples per vocabulary row for each dimension it gets
+MIN_RULE_WIDTH = 4
+WIDTH_RULE = ("width: min(base width, the largest power of two <= training examples per "
+              f"vocabulary row / {EXAMPLES_PER_WIDTH}, at least {MIN_RULE_WIDTH})")
 _OWN_FIELDS = {schema.USER_VOCAB: ("user_vocab_size", "user_embedding_dim"),
                schema.ITEM_VOCAB: ("item_vocab_size", "item_embedding_dim"),
                schema.CATE_VOCAB: ("cate_vocab_size", "cate_embedding_dim")}
@@ -23,6 +33,17 @@ def embedding_dim_rule(vocab_size: int) -> int:
     thumb of Google's feature-column guide, capped at the seed's item width): a 26-row hour
     vocabulary gets 16, a 1,000-row one 40, a million-row one 64."""
     return int(min(64, max(8, 8 * math.ceil(6 * vocab_size ** 0.25 / 8))))
+
+
+def width_cap(train_examples: int, vocab_size: int) -> int:
+    """The widest embedding the width rule gives a vocabulary of ``vocab_size`` rows (PAD and
+    OOV included) on ``train_examples`` training examples: the largest power of two at most
+    (examples per id row) / 16, and at least 4. 42 examples a row (3,500 users with 60
+    impressions) -> 4; 250 -> 8; 1,000 -> 32; 2,450 (60 categories) -> 128."""
+    per_row = train_examples / max(1, vocab_size - 2)
+    if per_row < MIN_RULE_WIDTH * EXAMPLES_PER_WIDTH:
+        return MIN_RULE_WIDTH
+    return 1 << int(math.floor(math.log2(per_row / EXAMPLES_PER_WIDTH)))
 
 
 def vocab_size(c: ModelConfig, vocab: str) -> int:
@@ -37,8 +58,28 @@ def embedding_dim(c: ModelConfig, vocab_or_field: str, size: int | None) -> int:
     if vocab_or_field in c.embedding_dims:
         return int(c.embedding_dims[vocab_or_field])
     if vocab_or_field in _OWN_FIELDS:
-        return int(getattr(c, _OWN_FIELDS[vocab_or_field][1]))
+        own = getattr(c, _OWN_FIELDS[vocab_or_field][1])
+        return SEED_WIDTHS[vocab_or_field] if own is None else int(own)
     return NUMERIC_EMBEDDING_DIM if size is None else embedding_dim_rule(size)
+
+
+def _left_to_rule(c: ModelConfig, vocab: str) -> bool:
+    if vocab in c.embedding_dims:
+        return False
+    return vocab not in _OWN_FIELDS or getattr(c, _OWN_FIELDS[vocab][1]) is None
+
+
+def with_width_rule(c: ModelConfig, train_examples: int) -> tuple[ModelConfig, dict]:
+    """``c`` with every vocabulary width it leaves open set to min(base width, ``width_cap``),
+    and {vocabulary: width} of those it set (the own fields for user, item and category,
+    ``embedding_dims`` for the others)."""
+    s = feature_schema.from_config(c.features)
+    chosen = {v: min(embedding_dim(c, v, vocab_size(c, v)),
+                     width_cap(train_examples, vocab_size(c, v)))
+              for v in s.vocabularies if _left_to_rule(c, v)}
+    own = {_OWN_FIELDS[v][1]: w for v, w in chosen.items() if v in _OWN_FIELDS}
+    others = {v: w for v, w in chosen.items() if v not in _OWN_FIELDS}
+    return dataclasses.replace(c, **own, embedding_dims={**c.embedding_dims, **others}), chosen
 
 
 def resolved(c: ModelConfig) -> tuple[dict, dict, dict]:

@@ -38,6 +38,7 @@ from mdaf_tf import data, distribute, schema
 from mdaf_tf.config import ConfigError, ModelConfig, TrainConfig
 from mdaf_tf.data import DataError
 from mdaf_tf.files import write_json_atomic
+from mdaf_tf.models import embedding_sizes
 from mdaf_tf.precision import needs_loss_scaling
 from mdaf_tf.training import checkpoint, recipe, splits
 from mdaf_tf.training.backup import TrainingBackup, TrainingInterrupted
@@ -222,9 +223,12 @@ def _plan(model_config, train_config, data_dir, output_dir, resume, skip_corrupt
     wanted = schema.SPLITS if evaluate_test else ("train", "val")
     sizes, skipped = splits.split_sizes(data_dir, meta, wanted, skip_corrupt_shards, log)
     train_config, size_rule = recipe.resolve(train_config, sizes["train"])
+    model_config, widths = embedding_sizes.with_width_rule(model_config, sizes["train"])
+    size_rule["embedding_widths"] = {"rule": embedding_sizes.WIDTH_RULE, "chose": widths}
     config_lib.check_positive(train_config, ("epochs", "batch_size"))
-    if size_rule["chose"]:
-        log("size rule (" + ", ".join(f"{k} {v:g}" for k, v in size_rule["chose"].items())
+    chosen = {**size_rule["chose"], **{f"{v} width": w for v, w in widths.items()}}
+    if chosen:
+        log("size rule (" + ", ".join(f"{k} {v:g}" for k, v in chosen.items())
             + f") for {sizes['train']} training examples")
     resume_state = _resume_state(output_dir / "checkpoints", resume, log)
     if resume_state is not None:

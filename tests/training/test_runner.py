@@ -10,6 +10,7 @@ from tiny_run import SplitSpy, plain_gauc, tiny_model, write_dataset
 from mdaf_tf import data, schema
 from mdaf_tf.config import ModelConfig, TrainConfig
 from mdaf_tf.data import DataError
+from mdaf_tf.models import embedding_sizes
 from mdaf_tf.training import checkpoint, config_file, recipe, runner
 from mdaf_tf.training.metrics import exact_auc, log_loss
 
@@ -312,6 +313,11 @@ def test_the_size_rule_fills_unset_fields_and_config_json_records_its_choice(dat
     assert (config["train"]["batch_size"], config["train"]["learning_rate"],
             config["train"]["warmup_epochs"]) == (256, 1e-3, 0.4)
     assert config["effective_batch_size"] == 256 and config["steps_per_epoch"] == 1
+    # 384 examples over a few dozen ids a vocabulary: the width rule's floor of 4 each.
+    widths = config["size_rule"]["embedding_widths"]["chose"]
+    assert widths == {"user": 4, "item": 4, "cate": 4}
+    assert [config["model"][f"{v}_embedding_dim"] for v in ("user", "item", "cate")] == [4] * 3
     # The recorded config trains the same run again: nothing is left to the rule.
-    _, again = config_file.load(tmp_path / "run" / "config.json")
+    model_again, again = config_file.load(tmp_path / "run" / "config.json")
     assert again == recipe.resolve(train, 384)[0]
+    assert embedding_sizes.with_width_rule(model_again, 384)[1] == {}

@@ -1,0 +1,79 @@
+import dataclasses
+
+import pytest
+from declared_data import DECLARED, SIZES
+
+from mdaf_tf import schema
+from mdaf_tf.config import ModelConfig
+from mdaf_tf.models import build_model, embedding_sizes
+from mdaf_tf.models.embedding_sizes import width_cap, with_width_rule
+
+# The many-users log of README: 3,500 users, 8,000 items, 60 categories (+ PAD and OOV rows).
+MANY_USERS = ModelConfig(user_vocab_size=3502, item_vocab_size=8002, cate_vocab_size=62)
+
+
+@pytest.mark.parametrize(("train_examples", "rows", "width"), [
+    (147_000, 3502, 4),      # 42 examples a user: below 4 * 16, the floor
+    (147_000, 8002, 4),      # 18 an item
+    (25_000, 102, 8),        # 250 a row: 15.6 dimensions' worth -> 8
+    (25_600, 102, 16),       # 256 a row: exactly 16
+    (60_000, 62, 32),        # 1,000 a row: 62.5 -> 32
+    (147_000, 62, 128),      # 2,450 a row: 153 -> 128
+    (0, 10, 4),              # no examples at all: the floor
+])
+def test_width_cap_is_the_largest_power_of_two_within_examples_per_row_over_16(
+        train_examples, rows, width):
+    assert width_cap(train_examples, rows) == width
+
+
+def test_width_cap_grows_with_the_data_and_is_a_power_of_two_from_4():
+    caps = [width_cap(n, 1002) for n in range(0, 3_000_000, 7_919)]
+    assert caps == sorted(caps)
+    assert all(c >= 4 and c & (c - 1) == 0 for c in caps)
+
+
+def test_the_rule_narrows_rare_ids_and_keeps_the_seed_widths_of_frequent_ones():
+    narrowed, chosen = with_width_rule(MANY_USERS, 147_000)
+    # Users and items are seen 42 and 18 times: 4; a category 2,450 times: the seed's 32.
+    assert (narrowed.user_embedding_dim, narrowed.item_embedding_dim,
+            narrowed.cate_embedding_dim) == (4, 4, 32)
+    assert chosen == {schema.USER_VOCAB: 4, schema.ITEM_VOCAB: 4, schema.CATE_VOCAB: 32}
+    thesis_sized, _ = with_width_rule(MANY_USERS, 100_000_000)
+    assert (thesis_sized.user_embedding_dim, thesis_sized.item_embedding_dim,
+            thesis_sized.cate_embedding_dim) == (80, 64, 32)
+
+
+def test_a_width_the_config_sets_is_kept_and_not_reported_as_chosen():
+    config = dataclasses.replace(MANY_USERS, user_embedding_dim=80, embedding_dims={"cate": 8})
+    narrowed, chosen = with_width_rule(config, 147_000)
+    assert narrowed.user_embedding_dim == 80 and narrowed.item_embedding_dim == 4
+    assert embedding_sizes.embedding_dim(narrowed, schema.CATE_VOCAB, 62) == 8
+    assert chosen == {schema.ITEM_VOCAB: 4}
+
+
+def test_declared_vocabularies_get_the_smaller_of_the_fourth_root_rule_and_the_cap():
+    config = ModelConfig(features=DECLARED, vocab_sizes={
+        v: n + schema.FIRST_ID for v, n in SIZES.items()})
+    few, chosen = with_width_rule(config, 0)
+    assert set(chosen) == set(SIZES) and set(chosen.values()) == {4}
+    many, chosen = with_width_rule(config, 10**9)
+    for vocab, n in SIZES.items():
+        base = embedding_sizes.SEED_WIDTHS.get(vocab)
+        # 6 * V^(1/4) up to a multiple of 8 in [8, 64] for the declared vocabularies
+        expected = base or min(64, max(8, -(-6 * (n + schema.FIRST_ID) ** 0.25 // 8) * 8))
+        assert chosen[vocab] == expected, vocab
+    _, _, dims = embedding_sizes.resolved(few)
+    assert all(dims[v] == 4 for v in SIZES)
+
+
+def test_a_model_built_from_the_narrowed_config_has_tables_of_those_widths():
+    narrowed, _ = with_width_rule(MANY_USERS, 147_000)
+    model = build_model("dnn", narrowed)
+    shapes = {tuple(w.shape) for w in model.weights if len(w.shape) == 2}
+    assert {(3502, 4), (8002, 4), (62, 32)} <= shapes
+
+
+def test_a_config_that_leaves_widths_open_builds_the_seed_widths_without_data():
+    model = build_model("dnn", MANY_USERS)
+    shapes = {tuple(w.shape) for w in model.weights if len(w.shape) == 2}
+    assert {(3502, 80), (8002, 64), (62, 32)} <= shapes
