@@ -19,10 +19,11 @@ from mdaf_tf.config import ConfigError, ModelConfig
 
 NUMERIC_EMBEDDING_DIM = 16
 SEED_WIDTHS = {schema.USER_VOCAB: 80, schema.ITEM_VOCAB: 64, schema.CATE_VOCAB: 32}
-EXAMPLES_PER_WIDTH = 16  # training examples per vocabulary row for each dimension it gets
+EXAMPLES_PER_DIMENSION = 2  # training examples a vocabulary row needs for each dimension
 MIN_RULE_WIDTH = 4
-WIDTH_RULE = ("width: min(base width, the largest power of two <= training examples per "
-              f"vocabulary row / {EXAMPLES_PER_WIDTH}, at least {MIN_RULE_WIDTH})")
+WIDTH_RULE = ("width: min(base width, training examples per vocabulary row / "
+              f"{EXAMPLES_PER_DIMENSION} rounded down to a multiple of 8, at least "
+              f"{MIN_RULE_WIDTH})")
 _OWN_FIELDS = {schema.USER_VOCAB: ("user_vocab_size", "user_embedding_dim"),
                schema.ITEM_VOCAB: ("item_vocab_size", "item_embedding_dim"),
                schema.CATE_VOCAB: ("cate_vocab_size", "cate_embedding_dim")}
@@ -37,13 +38,12 @@ def embedding_dim_rule(vocab_size: int) -> int:
 
 def width_cap(train_examples: int, vocab_size: int) -> int:
     """The widest embedding the width rule gives a vocabulary of ``vocab_size`` rows (PAD and
-    OOV included) on ``train_examples`` training examples: the largest power of two at most
-    (examples per id row) / 16, and at least 4. 42 examples a row (3,500 users with 60
-    impressions) -> 4; 250 -> 8; 1,000 -> 32; 2,450 (60 categories) -> 128."""
+    OOV included) on ``train_examples`` training examples: (examples per id row) / 2 rounded
+    down to a multiple of 8, and at least 4. 42 examples a row (3,500 users with 60
+    impressions) -> 16; 18 (8,000 items) -> 8; 126 -> 56; 252 -> 120."""
     per_row = train_examples / max(1, vocab_size - 2)
-    if per_row < MIN_RULE_WIDTH * EXAMPLES_PER_WIDTH:
-        return MIN_RULE_WIDTH
-    return 1 << int(math.floor(math.log2(per_row / EXAMPLES_PER_WIDTH)))
+    width = 8 * int(per_row / EXAMPLES_PER_DIMENSION // 8)
+    return max(MIN_RULE_WIDTH, width)
 
 
 def vocab_size(c: ModelConfig, vocab: str) -> int:

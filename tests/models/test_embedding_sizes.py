@@ -13,31 +13,34 @@ MANY_USERS = ModelConfig(user_vocab_size=3502, item_vocab_size=8002, cate_vocab_
 
 
 @pytest.mark.parametrize(("train_examples", "rows", "width"), [
-    (147_000, 3502, 4),      # 42 examples a user: below 4 * 16, the floor
-    (147_000, 8002, 4),      # 18 an item
-    (25_000, 102, 8),        # 250 a row: 15.6 dimensions' worth -> 8
-    (25_600, 102, 16),       # 256 a row: exactly 16
-    (60_000, 62, 32),        # 1,000 a row: 62.5 -> 32
-    (147_000, 62, 128),      # 2,450 a row: 153 -> 128
+    (147_000, 3502, 16),     # 42 examples a user: 21 -> 16
+    (147_000, 8002, 8),      # 18.4 an item: 9.2 -> 8
+    (147_000, 30002, 4),     # 4.9 an item: 2.5 -> the floor of 4
+    (25_200, 202, 56),       # the synthetic default's items: 126 a row -> 63 -> 56
+    (25_200, 102, 120),      # its users: 252 a row -> 126 -> 120
+    (16_000, 1002, 8),       # 16 a row: exactly 8
     (0, 10, 4),              # no examples at all: the floor
 ])
-def test_width_cap_is_the_largest_power_of_two_within_examples_per_row_over_16(
+def test_width_cap_is_half_the_examples_per_row_down_to_a_multiple_of_8(
         train_examples, rows, width):
     assert width_cap(train_examples, rows) == width
 
 
-def test_width_cap_grows_with_the_data_and_is_a_power_of_two_from_4():
-    caps = [width_cap(n, 1002) for n in range(0, 3_000_000, 7_919)]
+def test_width_cap_grows_with_the_data_in_steps_of_8_from_4():
+    sizes = range(0, 3_000_000, 7_919)
+    caps = [width_cap(n, 1002) for n in sizes]
     assert caps == sorted(caps)
-    assert all(c >= 4 and c & (c - 1) == 0 for c in caps)
+    assert all(c == 4 or c % 8 == 0 for c in caps)
+    # at least 2 training examples a row for each dimension it gets, beyond the floor
+    assert all(c == 4 or n / 1000 >= 2 * c for n, c in zip(sizes, caps, strict=True))
 
 
 def test_the_rule_narrows_rare_ids_and_keeps_the_seed_widths_of_frequent_ones():
     narrowed, chosen = with_width_rule(MANY_USERS, 147_000)
-    # Users and items are seen 42 and 18 times: 4; a category 2,450 times: the seed's 32.
+    # Users and items are seen 42 and 18 times: 16 and 8; a category 2,450 times: the seed's 32.
     assert (narrowed.user_embedding_dim, narrowed.item_embedding_dim,
-            narrowed.cate_embedding_dim) == (4, 4, 32)
-    assert chosen == {schema.USER_VOCAB: 4, schema.ITEM_VOCAB: 4, schema.CATE_VOCAB: 32}
+            narrowed.cate_embedding_dim) == (16, 8, 32)
+    assert chosen == {schema.USER_VOCAB: 16, schema.ITEM_VOCAB: 8, schema.CATE_VOCAB: 32}
     thesis_sized, _ = with_width_rule(MANY_USERS, 100_000_000)
     assert (thesis_sized.user_embedding_dim, thesis_sized.item_embedding_dim,
             thesis_sized.cate_embedding_dim) == (80, 64, 32)
@@ -46,9 +49,9 @@ def test_the_rule_narrows_rare_ids_and_keeps_the_seed_widths_of_frequent_ones():
 def test_a_width_the_config_sets_is_kept_and_not_reported_as_chosen():
     config = dataclasses.replace(MANY_USERS, user_embedding_dim=80, embedding_dims={"cate": 8})
     narrowed, chosen = with_width_rule(config, 147_000)
-    assert narrowed.user_embedding_dim == 80 and narrowed.item_embedding_dim == 4
+    assert narrowed.user_embedding_dim == 80 and narrowed.item_embedding_dim == 8
     assert embedding_sizes.embedding_dim(narrowed, schema.CATE_VOCAB, 62) == 8
-    assert chosen == {schema.ITEM_VOCAB: 4}
+    assert chosen == {schema.ITEM_VOCAB: 8}
 
 
 def test_declared_vocabularies_get_the_smaller_of_the_fourth_root_rule_and_the_cap():
@@ -70,7 +73,7 @@ def test_a_model_built_from_the_narrowed_config_has_tables_of_those_widths():
     narrowed, _ = with_width_rule(MANY_USERS, 147_000)
     model = build_model("dnn", narrowed)
     shapes = {tuple(w.shape) for w in model.weights if len(w.shape) == 2}
-    assert {(3502, 4), (8002, 4), (62, 32)} <= shapes
+    assert {(3502, 16), (8002, 8), (62, 32)} <= shapes
 
 
 def test_a_config_that_leaves_widths_open_builds_the_seed_widths_without_data():

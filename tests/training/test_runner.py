@@ -313,10 +313,11 @@ def test_the_size_rule_fills_unset_fields_and_config_json_records_its_choice(dat
     assert (config["train"]["batch_size"], config["train"]["learning_rate"],
             config["train"]["warmup_epochs"]) == (256, 1e-3, 0.4)
     assert config["effective_batch_size"] == 256 and config["steps_per_epoch"] == 1
-    # 384 examples over a few dozen ids a vocabulary: the width rule's floor of 4 each.
+    # 384 examples: 19.2 a user -> 9.6 -> 8; 12.8 an item -> the floor of 4; 76.8 a category
+    # -> 38.4 -> 32, the seed's width.
     widths = config["size_rule"]["embedding_widths"]["chose"]
-    assert widths == {"user": 4, "item": 4, "cate": 4}
-    assert [config["model"][f"{v}_embedding_dim"] for v in ("user", "item", "cate")] == [4] * 3
+    assert widths == {"user": 8, "item": 4, "cate": 32}
+    assert [config["model"][f"{v}_embedding_dim"] for v in ("user", "item", "cate")] == [8, 4, 32]
     # The recorded config trains the same run again: nothing is left to the rule.
     model_again, again = config_file.load(tmp_path / "run" / "config.json")
     assert again == recipe.resolve(train, 384)[0]
