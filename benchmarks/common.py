@@ -7,6 +7,7 @@ import os
 import platform
 import resource
 import statistics
+import subprocess
 import time
 from pathlib import Path
 
@@ -44,6 +45,15 @@ def load_average() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
 
 
+def git_commit() -> str:
+    """The checkout's short commit, with "+changes" when tracked files differ from it."""
+    def git(*args):
+        return subprocess.run(["git", *args], capture_output=True, text=True, cwd=REPO).stdout
+
+    commit = git("rev-parse", "--short", "HEAD").strip() or "?"
+    return commit + ("+changes" if git("status", "--porcelain", "--untracked-files=no") else "")
+
+
 def machine() -> dict:
     """What the figures were measured on (TensorFlow only if it is already imported)."""
     import sys
@@ -55,6 +65,7 @@ def machine() -> dict:
         "platform": platform.platform(),
         "python": platform.python_version(),
         "load_average": load_average(),
+        "commit": git_commit(),
     }
     if "tensorflow" in sys.modules:
         facts["tensorflow"] = sys.modules["tensorflow"].__version__

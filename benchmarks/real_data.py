@@ -329,9 +329,6 @@ def main(argv=None) -> int:
     start = time.perf_counter()
     machine = common.machine()
     machine["load_average_start"] = machine.pop("load_average")
-    machine["commit"] = subprocess.run(["git", "rev-parse", "--short", "HEAD"],
-                                       capture_output=True, text=True,
-                                       cwd=common.REPO).stdout.strip() or "?"
     work = args.work.resolve()
     data_dir = work / "data"
     work.mkdir(parents=True, exist_ok=True)

@@ -261,12 +261,6 @@ def write_results(path: Path, machine: dict, records: list[dict], results: dict,
     tmp.replace(path)
 
 
-def git_commit() -> str:
-    done = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                          text=True, cwd=common.REPO)
-    return done.stdout.strip() or "?"
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny sizes (smoke test)")
@@ -283,7 +277,6 @@ def main(argv=None) -> int:
     machine["load_average_start"] = machine.pop("load_average")
     machine["tensorflow"] = importlib.metadata.version("tensorflow")
     machine["keras"] = importlib.metadata.version("keras")
-    machine["commit"] = git_commit()
     print(f"{machine['cpu']}, {machine['cores']} cores, {machine['memory_gib']} GiB, "
           f"load {machine['load_average_start']}", flush=True)
     start = time.perf_counter()

@@ -6,7 +6,7 @@ fourth-root rule ``embedding_dim_rule`` for any other vocabulary), narrowed by t
 ``width_cap`` when the training split's size is known (``with_width_rule``, which the runner
 applies and ``config.json`` records): a vocabulary whose rows are each seen in a few dozen
 training examples gets a few dimensions, where the seed's widths let the model memorise ids
-(README, "Many users with short logs").
+(README, "The embedding width rule" and "Many users with short logs").
 """
 
 from __future__ import annotations

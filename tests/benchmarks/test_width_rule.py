@@ -55,7 +55,9 @@ def test_each_row_holds_what_its_run_reported_and_recorded(benchmark):
         assert run["best_epoch"] == best + 1
         assert run["val_auc"] == pytest.approx(val[best], abs=5e-5)
         assert 0.0 < run["test_auc"] < 1.0
-    assert "| tiny | dnn | rule | 4/4/" in (root / "out" / "README.md").read_text()
+    rule = next(r for r in result["runs"] if r["widths"] == "rule")
+    row = f"| tiny | dnn | rule | {rule['user_width']}/{rule['item_width']}/"
+    assert row in (root / "out" / "README.md").read_text()
 
 
 class _Result:
