@@ -55,6 +55,9 @@ class ModelConfig:
     pooling: str = "mean"  # "mean" (MDAF) or "last" (Mamba4Rec)
     scan: str = "auto"  # "auto", "fast", "chunked", "stepwise" or "reference"
     target_in_sequence: bool = False  # mdaf_ta: append the target token, pool the last
+    # mdaf_match / dnn_match: recency-weighted counts of the behaviours sharing the target's
+    # ids (layers.TargetHistoryMatch, SIM's hard search) join the sequence representation.
+    target_match: bool = False
     # Fusion and output.
     fusion: str = "gate"  # "gate", "concat" or "fixed"
     fixed_gate_weight: float = 0.5

@@ -52,6 +52,19 @@ def request(model_config: ModelConfig, train_config: TrainConfig, data_sha: str)
     }
 
 
+def _with_defaults(recorded: dict) -> dict | None:
+    """``recorded`` (a ``request``) with the config fields added since it was written set
+    to their defaults, which is what its run used; None if it is not a valid request."""
+    try:
+        return {**recorded,
+                "model": config_lib.to_dict(config_lib.from_dict(ModelConfig,
+                                                                 recorded["model"])),
+                "train": config_lib.to_dict(config_lib.from_dict(TrainConfig,
+                                                                 recorded["train"]))}
+    except (KeyError, TypeError, config_lib.ConfigError):
+        return None
+
+
 def finished_result(directory: Path, wanted: dict) -> dict | None:
     path = directory / RESULT_FILE
     if not path.is_file():
@@ -60,7 +73,10 @@ def finished_result(directory: Path, wanted: dict) -> dict | None:
         result = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
-    if result.get("request") != wanted or not all(k in result for k in TEST_KEYS):
+    recorded = result.get("request")
+    if not isinstance(recorded, dict) or _with_defaults(recorded) != wanted:
+        return None
+    if not all(k in result for k in TEST_KEYS):
         return None
     return result
 

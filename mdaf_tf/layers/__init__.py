@@ -16,6 +16,7 @@ from mdaf_tf.layers.mamba_block import MambaBlock
 from mdaf_tf.layers.mlp import MLP
 from mdaf_tf.layers.position_embedding import PositionEmbedding
 from mdaf_tf.layers.target_attention import TargetAttention
+from mdaf_tf.layers.target_history_match import TargetHistoryMatch
 from mdaf_tf.layers.transformer_encoder import TransformerEncoder
 
 __all__ = [
@@ -31,5 +32,6 @@ __all__ = [
     "MambaBlock",
     "PositionEmbedding",
     "TargetAttention",
+    "TargetHistoryMatch",
     "TransformerEncoder",
 ]

@@ -12,6 +12,7 @@ from mdaf_tf.layers.dcnv3 import DCNv3
 from mdaf_tf.layers.feature_embedding import FeatureEmbedding
 from mdaf_tf.layers.mamba4rec_encoder import Mamba4RecEncoder
 from mdaf_tf.layers.mlp import MLP
+from mdaf_tf.layers.target_history_match import TargetHistoryMatch
 from mdaf_tf.models import embedding_sizes
 from mdaf_tf.precision import check_precision
 
@@ -84,6 +85,17 @@ def history_with_target(embedded: dict):
     mask = embedded["history_mask"]
     mask = keras.ops.concatenate([mask, keras.ops.ones_like(mask[:, :1])], axis=1)
     return tokens, mask
+
+
+def target_match(c: ModelConfig, inputs: dict, embedded: dict):
+    """``TargetHistoryMatch`` over every history field that shares a static field's ids
+    (item and category by default): (B, fields * kernels)."""
+    pairs = [(f.static, f.name) for f in feature_schema.from_config(c.features).sequence
+             if f.static is not None]
+    target = keras.ops.stack([inputs[static] for static, _ in pairs], axis=-1)
+    history = keras.ops.stack([inputs[hist] for _, hist in pairs], axis=-1)
+    return TargetHistoryMatch(name="target_match")(
+        target, history, padding_mask=embedded["history_mask"])
 
 
 def static_branch(c: ModelConfig, embedded: dict):

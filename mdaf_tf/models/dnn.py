@@ -12,6 +12,7 @@ from mdaf_tf.models._blocks import (
     masked_mean,
     output_head,
     static_fields,
+    target_match,
 )
 
 
@@ -35,12 +36,16 @@ class DNN(ConfiguredModel):
         history = keras.layers.Identity(name="history_mean")(
             masked_mean(embedded["history"], embedded["history_mask"])
         )
-        features = keras.layers.Concatenate(name="dnn_features")(
-            [static_fields(embedded), history]
-        )
+        parts = [static_fields(embedded), history]
+        if c.target_match:
+            parts.append(target_match(c, inputs, embedded))
+        features = keras.layers.Concatenate(name="dnn_features")(parts)
         outputs = output_head(c, c.deep_hidden, features)
         super().__init__(inputs=inputs, outputs=outputs, config=c, **kwargs)
 
     @property
     def components(self):
-        return {"embeddings": ("feature_embedding",), "mlp": ("output_mlp",)}
+        parts = {"embeddings": ("feature_embedding",), "mlp": ("output_mlp",)}
+        if self.config.target_match:
+            parts["target match"] = ("target_match",)
+        return parts

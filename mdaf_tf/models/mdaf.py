@@ -14,6 +14,7 @@ from mdaf_tf.models._blocks import (
     output_head,
     sequence_encoder,
     static_branch,
+    target_match,
 )
 
 
@@ -33,6 +34,11 @@ class MDAF(ConfiguredModel):
     With ``target_in_sequence`` (the ``mdaf_ta`` variant, beyond the seed) the target's
     (item, category) token is appended as the last position of the behaviour sequence and
     the sequence branch pools that last position, so the sequence branch sees the target.
+    With ``target_match`` (the ``mdaf_match`` variant) the sequence branch also carries how
+    often and how recently the history holds the target's item and category
+    (``TargetHistoryMatch``, SIM's category hard search summarised by recency kernels)::
+
+        q = MaskedMeanPool(Mamba4Rec(...)) + Dense_128(TargetHistoryMatch(target, history))
 
     Inputs: the schema's model-input dict (``mdaf_tf.schema.MODEL_INPUTS``).
     Outputs: ``{"logit": (B, 1), "probability": (B, 1), "gate": (B, 1)}``; the gate is 1
@@ -49,7 +55,7 @@ class MDAF(ConfiguredModel):
     components = {
         "embeddings": ("feature_embedding",),
         "static branch": ("static_projection", "static_dcnv3"),
-        "sequence branch": ("sequence_encoder",),
+        "sequence branch": ("sequence_encoder", "target_match", "target_match_projection"),
         "gate + output": ("fusion", "output_mlp"),
     }
 
@@ -62,6 +68,10 @@ class MDAF(ConfiguredModel):
             tokens, mask = history_with_target(embedded)
             pooling = "last"
         sequence = sequence_encoder(c, pooling)(tokens, mask=mask)
+        if c.target_match:
+            match = keras.layers.Dense(c.hidden_dim, name="target_match_projection")(
+                target_match(c, inputs, embedded))
+            sequence = keras.layers.Add(name="sequence_with_match")([sequence, match])
         fusion = GatedFusion(
             mode=c.fusion,
             hidden_units=c.gate_hidden,

@@ -11,6 +11,7 @@ from mdaf_tf.config import ModelConfig
 _MODELS = {
     "mdaf": ("mdaf_tf.models.mdaf", "MDAF", {}),
     "mdaf_ta": ("mdaf_tf.models.mdaf", "MDAF", {"target_in_sequence": True}),
+    "mdaf_match": ("mdaf_tf.models.mdaf", "MDAF", {"target_match": True}),
     "mdaf_concat": ("mdaf_tf.models.mdaf", "MDAF", {"fusion": "concat"}),
     "mdaf_fixed": ("mdaf_tf.models.mdaf", "MDAF", {"fusion": "fixed"}),
     "dcnv3": ("mdaf_tf.models.static_only", "StaticOnly", {}),
@@ -21,6 +22,7 @@ _MODELS = {
     "autoint": ("mdaf_tf.models.autoint", "AutoInt", {}),
     "din": ("mdaf_tf.models.din", "DIN", {}),
     "dnn": ("mdaf_tf.models.dnn", "DNN", {}),
+    "dnn_match": ("mdaf_tf.models.dnn", "DNN", {"target_match": True}),
 }
 
 MODEL_NAMES = tuple(_MODELS)

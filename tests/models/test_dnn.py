@@ -3,6 +3,7 @@ import dataclasses
 import keras
 import numpy as np
 
+from mdaf_tf import schema
 from mdaf_tf.models import build_model, count_parameters
 from mdaf_tf.models.dnn import DNN
 from tests.models.conftest import random_batch, tiny_config
@@ -33,6 +34,27 @@ def test_history_is_the_mean_of_the_valid_tokens_and_output_matches_numpy(config
                 np.concatenate([static_x0(model, batch), expected], axis=-1))
     np.testing.assert_allclose(predict(model, batch)["probability"], sigmoid(logit),
                                rtol=1e-5, atol=1e-6)
+
+
+def test_match_variant_appends_the_match_counts_to_the_mlp_input(config):
+    from tests.models.test_mdaf import match_reference
+
+    model = build_model("dnn_match", config)
+    batch = random_batch(config, 9, seed=5)
+    batch[schema.CATE_ID] = np.where(batch[schema.HIST_LEN] > 0, batch[schema.HIST_CATE_ID][:, -1],
+                                     batch[schema.CATE_ID])
+    tokens, mask = history_tokens(model, batch)
+    mean = np.stack([t[m].mean(axis=0) if m.any() else np.zeros(t.shape[-1])
+                     for t, m in zip(tokens, mask, strict=True)])
+    match = match_reference(np.asarray(model.get_layer("target_match").kernel), batch)
+    assert (match[batch[schema.HIST_LEN] > 0] > 0).any(axis=1).all()
+    logit = mlp(model.get_layer("output_mlp"),
+                np.concatenate([static_x0(model, batch), mean, match], axis=-1))
+    np.testing.assert_allclose(predict(model, batch)["probability"], sigmoid(logit),
+                               rtol=1e-5, atol=1e-6)
+    counts = count_parameters(model)
+    assert counts["target match"] == config.max_seq_len * 2 * 4
+    assert counts["total"] == model.count_params()
 
 
 def test_padding_length_and_padded_values_change_nothing(config):

@@ -47,7 +47,7 @@ def test_default_parameter_counts_by_component():
     }
 
 
-@pytest.mark.parametrize("name", ["mdaf", "mdaf_ta", "mdaf_concat", "mdaf_fixed"])
+@pytest.mark.parametrize("name", ["mdaf", "mdaf_ta", "mdaf_match", "mdaf_concat", "mdaf_fixed"])
 def test_keras_round_trip(tmp_path, config, name):
     model = build_model(name, config)
     batch = random_batch(config, 8, seed=1)
@@ -106,7 +106,38 @@ def test_xla_matches_eager(config):
     np.testing.assert_allclose(xla["probability"], eager, rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("name", ["mdaf", "mdaf_concat", "mdaf_fixed"])
+def match_reference(kernel, batch):
+    """(B, 2 * K): per field (item, category), the kernel summed over the valid positions
+    whose id equals the target's real id."""
+    fields = [(schema.ITEM_ID, schema.HIST_ITEM_ID), (schema.CATE_ID, schema.HIST_CATE_ID)]
+    valid = batch[schema.HIST_ITEM_ID] != schema.PAD_ID
+    out = []
+    for f, (target, hist) in enumerate(fields):
+        hit = (batch[hist] == batch[target][:, None]) & valid
+        hit &= (batch[target] >= schema.FIRST_ID)[:, None]
+        out.append(hit.astype(float) @ kernel[:, f, :])
+    return np.concatenate(out, axis=1)
+
+
+def test_match_variant_adds_projected_match_counts_to_the_sequence_branch(config):
+    model = build_model("mdaf_match", config)
+    batch = random_batch(config, 8, seed=6)
+    has_history = batch[schema.HIST_LEN] > 0
+    batch[schema.CATE_ID] = np.where(has_history, batch[schema.HIST_CATE_ID][:, -1],
+                                     batch[schema.CATE_ID])  # matches in the category field
+    batch[schema.ITEM_ID][1] = batch[schema.HIST_ITEM_ID][1, -1]  # and one item match
+    probe = keras.Model(model.inputs, [model.get_layer("sequence_encoder").output,
+                                       model.get_layer("sequence_with_match").output])
+    encoded, sequence = (np.asarray(x) for x in probe(batch, training=False))
+    match = match_reference(np.asarray(model.get_layer("target_match").kernel), batch)
+    assert (match[has_history] > 0).any(axis=1).all() and match[1, :4].sum() > 0
+    kernel, bias = (np.asarray(w) for w in model.get_layer("target_match_projection").weights)
+    np.testing.assert_allclose(sequence, encoded + match @ kernel + bias, rtol=1e-5, atol=1e-6)
+    assert count_parameters(model)["sequence branch"] > count_parameters(
+        build_model("mdaf", config))["sequence branch"]
+
+
+@pytest.mark.parametrize("name", ["mdaf", "mdaf_match", "mdaf_concat", "mdaf_fixed"])
 def test_trains_and_loss_decreases(name):
     config = tiny_config(dropout=0.0)
     model = build_model(name, config)
