@@ -20,6 +20,7 @@ from mdaf_tf.files import save_figure_atomic
 ABLATIONS = {
     "mdaf": "full model (gate fusion)",
     "mdaf_ta": "target token appended to the sequence branch (beyond the seed)",
+    "mdaf_match": "target-history match counts added to the sequence branch (beyond the seed)",
     "mdaf_concat": "concat instead of the gate",
     "mdaf_fixed": "fixed weight 0.5 instead of the gate",
     "dcnv3": "static branch only",

@@ -25,3 +25,16 @@ def test_features_hold_the_cross_the_item_and_q():
     # q over the 3 latest: example 0 sees 2 (latest, weight 1), 3, 2 (weight 0.25) -> 1.25;
     # example 1 sees 2, 3 (weight 0.5), 0 -> 0.5
     np.testing.assert_allclose(x[:, -1], [1.25, 0.5])
+
+
+def test_item_feature_sets_leave_out_the_user_category_cells():
+    split = {"label": np.array([1, 0]), "user_id": np.array([2, 3]), "item_id": np.array([4, 5]),
+             "cate_id": np.array([2, 3]), "hist_cate_id": np.array([[0, 2, 3, 2], [0, 0, 3, 2]])}
+    params = linear_ceiling.FEATURE_SETS["item_sequence"]
+    x = linear_ceiling.features(split, 4, 6, 4, recent=3, decay=0.5, **params).toarray()
+    assert x.shape == (2, 6 + 1)
+    assert x[0, 4] == 1 and x[1, 5] == 1
+    np.testing.assert_allclose(x[:, -1], [1.25, 0.5])
+    x = linear_ceiling.features(split, 4, 6, 4, recent=3, decay=0.5,
+                                **linear_ceiling.FEATURE_SETS["item"]).toarray()
+    np.testing.assert_array_equal(x, [[0, 0, 0, 0, 1, 0], [0, 0, 0, 0, 0, 1]])

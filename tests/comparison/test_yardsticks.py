@@ -77,9 +77,9 @@ def test_the_oracle_row_is_the_true_probabilities_on_test(dataset, found):
 def test_the_lr_row_is_what_the_benchmark_prints(dataset, found, capsys):
     assert linear_ceiling_cli.main([str(dataset)]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
-    assert len(lines) == 4 and lines[2].startswith("logistic regression, both features")
+    assert len(lines) == 6 and lines[2].startswith("logistic regression, both features")
     printed = json.loads(lines[-1])
-    assert set(printed) == {"oracle", "static", "sequence", "both"}
+    assert set(printed) == {"oracle", "static", "sequence", "both", "item", "item_sequence"}
     assert set(printed["both"]) == {"val_auc", "test_auc", "C"}
     row = found.rows["lr_ceiling"]
     for key in ("val_auc", "test_auc", "C"):
