@@ -29,6 +29,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 PARTS = ("part_affinity", "part_quality", "part_sequence")
 
 
+# The ceilings the probe regresses (README's table): static, sequence and both feature sets.
+PROBED_FEATURE_SETS = ("static", "sequence", "both")
+
+
 def true_parts(data_dir: str, split: str) -> tuple[dict, dict]:
     """The split's examples (file order) with their true logit parts, and the true weights."""
     from mdaf_tf import schema
@@ -73,7 +77,8 @@ def lr_ceiling_logits(data_dir: str, split: str) -> dict:
     splits = lc.read_splits(data_dir)
     params = lc.feature_params(load_metadata(data_dir))
     logits = {}
-    for name, kinds in lc.FEATURE_SETS.items():
+    for name in PROBED_FEATURE_SETS:
+        kinds = lc.FEATURE_SETS[name]
         x = {s: lc.features(splits[s], **params, **kinds) for s in ("train", "val", split)}
         model, _, _ = lc.fit_selected(x["train"], splits["train"]["label"], x["val"],
                                       splits["val"]["label"])
