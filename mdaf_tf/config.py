@@ -42,6 +42,9 @@ class ModelConfig:
     item_embedding_dim: int | None = None
     cate_embedding_dim: int | None = None
     embedding_dims: dict = dataclasses.field(default_factory=dict)
+    # L2 penalty on every embedding table, added to the loss (FuxiCTR's
+    # embedding_regularizer); 0 = none.
+    embedding_l2: float = 0.0
     hidden_dim: int = 128
     # Static branch: DCNv3 = LCN + ECN.
     num_cross_layers: int = 3

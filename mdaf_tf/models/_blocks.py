@@ -49,11 +49,17 @@ def as_config(config: ModelConfig | dict) -> ModelConfig:
 
 def embedded_inputs(c: ModelConfig) -> tuple[dict, dict]:
     """Keras inputs for the config's declared features and their ``FeatureEmbedding``
-    output (widths from ``embedding_sizes``)."""
+    output (widths from ``embedding_sizes``; ``embedding_l2`` * sum of squares of every
+    table joins the loss)."""
     declared, sizes, dims = embedding_sizes.resolved(c)
     features = feature_schema.from_config(c.features).record_features()
     inputs = schema.keras_inputs(c.max_seq_len, features)
+    if c.embedding_l2 < 0:
+        raise config_lib.ConfigError(
+            f"config field 'embedding_l2' must be >= 0, got {c.embedding_l2}")
+    regularizer = keras.regularizers.L2(c.embedding_l2) if c.embedding_l2 else None
     embedded = FeatureEmbedding(features=declared, vocab_sizes=sizes, embedding_dims=dims,
+                                embeddings_regularizer=regularizer,
                                 name="feature_embedding")(inputs)
     return inputs, embedded
 
