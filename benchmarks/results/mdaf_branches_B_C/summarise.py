@@ -1,0 +1,49 @@
+"""Issue 20's last acceptance item on B and C: `mdaf` against its branches and `mdaf_match`.
+
+Run from the repository root: ``python benchmarks/results/mdaf_branches_B_C/summarise.py``.
+Reads this folder's runs.csv (mdaf, mdaf_seq, dcnv3) and match_three_settings' (mdaf_match,
+dcnv3), pairs the test AUCs by seed, and prints mean +- std and paired t-tests
+(mdaf_tf.comparison.stats, the test compare's tables use).
+"""
+
+import csv
+import statistics
+
+from mdaf_tf.comparison.stats import paired_t_test
+
+ROOT = "benchmarks/results"
+SETTINGS = {"B": "B_long_logs", "C": "C_many_items"}
+SEEDS = ("42", "123", "7")
+
+
+def test_aucs(path: str, model: str) -> list[float]:
+    with open(path, newline="") as f:
+        rows = [r for r in csv.DictReader(f) if r["model"] == model]
+    by_seed = {r["seed"]: float(r["test_auc"]) for r in rows}
+    return [by_seed[s] for s in SEEDS]
+
+
+def describe(name: str, aucs: list[float]) -> str:
+    return f"{name} {statistics.mean(aucs):.4f} +- {statistics.stdev(aucs):.4f}"
+
+
+def main() -> None:
+    for key, folder in SETTINGS.items():
+        new = f"{ROOT}/mdaf_branches_B_C/{folder}/runs.csv"
+        old = f"{ROOT}/match_three_settings/{folder}/runs.csv"
+        mdaf, seq, dcn = (test_aucs(new, m) for m in ("mdaf", "mdaf_seq", "dcnv3"))
+        match, dcn_before = test_aucs(old, "mdaf_match"), test_aucs(old, "dcnv3")
+        rerun_gap = max(abs(a - b) for a, b in zip(dcn, dcn_before, strict=True))
+        print(f"{key} ({folder}), test AUC over seeds {', '.join(SEEDS)}:")
+        named = (("mdaf", mdaf), ("mdaf_seq", seq), ("dcnv3", dcn), ("mdaf_match", match))
+        print("  " + "; ".join(describe(n, a) for n, a in named))
+        print(f"  dcnv3 here against match_three_settings': largest per-seed gap {rerun_gap:.1e}")
+        pairs = (("mdaf - dcnv3", mdaf, dcn), ("mdaf - mdaf_seq", mdaf, seq),
+                 ("mdaf - mdaf_match", mdaf, match), ("mdaf_seq - mdaf_match", seq, match))
+        for label, a, b in pairs:
+            t = paired_t_test(a, b)
+            print(f"  {label}: {1e4 * t['mean_diff']:+.1f} bp, paired t p {t['p']:.2g}")
+
+
+if __name__ == "__main__":
+    main()
