@@ -2,7 +2,7 @@
 
 Run from the repository root: ``python benchmarks/results/mdaf_branches_B_C/summarise.py``.
 Reads this folder's runs.csv (mdaf, mdaf_seq, dcnv3) and match_three_settings' (mdaf_match,
-dcnv3), pairs the test AUCs by seed, and prints mean +- std and paired t-tests
+dcnv3, din, dnn), pairs the test AUCs by seed, and prints mean +- std and paired t-tests
 (mdaf_tf.comparison.stats, the test compare's tables use).
 """
 
@@ -33,13 +33,15 @@ def main() -> None:
         old = f"{ROOT}/match_three_settings/{folder}/runs.csv"
         mdaf, seq, dcn = (test_aucs(new, m) for m in ("mdaf", "mdaf_seq", "dcnv3"))
         match, dcn_before = test_aucs(old, "mdaf_match"), test_aucs(old, "dcnv3")
+        din, dnn = test_aucs(old, "din"), test_aucs(old, "dnn")
         rerun_gap = max(abs(a - b) for a, b in zip(dcn, dcn_before, strict=True))
         print(f"{key} ({folder}), test AUC over seeds {', '.join(SEEDS)}:")
         named = (("mdaf", mdaf), ("mdaf_seq", seq), ("dcnv3", dcn), ("mdaf_match", match))
         print("  " + "; ".join(describe(n, a) for n, a in named))
         print(f"  dcnv3 here against match_three_settings': largest per-seed gap {rerun_gap:.1e}")
         pairs = (("mdaf - dcnv3", mdaf, dcn), ("mdaf - mdaf_seq", mdaf, seq),
-                 ("mdaf - mdaf_match", mdaf, match), ("mdaf_seq - mdaf_match", seq, match))
+                 ("mdaf - mdaf_match", mdaf, match), ("mdaf_seq - mdaf_match", seq, match),
+                 ("mdaf - din", mdaf, din), ("mdaf - dnn", mdaf, dnn))
         for label, a, b in pairs:
             t = paired_t_test(a, b)
             print(f"  {label}: {1e4 * t['mean_diff']:+.1f} bp, paired t p {t['p']:.2g}")
