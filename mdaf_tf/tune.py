@@ -1,4 +1,5 @@
-"""Search dropout, weight decay, label smoothing (and the learning rate) with Keras Tuner.
+"""Search dropout, weight decay, label smoothing (and the learning rate, the embedding L2
+penalty) with Keras Tuner.
 
     python -m mdaf_tf.tune --data DIR --max-trials 20 --output runs/tune-NAME
     python -m mdaf_tf.train --data DIR --config runs/tune-NAME/best_config.json
@@ -72,6 +73,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also search the peak learning rate (log scale, default 1e-4,1e-3)")
     p.add_argument("--learning-rate", metavar="LOW,HIGH",
                    help="learning-rate range; implies --tune-learning-rate")
+    p.add_argument("--tune-embedding-l2", action="store_true",
+                   help="also search ModelConfig.embedding_l2, the L2 penalty on the id "
+                   "embeddings (log scale, default 1e-5,1e-3)")
+    p.add_argument("--embedding-l2", metavar="LOW,HIGH",
+                   help="embedding_l2 range; implies --tune-embedding-l2")
     p.add_argument("--precision", choices=PRECISIONS,
                    help="numeric precision of every model (ModelConfig.precision, as for "
                    "train --precision; default: the config's, else float32)")
@@ -178,7 +184,8 @@ def _run(args) -> int:
     check_arguments(args)
     space = search_space.build_space(
         {name: getattr(args, name) for name in search_space.DEFAULT_BOUNDS},
-        args.tune_learning_rate,
+        tune_learning_rate=args.tune_learning_rate,
+        tune_embedding_l2=args.tune_embedding_l2,
     )
     model_config, train_config = resolve_configs(args)
     output = Path(args.output or f"runs/tune-{train_config.model}")

@@ -53,7 +53,8 @@ class CountingTrain:
         self.real = runner.train
 
     def __call__(self, model_config, train_config, data_dir, output_dir, **kwargs):
-        self.calls.append({"output_dir": Path(output_dir), "resume": kwargs.get("resume")})
+        self.calls.append({"output_dir": Path(output_dir), "resume": kwargs.get("resume"),
+                           "model_config": model_config})
         if self.interrupt_after_epoch is not None:
             def stop(epoch, row):
                 if epoch == self.interrupt_after_epoch:
@@ -113,7 +114,7 @@ def test_help_describes_every_flag(capsys):
     for flag in ("--data", "--model", "--tuner", "--max-trials", "--epochs-per-trial",
                  "--output", "--seed", "--config", "--batch-size", "--max-steps-per-epoch",
                  "--dropout", "--weight-decay", "--label-smoothing", "--tune-learning-rate",
-                 "--learning-rate"):
+                 "--learning-rate", "--tune-embedding-l2", "--embedding-l2"):
         assert flag in text
 
 
@@ -246,6 +247,25 @@ def test_other_tuners_search_within_given_bounds(tuner, dataset, tiny_config, tm
     assert 0.2 <= saved["model"]["dropout"] <= 0.3
     assert 1e-4 <= saved["train"]["learning_rate"] <= 1e-3
     assert saved["train"]["epochs"] == 1
+
+
+def test_embedding_l2_bounds_put_the_sampled_penalty_into_the_trained_model(
+        dataset, tiny_config, tmp_path):
+    output = tmp_path / "out"
+    code, counter = search(dataset, tiny_config, output, "--tuner", "random",
+                           "--max-trials", "1", "--epochs-per-trial", "1",
+                           "--max-steps-per-epoch", "2", "--embedding-l2", "1e-4,1e-3")
+    assert code == 0 and len(counter.calls) == 1
+    (trial_dir,) = trial_dirs(output)
+    sampled = trial_values(trial_dir)["embedding_l2"]
+    assert 1e-4 <= sampled <= 1e-3
+    # The value reached the model that was trained, best_config.json and trials.csv.
+    assert counter.calls[0]["model_config"].embedding_l2 == sampled
+    saved = json.loads((output / "best_config.json").read_text())
+    assert saved["model"]["embedding_l2"] == sampled
+    with open(output / "trials.csv") as f:
+        (row,) = list(csv.DictReader(f))
+    assert float(row["embedding_l2"]) == pytest.approx(sampled)
 
 
 def test_trials_never_read_test_and_the_reported_test_is_the_validation_choice(

@@ -3,7 +3,7 @@
 Training goes through ``mdaf_tf.training.runner.train`` (the same recipe as ``python -m
 mdaf_tf.train``), so ``build(hp)`` declares the search space on ``hp`` and returns the
 ``(ModelConfig, TrainConfig)`` pair of the trial: the base configs with the sampled dropout,
-weight decay, label smoothing (and learning rate) put in.
+weight decay, label smoothing (and learning rate, embedding L2 penalty) put in.
 """
 
 from __future__ import annotations

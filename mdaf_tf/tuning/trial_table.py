@@ -52,7 +52,7 @@ def to_csv(rows, space) -> str:
 def _fmt(column, value) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
-    if column in ("weight_decay", "learning_rate"):
+    if column in ("weight_decay", "learning_rate", "embedding_l2"):
         return f"{value:.2e}"
     if column in ("dropout", "label_smoothing"):
         return f"{value:.3f}"

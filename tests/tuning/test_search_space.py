@@ -23,12 +23,21 @@ def test_learning_rate_bounds_imply_tuning_it():
     assert space["learning_rate"].log
 
 
+def test_embedding_l2_is_searched_only_when_asked_for():
+    asked = search_space.build_space({}, tune_embedding_l2=True)["embedding_l2"]
+    assert (asked.low, asked.high, asked.log) == (1e-5, 1e-3, True)
+    given = search_space.build_space({"embedding_l2": "1e-4,3e-4"})["embedding_l2"]
+    assert (given.low, given.high, given.log) == (1e-4, 3e-4, True)
+    assert "learning_rate" not in search_space.build_space({"embedding_l2": "1e-4,3e-4"})
+
+
 @pytest.mark.parametrize(
     "name, text, words",
     [("dropout", "0.4,0.1", "wrong order"), ("dropout", "0.2,0.2", "wrong order"),
      ("dropout", "0.1", "two numbers"), ("dropout", "a,b", "two numbers"),
      ("dropout", "0.1,1.5", "must lie in"), ("weight_decay", "0,1e-4", "log scale"),
-     ("label_smoothing", "-0.1,0.1", "must lie in")],
+     ("label_smoothing", "-0.1,0.1", "must lie in"), ("embedding_l2", "0,1e-3", "log scale"),
+     ("embedding_l2", "1e-4,2", "must lie in")],
 )
 def test_bad_bounds_name_the_flag(name, text, words):
     with pytest.raises(ConfigError) as info:
@@ -38,7 +47,8 @@ def test_bad_bounds_name_the_flag(name, text, words):
 
 
 def test_hypermodel_samples_within_bounds_and_sets_config_fields():
-    space = search_space.build_space({"dropout": "0.2,0.3"}, tune_learning_rate=True)
+    space = search_space.build_space({"dropout": "0.2,0.3"}, tune_learning_rate=True,
+                                     tune_embedding_l2=True)
     base_model, base_train = ModelConfig(hidden_dim=16), TrainConfig(epochs=2)
     hypermodel = RegularisationHyperModel(base_model, base_train, space)
     hp = kt.HyperParameters()
@@ -48,9 +58,10 @@ def test_hypermodel_samples_within_bounds_and_sets_config_fields():
         assert (declared.min_value, declared.max_value) == (bounds.low, bounds.high)
         assert declared.sampling == ("log" if bounds.log else "linear")
     values = {"dropout": 0.21, "weight_decay": 2e-5, "label_smoothing": 0.07,
-              "learning_rate": 4e-4}
+              "learning_rate": 4e-4, "embedding_l2": 3e-4}
     model_config, train_config = hypermodel.configs(values)
     assert model_config.dropout == 0.21 and model_config.hidden_dim == 16
+    assert model_config.embedding_l2 == 3e-4
     assert (train_config.weight_decay, train_config.label_smoothing,
             train_config.learning_rate, train_config.epochs) == (2e-5, 0.07, 4e-4, 2)
 
