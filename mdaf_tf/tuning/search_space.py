@@ -4,8 +4,8 @@ and the embedding L2 penalty).
 Each hyperparameter is named after the config field it sets: ``dropout`` and ``embedding_l2``
 (``ModelConfig``), ``weight_decay``, ``label_smoothing`` and ``learning_rate``
 (``TrainConfig``). Weight decay, the learning rate and the embedding penalty are sampled on a
-log scale, dropout and label smoothing linearly. ``OPT_IN`` fields are searched only when asked
-for (a flag, or bounds given).
+log scale, dropout and label smoothing linearly. The learning rate and the embedding penalty
+are searched only when asked for (a flag, or bounds given).
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ import dataclasses
 from mdaf_tf.config import ConfigError
 
 MODEL_FIELDS = ("dropout", "embedding_l2")
-OPT_IN = ("learning_rate", "embedding_l2")
 TRAIN_FIELDS = ("weight_decay", "label_smoothing", "learning_rate")
 
 
@@ -68,13 +67,13 @@ def parse_bounds(name: str, text: str) -> Bounds:
 
 def build_space(bounds_text: dict[str, str | None], tune_learning_rate: bool = False,
                 tune_embedding_l2: bool = False) -> dict:
-    """``{name: Bounds}`` from the flags' texts (None = default); ``OPT_IN`` fields only when
-    asked for, by their ``tune_*`` flag or by bounds."""
-    asked = {"learning_rate": tune_learning_rate, "embedding_l2": tune_embedding_l2}
+    """``{name: Bounds}`` from the flags' texts (None = default); the opt-in fields (learning
+    rate, embedding penalty) only when asked for, by their ``tune_*`` flag or by bounds."""
+    opt_in = {"learning_rate": tune_learning_rate, "embedding_l2": tune_embedding_l2}
     space = {}
     for name, default in DEFAULT_BOUNDS.items():
         text = bounds_text.get(name)
-        if name in OPT_IN and not (asked[name] or text is not None):
+        if name in opt_in and not (opt_in[name] or text is not None):
             continue
         space[name] = default if text is None else parse_bounds(name, text)
     return space

@@ -9,6 +9,7 @@ import json
 import math
 
 from mdaf_tf.files import write_json_atomic, write_text_atomic
+from mdaf_tf.tuning.search_space import DEFAULT_BOUNDS
 
 METRIC_COLUMNS = ("epochs", "best_epoch", "val_auc", "val_log_loss", "train_auc",
                   "train_val_gap", "seconds")
@@ -52,10 +53,8 @@ def to_csv(rows, space) -> str:
 def _fmt(column, value) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
-    if column in ("weight_decay", "learning_rate", "embedding_l2"):
-        return f"{value:.2e}"
-    if column in ("dropout", "label_smoothing"):
-        return f"{value:.3f}"
+    if column in DEFAULT_BOUNDS:  # a hyperparameter: log-scale ones in scientific notation
+        return f"{value:.2e}" if DEFAULT_BOUNDS[column].log else f"{value:.3f}"
     if column == "seconds":
         return f"{value:.0f}"
     if column == "train_val_gap":
