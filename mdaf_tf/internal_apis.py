@@ -47,3 +47,22 @@ def set_initial_epoch(model, epoch: int | None) -> None:
     Private (``Trainer._initial_epoch``): the hook ``keras.callbacks.BackupAndRestore`` itself
     uses to resume; a subclass of it has no public alternative."""
     model._initial_epoch = epoch
+
+
+class UniqueTextFileInitializer(tf.lookup.TextFileInitializer):
+    """``tf.lookup.TextFileInitializer`` whose table gets a name no other table in the process
+    has.
+
+    Private (``TextFileInitializer._shared_name``): the stock name is built from the file
+    argument, for an asset its ``repr`` (a memory address a later export may reuse, with
+    another key dtype), and a table of the same name in the same process is the same table.
+    Anonymous tables avoid that but are not initialised by the SavedModel's init op, so TF
+    Serving's session loader reports "Table not initialized"; this keeps a named table and
+    makes the name unique instead."""
+
+    _created = 0
+
+    @property
+    def _shared_name(self):
+        UniqueTextFileInitializer._created += 1
+        return f"{super()._shared_name}_{UniqueTextFileInitializer._created}"

@@ -1,3 +1,4 @@
+import contextlib
 import json
 import os
 import sys
@@ -13,7 +14,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from tiny_run import tiny_model, write_dataset  # noqa: E402
 
-from mdaf_tf import export, schema  # noqa: E402
+from mdaf_tf import data, export, schema  # noqa: E402
 from mdaf_tf.config import ModelConfig  # noqa: E402
 from mdaf_tf.data import load_metadata  # noqa: E402
 from mdaf_tf.training.runner import fill_model_config  # noqa: E402
@@ -41,9 +42,11 @@ def test_fresh_process_signatures_match_keras(exported):
     _, data_dir, model, path = exported
     report = export.verify_export(path, model, data_dir)
     assert report["examples"] == 300
-    for name in ("serving_default", "predict_examples"):
+    assert report["loader"] == "tf.compat.v1.saved_model.loader"  # TF Serving's
+    assert report["signatures"] == ["predict_examples", "serving_default"]
+    assert report["nonstandard_ops"] == []
+    for name in ("serving_default", "predict_examples", "saved_model_cli"):
         assert report[name]["probability"] <= 1e-5 and report[name]["gate"] <= 1e-5
-    assert report["saved_model_cli"] == ["serving_default", "predict_examples"]
     assert report["mdaf_tf_imported"] is False
 
 
@@ -188,3 +191,38 @@ def test_mdaf_export_runs_the_stepwise_scan_and_matches_keras(exported_mdaf):
     assert report["examples"] == 200 and report["mdaf_tf_imported"] is False
     for name in ("serving_default", "predict_examples"):
         assert report[name]["probability"] <= 1e-5 and report[name]["gate"] <= 1e-5
+
+
+def test_saved_model_cli_runs_the_export(exported_mdaf, tmp_path):
+    """TensorFlow's own command, as a TF Serving user would try an export: it loads with the
+    session-based loader (restore op, then init op) and must see every variable and table."""
+    import shutil
+    import subprocess
+
+    data_dir, model, _, path = exported_mdaf
+    cli = shutil.which("saved_model_cli")
+    assert cli, "saved_model_cli is installed with tensorflow"
+    features, _ = next(iter(data.make_dataset(data_dir, "val", 16, training=False)))
+    raw = export.dense_to_raw({k: v.numpy() for k, v in features.items()},
+                              export.read_vocabularies(data_dir, load_metadata(data_dir)))
+    np.savez(tmp_path / "inputs.npz", **raw)
+    inputs = ";".join(f"{k}={tmp_path}/inputs.npz[{k}]" for k in raw)
+    done = subprocess.run(
+        [cli, "run", "--dir", str(path), "--tag_set", "serve", "--signature_def",
+         "serving_default", "--inputs", inputs, "--outdir", str(tmp_path / "out")],
+        capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=""))
+    assert done.returncode == 0, done.stderr[-2000:]
+    want = model(features, training=False)
+    for name in ("probability", "gate"):
+        got = np.load(tmp_path / "out" / f"{name}.npy")
+        np.testing.assert_allclose(got, want[name].numpy().reshape(-1), atol=1e-5)
+
+
+def test_an_op_outside_tensorflow_is_refused(exported_mdaf, tmp_path, monkeypatch):
+    """With the portable scan switch disabled the graph keeps the CPU custom op, which TF
+    Serving does not have: the check names it instead of passing or crashing."""
+    data_dir, model, config, _ = exported_mdaf
+    monkeypatch.setattr(export, "portable_scans", lambda m: contextlib.nullcontext(0))
+    path = export.export_model(model, config, "mdaf", data_dir, tmp_path / "saved")
+    with pytest.raises(export.ExportError, match="outside TensorFlow's standard set: Mdaf"):
+        export.verify_export(path, model, data_dir, max_examples=8)

@@ -106,14 +106,22 @@ def exported_probabilities(path, data_dir, model) -> tuple[np.ndarray, np.ndarra
 
 @pytest.mark.parametrize("precision", PRECISIONS)
 def test_every_model_trains_and_exports(precision, data_dir, tmp_path):
+    """Every registry model's export under ``precision``, run by TF Serving's session loader in
+    a process without mdaf_tf (``export.verify_exports``), against the Keras model."""
+    exports = []
     for name in MODEL_NAMES:
         model, config, learnt = trained_model(name, precision, data_dir)
         assert learnt, f"{name} under {precision}: a non-finite loss or no weight moved"
-        path = export.export_model(model, config, name, data_dir, tmp_path / name)
-        served, expected = exported_probabilities(path, data_dir, model)
-        assert served.dtype == np.float32
-        worst = float(np.max(np.abs(served - expected)))
-        assert worst <= EXPORT_TOLERANCE[precision], f"{name} under {precision}: {worst:.2e}"
+        exports.append((export.export_model(model, config, name, data_dir, tmp_path / name),
+                        model))
+    reports = export.verify_exports(exports, data_dir, tolerance=EXPORT_TOLERANCE[precision])
+    for name, report in zip(MODEL_NAMES, reports, strict=True):
+        assert report["loader"] == "tf.compat.v1.saved_model.loader", name
+        assert report["nonstandard_ops"] == [] and not report["mdaf_tf_imported"], name
+        assert report["examples"] == 64, name
+        for signature in ("serving_default", "predict_examples"):
+            worst = report[signature]["probability"]
+            assert worst <= EXPORT_TOLERANCE[precision], f"{name} {signature}: {worst:.2e}"
 
 
 def test_a_bfloat16_serving_graph_keeps_the_signature_and_the_weights(data_dir, tmp_path):
