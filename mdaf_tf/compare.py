@@ -31,14 +31,12 @@ rows, and table3.md says so in one line.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
 from mdaf_tf.precision import PRECISIONS
+from mdaf_tf.runtime import add_verbose_argument, start_tensorflow
 from mdaf_tf.training import data_source
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 DEFAULT_MODELS = (
     "mdaf", "mdaf_ta", "bst", "mamba4rec", "dcnv2", "autoint", "din", "dnn",
@@ -87,6 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="numeric precision of every model (ModelConfig.precision, as for "
                    "train --precision; default: the config's, else float32)")
     p.add_argument("--quiet", action="store_true", help="no per-step progress bars")
+    add_verbose_argument(p)
     return p
 
 
@@ -187,6 +186,7 @@ def compute_yardsticks(data_dir, output: Path, log=print):
 
 def main(argv=None, *, train_fn=None) -> int:
     args = build_parser().parse_args(argv)
+    start_tensorflow(args.verbose)
     from mdaf_tf.cli_errors import USER_ERRORS, fail
     from mdaf_tf.config import ConfigError
 

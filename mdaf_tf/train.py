@@ -11,15 +11,13 @@ exit code 2.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
 
 from mdaf_tf.precision import PRECISIONS
+from mdaf_tf.runtime import add_verbose_argument, start_tensorflow
 from mdaf_tf.training import data_source
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 # Validation examples on which the export is checked against the Keras model after training:
 # the whole split up to this many (the synthetic default's 6,353 all), so that the check stays
@@ -95,6 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--skip-corrupt-shards", action="store_true",
                    help="leave out TFRecord shards that are corrupt or truncated (reported) "
                    "instead of stopping with an error naming them")
+    add_verbose_argument(p)
     return p
 
 
@@ -148,6 +147,7 @@ def result_line(result) -> str:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    start_tensorflow(args.verbose)
     from mdaf_tf.cli_errors import USER_ERRORS, fail
 
     output = None

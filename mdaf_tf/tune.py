@@ -18,14 +18,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
 from mdaf_tf.precision import PRECISIONS
+from mdaf_tf.runtime import add_verbose_argument, start_tensorflow
 from mdaf_tf.training import data_source
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 TUNERS = ("bayesian", "random", "hyperband")
 PROJECT_NAME = "search"
@@ -85,6 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="tf.distribute strategy of every trial, as for train --strategy "
                    "(multiworker: start the search on every worker; only the chief writes "
                    "--output)")
+    add_verbose_argument(p)
     return p
 
 
@@ -163,6 +162,7 @@ def check_same_search(output: Path, settings: dict) -> None:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    start_tensorflow(args.verbose)
     from mdaf_tf.cli_errors import USER_ERRORS, fail
 
     try:
