@@ -6,27 +6,27 @@ The dataset's dense ids are mapped back to raw ids with the dataset's own vocabu
 fed to ``serving_default``, so the evaluation exercises exactly what TF Serving runs,
 including the model's vocabulary lookups (ids the model never saw become OOV). The
 ``user_key`` feature is read beside them for gAUC and never fed to the signature. Writes
-``report.md`` (the split; AUC, gAUC, log loss, oracle comparison, parameter table, gate
-statistics, AUC per gate bucket), ``gate_histogram.png`` and ``metrics.json`` into
-``--output``.
+``report.md`` (the split; AUC, gAUC, log loss, ECE and calibration ratio, the reliability
+table, oracle comparison, parameter table, gate statistics, AUC per gate bucket), ``roc.png``
+and ``reliability.png`` (ROC curve and reliability diagram on the split),
+``gate_histogram.png`` and ``metrics.json`` into ``--output``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from mdaf_tf.runtime import add_verbose_argument, start_tensorflow
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m mdaf_tf.evaluate",
         description="Evaluate an exported model (saved_models/NAME/VERSION) on a dataset and "
-        "write report.md, gate_histogram.png and metrics.json.",
+        "write report.md, roc.png, reliability.png, gate_histogram.png and metrics.json.",
     )
     p.add_argument("--model", required=True, metavar="EXPORT_DIR",
                    help="an exported SavedModel version directory, e.g. saved_models/mdaf/1")
@@ -39,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="where to write the report (default runs/evaluate-NAME-VERSION)")
     p.add_argument("--batch-size", type=int, default=2048,
                    help="examples per serving call (default 2048)")
+    add_verbose_argument(p)
     return p
 
 
@@ -136,11 +137,17 @@ def write_report(output: Path, export_dir, data_dir, split, predictions, info, m
         f"| AUC (exact) | {summary['auc']:.4f} |",
         f"| gAUC | {summary['gauc']:.4f} |",
         f"| log loss | {summary['log_loss']:.4f} |",
+        *(f"| {name} | {value} |" for name, value in report.calibration_rows(summary)),
         "",
+        *report.calibration_section(summary, split),
         *report.evaluation_sections(summary, meta, info.get("parameters"), split),
     ]
     write_text_atomic(output / "report.md", "\n".join(lines))
     write_json_atomic(output / "metrics.json", summary)
+    plots.roc_curve(predictions.labels, predictions.probabilities, output / "roc.png",
+                    split=label)
+    plots.reliability_diagram(predictions.labels, predictions.probabilities,
+                              output / "reliability.png", split=label)
     if predictions.gates is not None:
         plots.gate_histogram(predictions.gates, output / "gate_histogram.png", split=label)
     return summary
@@ -148,6 +155,7 @@ def write_report(output: Path, export_dir, data_dir, split, predictions, info, m
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    start_tensorflow(args.verbose)
     from mdaf_tf.cli_errors import USER_ERRORS, fail
     from mdaf_tf.config import ConfigError
 
@@ -161,7 +169,8 @@ def main(argv=None) -> int:
         summary = write_report(output, export_dir, args.data, args.split, predictions, info,
                                meta)
         print(f"{args.split}: AUC {summary['auc']:.4f}, gAUC {summary['gauc']:.4f}, log loss "
-              f"{summary['log_loss']:.4f} on {summary['examples']} examples; report: "
+              f"{summary['log_loss']:.4f}, ECE {summary['ece']:.4f}, calibration ratio "
+              f"{summary['calibration_ratio']:.3f} on {summary['examples']} examples; report: "
               f"{output / 'report.md'}")
         return 0
     except USER_ERRORS as e:

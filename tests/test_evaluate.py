@@ -10,7 +10,13 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent / "training"))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from tiny_run import plain_gauc, tiny_model, write_dataset  # noqa: E402
+from tiny_run import (  # noqa: E402
+    plain_calibration_ratio,
+    plain_ece,
+    plain_gauc,
+    tiny_model,
+    write_dataset,
+)
 
 from mdaf_tf import data, evaluate, export, schema  # noqa: E402
 from mdaf_tf.config import ModelConfig  # noqa: E402
@@ -54,15 +60,26 @@ def test_cli_report_matches_the_keras_model_on_the_test_split_by_default(exporte
     assert metrics["auc"] == pytest.approx(exact_auc(labels, probs), abs=1e-6)
     assert metrics["log_loss"] == pytest.approx(log_loss(labels, probs), abs=1e-5)
     assert metrics["gauc"] == pytest.approx(plain_gauc(labels, probs, users), abs=1e-6)
+    assert metrics["ece"] == pytest.approx(plain_ece(labels, probs), abs=1e-5)
+    assert metrics["calibration_ratio"] == pytest.approx(plain_calibration_ratio(labels, probs),
+                                                         rel=1e-5)
+    assert sum(metrics["reliability"]["counts"]) == 300
     report = (out / "report.md").read_text()
     for section in ("split `test`", "| metric (test) | value |", "AUC (exact)",
-                    f"| gAUC | {metrics['gauc']:.4f} |", "oracle on test",
+                    f"| gAUC | {metrics['gauc']:.4f} |",
+                    f"| ECE (10 bins) | {metrics['ece']:.4f} |",
+                    "| calibration ratio (mean predicted / click rate) | "
+                    f"{metrics['calibration_ratio']:.4f} |", "## Calibration on test",
+                    "Plots on test: `roc.png`", "oracle on test",
                     "oracle (true click probability) | 0.7800", "Parameters by component",
                     "| embeddings | 10 |", "Gate statistics on test",
                     "AUC per gate bucket on test"):
         assert section in report
-    assert (out / "gate_histogram.png").read_bytes()[:4] == b"\x89PNG"
-    assert f"gAUC {metrics['gauc']:.4f}" in capsys.readouterr().out
+    for png in ("gate_histogram.png", "roc.png", "reliability.png"):
+        content = (out / png).read_bytes()
+        assert content[:8] == b"\x89PNG\r\n\x1a\n" and len(content) > 1000
+    printed = capsys.readouterr().out
+    assert f"gAUC {metrics['gauc']:.4f}" in printed and f"ECE {metrics['ece']:.4f}" in printed
 
 
 def test_validation_split_on_request(exported, tmp_path):
@@ -76,6 +93,9 @@ def test_validation_split_on_request(exported, tmp_path):
     assert metrics["auc"] == pytest.approx(exact_auc(labels, probs), abs=1e-6)
     report = (tmp_path / "val" / "report.md").read_text()
     assert "oracle (true click probability) | 0.8000" in report and "on validation" in report
+    assert "## Calibration on validation" in report
+    assert metrics["ece"] == pytest.approx(plain_ece(labels, probs), abs=1e-5)
+    assert (tmp_path / "val" / "reliability.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def permuted_item_vocabulary_copy(data_dir, target):

@@ -8,7 +8,7 @@ import numpy as np
 import tensorflow as tf
 
 from mdaf_tf import schema
-from mdaf_tf.training import metrics
+from mdaf_tf.training import calibration, metrics
 from mdaf_tf.training.progress import ProgressBar
 
 
@@ -20,13 +20,15 @@ class Predictions:
     users: np.ndarray | None = None  # (n,) int64 ``user_key``, for gAUC
 
     def summary(self) -> dict:
-        """AUC, log loss, gAUC (when the user keys are known) and, for gated models, gate
-        statistics and AUC per gate bucket."""
+        """AUC, log loss, calibration (``ece``, ``calibration_ratio``, ``mean_probability``,
+        ``click_rate``, ``reliability``: :func:`calibration.summary`), gAUC (when the user keys
+        are known) and, for gated models, gate statistics and AUC per gate bucket."""
         result = {
             "examples": int(len(self.labels)),
             "positives": int((self.labels > 0.5).sum()),
             "auc": metrics.exact_auc(self.labels, self.probabilities),
             "log_loss": metrics.log_loss(self.labels, self.probabilities),
+            **calibration.summary(self.labels, self.probabilities),
         }
         if self.users is not None:
             result["gauc"] = metrics.group_auc(self.labels, self.probabilities, self.users)

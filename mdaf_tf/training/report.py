@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import math
 
+from mdaf_tf.training.calibration import DEFAULT_BINS
+
 SPLIT_LABELS = {"train": "train", "val": "validation", "test": "test"}
 GAUC_NOTE = ("gAUC is the impression-weighted mean of per-user AUC over the users with both "
              "labels.")
@@ -56,6 +58,57 @@ def oracle_section(auc: float, oracle: dict | None, split: str) -> list[str]:
         f"(oracle AUC - 0.5) = {_f(lift, 3)}.",
         "",
     ]
+
+
+def reported_predictions(result):
+    """(split, ``Predictions``) of the reported split: test when it was evaluated, else
+    validation (a run with ``evaluate_test=False``)."""
+    if result.test_predictions is not None:
+        return "test", result.test_predictions
+    return "val", result.val_predictions
+
+
+def _bins(summary: dict) -> int:
+    return (summary.get("reliability") or {}).get("bins", DEFAULT_BINS)
+
+
+def calibration_rows(summary: dict, prefix: str = "") -> list[list[str]]:
+    """ECE and calibration ratio rows of ``summary``; ``prefix`` names the split."""
+    return [[f"{prefix}ECE ({_bins(summary)} bins)", _f(summary.get("ece"))],
+            [f"{prefix}calibration ratio (mean predicted / click rate)",
+             _f(summary.get("calibration_ratio"))]]
+
+
+def _reliability_rows(table: dict) -> list[list[str]]:
+    edges = table["edges"]
+    return [[f"{edges[i]:.1f}-{edges[i + 1]:.1f}", f"{count:,}", _f(table["mean_predicted"][i]),
+             _f(table["observed_rate"][i])] for i, count in enumerate(table["counts"])]
+
+
+def calibration_section(summary: dict, split: str) -> list[str]:
+    """ECE, calibration ratio and the reliability table of ``summary``, the predictions on
+    ``split``, with the two plots drawn from them."""
+    label, table = SPLIT_LABELS[split], summary.get("reliability")
+    rows = [*calibration_rows(summary), ["mean predicted probability",
+                                         _f(summary.get("mean_probability"))],
+            ["observed click rate", _f(summary.get("click_rate"))]]
+    lines = [
+        f"## Calibration on {label}",
+        "",
+        f"ECE = sum over {_bins(summary)} equal-width probability bins of (n_b / N) * "
+        "|mean prediction in b - click rate in b| (empty bins weigh 0); calibration ratio = "
+        "mean predicted probability / observed click rate (1: right on average, above 1: "
+        "over-predicts clicks; n/a without a click).",
+        "",
+        *_table(["metric", f"{label} value"], rows),
+        "",
+    ]
+    if table is not None:
+        lines += [f"Reliability ({label} examples per bin; n/a: empty bin):", "",
+                  *_table(["predicted bin", "examples", "mean predicted", "observed click rate"],
+                          _reliability_rows(table)), ""]
+    return lines + [f"Plots on {label}: `roc.png` (ROC curve, AUC in the legend) and "
+                    "`reliability.png` (reliability diagram with the examples per bin).", ""]
 
 
 def parameters_section(parameters: dict) -> list[str]:
@@ -122,7 +175,8 @@ def reported_section(result) -> list[str]:
     if test is None:
         return lines + ["Not evaluated: this run was trained with evaluate_test=False.", ""]
     rows = [["test AUC", _f(test["auc"])], ["test gAUC", _f(test.get("gauc"))],
-            ["test log loss", _f(test["log_loss"])], ["test examples", f"{test['examples']:,}"]]
+            ["test log loss", _f(test["log_loss"])], *calibration_rows(test, "test "),
+            ["test examples", f"{test['examples']:,}"]]
     return lines + [
         f"The weights of epoch {result.best_epoch}, chosen by validation AUC, evaluated once on "
         "the test split after training; no test figure took part in the choice. " + GAUC_NOTE,
@@ -142,6 +196,7 @@ def validation_section(result) -> list[str]:
         [f"best validation AUC (epoch {result.best_epoch})", _f(best["auc"])],
         ["best validation gAUC", _f(best.get("gauc"))],
         ["best validation log loss", _f(best["log_loss"])],
+        *calibration_rows(best, "best validation "),
         ["epoch of best", str(result.best_epoch)],
         ["epochs run", f"{len(history)} of {cfg.epochs}" + (" (early stopping)"
                                                           if result.stopped_early else "")],
@@ -159,6 +214,9 @@ def validation_section(result) -> list[str]:
 
 
 def training_report(result) -> str:
+    split = reported_predictions(result)[0]
+    reported = result.test if split == "test" else result.best
+    reported_label = SPLIT_LABELS[split]
     epoch_rows = [
         [str(r["epoch"]), _f(r["train_loss"]), _f(r["train_auc"]), _f(r["val_auc"]),
          _f(r.get("val_gauc")), _f(r["val_log_loss"]), f"{r['learning_rate']:.3g}",
@@ -172,6 +230,7 @@ def training_report(result) -> str:
         "",
         *reported_section(result),
         *validation_section(result),
+        *calibration_section(reported, split),
         *evaluation_sections(result.best, result.metadata, result.parameters, "val"),
         "## Per epoch (train and validation)",
         "",
@@ -179,7 +238,7 @@ def training_report(result) -> str:
                  "examples/s"], epoch_rows),
         "",
         "Plots: `learning_curves.png` (train and validation), `gate_histogram.png` "
-        "(validation).",
+        f"(validation), `roc.png` and `reliability.png` ({reported_label}).",
         "",
     ]
     return "\n".join(lines)

@@ -27,8 +27,10 @@ class RunReport(keras.callbacks.Callback):
         describe: ``describe(history, best_epoch, stopped_early, val, test)`` -> the
             ``TrainResult`` (the runner binds the run's data and configuration).
         evaluate_test: evaluate the test split.
-        write_files: write ``report.md``, ``learning_curves.png`` and, for a learned gate,
-            ``gate_histogram.png`` into ``TrainResult.output_dir``.
+        write_files: write ``report.md``, ``learning_curves.png``, ``roc.png`` and
+            ``reliability.png`` (the reported split: test, or validation without
+            ``evaluate_test``) and, for a learned gate, ``gate_histogram.png`` (validation) into
+            ``TrainResult.output_dir``.
         log: prints the early-stopping and test lines.
 
     Attributes:
@@ -89,12 +91,18 @@ class RunReport(keras.callbacks.Callback):
 
 
 def write_report(result) -> None:
-    """``report.md``, ``learning_curves.png`` and (gated models) ``gate_histogram.png``."""
+    """``report.md``, ``learning_curves.png``, ``roc.png`` and ``reliability.png`` (on the
+    reported split) and (gated models) ``gate_histogram.png`` (on validation)."""
     from mdaf_tf.training import plots, report
 
-    write_text_atomic(result.output_dir / "report.md", report.training_report(result))
-    plots.learning_curves(result.history, result.best_epoch,
-                          result.output_dir / "learning_curves.png")
+    out = result.output_dir
+    write_text_atomic(out / "report.md", report.training_report(result))
+    plots.learning_curves(result.history, result.best_epoch, out / "learning_curves.png")
+    split, predictions = report.reported_predictions(result)
+    label = report.SPLIT_LABELS[split]
+    plots.roc_curve(predictions.labels, predictions.probabilities, out / "roc.png", split=label)
+    plots.reliability_diagram(predictions.labels, predictions.probabilities,
+                              out / "reliability.png", split=label)
     if result.val_predictions.gates is not None:
-        plots.gate_histogram(result.val_predictions.gates,
-                             result.output_dir / "gate_histogram.png")
+        plots.gate_histogram(result.val_predictions.gates, out / "gate_histogram.png",
+                             split=report.SPLIT_LABELS["val"])

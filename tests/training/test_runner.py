@@ -5,7 +5,14 @@ import shutil
 import keras
 import numpy as np
 import pytest
-from tiny_run import SplitSpy, plain_gauc, tiny_model, write_dataset
+from tiny_run import (
+    SplitSpy,
+    plain_calibration_ratio,
+    plain_ece,
+    plain_gauc,
+    tiny_model,
+    write_dataset,
+)
 
 from mdaf_tf import data, schema
 from mdaf_tf.config import ModelConfig, TrainConfig
@@ -67,6 +74,9 @@ def test_run_directory_contents(dataset, tmp_path):
     assert result.test["auc"] == pytest.approx(exact_auc(labels, probs), abs=1e-6)
     assert result.test["log_loss"] == pytest.approx(log_loss(labels, probs), abs=1e-5)
     assert result.test["gauc"] == pytest.approx(plain_gauc(labels, probs, users), abs=1e-6)
+    assert result.test["ece"] == pytest.approx(plain_ece(labels, probs), abs=1e-5)
+    assert result.test["calibration_ratio"] == pytest.approx(
+        plain_calibration_ratio(labels, probs), rel=1e-5)
 
     config = json.loads((out / "config.json").read_text())
     assert config["train"]["epochs"] == 3 and config["seed"] == 42
@@ -87,11 +97,18 @@ def test_run_directory_contents(dataset, tmp_path):
                     f"| test AUC | {result.test['auc']:.4f} |",
                     f"| test gAUC | {result.test['gauc']:.4f} |",
                     f"| test log loss | {result.test['log_loss']:.4f} |",
-                    f"| best validation gAUC | {float(best_row['val_gauc']):.4f} |"):
+                    f"| best validation gAUC | {float(best_row['val_gauc']):.4f} |",
+                    f"| test ECE (10 bins) | {result.test['ece']:.4f} |",
+                    "| test calibration ratio (mean predicted / click rate) | "
+                    f"{result.test['calibration_ratio']:.4f} |",
+                    f"| best validation ECE (10 bins) | {result.best['ece']:.4f} |",
+                    "## Calibration on test", "Plots on test: `roc.png`",
+                    "`roc.png` and `reliability.png` (test)"):
         assert section in report
     assert report.index("## Test (reported)") < report.index("## Validation (selects")
-    for png in ("learning_curves.png", "gate_histogram.png"):
-        assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    for png in ("learning_curves.png", "gate_histogram.png", "roc.png", "reliability.png"):
+        content = (out / png).read_bytes()
+        assert content[:8] == b"\x89PNG\r\n\x1a\n" and len(content) > 1000
     assert list((out / "tensorboard").glob("events.out.tfevents.*"))
     assert result.parameters["total"] == sum(int(np.prod(v.shape)) for v in result.model.weights)
 
@@ -142,7 +159,11 @@ def test_without_evaluate_test_the_test_split_is_never_opened(dataset, tmp_path,
     assert spy.splits() == {"train", "val"}
     assert result.test is None and result.test_predictions is None
     assert json.loads((tmp_path / "run" / "config.json").read_text())["test_examples"] is None
-    assert "Not evaluated" in (tmp_path / "run" / "report.md").read_text()
+    report = (tmp_path / "run" / "report.md").read_text()
+    assert "Not evaluated" in report and "## Calibration on validation" in report
+    assert "`roc.png` and `reliability.png` (validation)" in report
+    for png in ("roc.png", "reliability.png"):  # on validation, the split that was evaluated
+        assert (tmp_path / "run" / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with pytest.raises(DataError, match="no test shards"):
         run(copy, tmp_path / "again", dataclasses_replace(TRAIN, epochs=1),
             skip_corrupt_shards=skip_corrupt_shards)

@@ -6,7 +6,8 @@ shards of the train, val and test splits with every schema feature, ``metadata.j
 category occurs in the history, so a model can learn something in a few steps. ``tiny_model``
 is a small Keras model over the schema's inputs with dropout, LayerNorm and a gate output,
 standing in for MDAF where a test is about the training machinery rather than the
-architecture. ``plain_gauc`` is gAUC computed from its definition, to check the code's;
+architecture. ``plain_gauc`` is gAUC computed from its definition, to check the code's, and
+``plain_ece`` / ``plain_calibration_ratio`` likewise for the calibration figures;
 ``SplitSpy`` records which splits a run opens and can script the AUC of each pass.
 """
 
@@ -193,6 +194,28 @@ def plain_gauc(labels, scores, users):
         total += len(rows) * right / (len(pos) * len(neg))
         weight += len(rows)
     return total / weight
+
+
+def plain_ece(labels, probabilities, bins: int = 10):
+    """ECE by its definition, one bin at a time: bin b holds b/B <= p < (b+1)/B (the last
+    bin also p = 1); sum over non-empty bins of (n_b / N) |mean p - click rate|."""
+    pairs = [(float(p), 1.0 if y > 0.5 else 0.0)
+             for y, p in zip(labels, probabilities, strict=True)]
+    total = 0.0
+    for b in range(bins):
+        lo, hi = b / bins, (b + 1) / bins
+        members = [(p, y) for p, y in pairs if lo <= p < hi or (b == bins - 1 and p == hi)]
+        if members:
+            gap = abs(sum(p for p, _ in members) / len(members)
+                      - sum(y for _, y in members) / len(members))
+            total += len(members) / len(pairs) * gap
+    return total
+
+
+def plain_calibration_ratio(labels, probabilities):
+    """Mean predicted probability over the share of clicks."""
+    clicks = sum(1.0 for y in labels if y > 0.5)
+    return (sum(float(p) for p in probabilities) / len(labels)) / (clicks / len(labels))
 
 
 class SplitSpy:
