@@ -1,10 +1,12 @@
 """Streaming CSV input with malformed rows skipped and counted by reason.
 
 pyarrow's CSV reader parses in C++ in large blocks; every column is read as a string and
-validated with vectorised Arrow compute, so one bad row never stops a chunk. Rows with
-the wrong number of columns are caught by the parser's invalid-row handler. With
-``strict`` the first problem raises a PipelineError naming the file, line and field; the
-line is located by a plain re-scan of the file (that path only runs once, on error).
+validated with vectorised Arrow compute, so one bad row never stops a chunk. Rows that are not
+text (not UTF-8, a NUL byte) and a truncated last line never reach the parser
+(``pipelines.line_faults``); rows with the wrong number of columns are caught by the parser's
+invalid-row handler. With ``strict`` the first problem raises a PipelineError naming the file,
+line and field; the line is located by a plain re-scan of the file (that path only runs once,
+on error).
 """
 
 from __future__ import annotations
@@ -19,9 +21,21 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
+from pipelines import progress
 from pipelines.errors import PipelineError
+from pipelines.line_faults import (
+    INVALID_UTF8,
+    NUL_BYTE,
+    TRUNCATED_LAST_LINE,
+    CleanLines,
+    check_header,
+    field_count,
+    row_fault,
+)
 
 WRONG_COLUMN_COUNT = "wrong_column_count"
+# Reasons of rows that never become part of a batch (``BadRows.unparsed``).
+UNPARSED_REASONS = (WRONG_COLUMN_COUNT, INVALID_UTF8, NUL_BYTE, TRUNCATED_LAST_LINE)
 _INT_RE = r"^[+-]?[0-9]{1,18}$"
 _INT_PY = re.compile(_INT_RE)
 
@@ -57,6 +71,10 @@ class BadRows:
         if self.strict:
             self.raise_first()
 
+    def unparsed(self) -> int:
+        """Rows dropped before parsing: read, but in no batch."""
+        return sum(self.counts.get(reason, 0) for reason in UNPARSED_REASONS)
+
     def raise_first(self):
         line, reason, detail = locate_first_bad_line(self.path, self.row_checks, self.header,
                                                      self.ncols)
@@ -64,19 +82,45 @@ class BadRows:
 
 
 def locate_first_bad_line(path, row_checks, header: bool, ncols: int):
-    """(line number, reason, detail) of the first row failing the checks (1-based lines)."""
-    with open(path, newline="", encoding="utf-8", errors="replace") as f:
-        for lineno, row in enumerate(csv.reader(f), start=1):
+    """(line number, reason, detail) of the first row failing the checks (1-based lines, as
+    pyarrow splits them: a quoted value holds no line break)."""
+    with open(path, "rb") as f:
+        for lineno, line in enumerate(f, start=1):
             if header and lineno == 1:
                 continue
-            if not row:
-                continue
-            if len(row) != ncols:
-                return lineno, WRONG_COLUMN_COUNT, f": {len(row)} columns, expected {ncols}"
-            for col, reason, ok in row_checks:
-                if not ok(row[col]):
-                    return lineno, reason, f": {row[col]!r}"
+            problem = _line_problem(line, row_checks, ncols)
+            if problem is not None:
+                return (lineno, *problem)
     return "?", "unknown", ""
+
+
+def _line_problem(line: bytes, row_checks, ncols: int) -> tuple[str, str] | None:
+    """(reason, detail) of one raw line, or None when it is a good row or empty."""
+    fault = row_fault(line, ncols)
+    if fault == TRUNCATED_LAST_LINE:
+        return fault, f": {field_count(line)} columns, expected {ncols}, and no line ending"
+    if fault is not None:
+        return fault, _fault_detail(line, fault)
+    row = next(csv.reader([line.decode("utf-8").rstrip("\r\n")]), [])
+    if not row:
+        return None
+    if len(row) != ncols:
+        return WRONG_COLUMN_COUNT, f": {len(row)} columns, expected {ncols}"
+    for col, reason, ok in row_checks:
+        if not ok(row[col]):
+            return reason, f": {row[col]!r}"
+    return None
+
+
+def _fault_detail(line: bytes, fault: str) -> str:
+    """Where in the line the NUL byte or the first byte that is not UTF-8 is."""
+    if fault == NUL_BYTE:
+        return f": NUL byte at byte {line.index(0) + 1} of the line"
+    try:
+        line.decode("utf-8")
+    except UnicodeDecodeError as e:
+        return f": byte 0x{line[e.start]:02x} at byte {e.start + 1} of the line is not UTF-8"
+    return ""
 
 
 def is_int(text: str) -> bool:
@@ -128,36 +172,26 @@ def id_keys(arr: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, np.ndarray | N
     return codes.astype(np.int64), np.asarray(uniq.to_pylist(), dtype=object)
 
 
-def _null_invalid_utf8(batch: pa.RecordBatch) -> pa.RecordBatch:
-    """Cells that are not valid UTF-8 become empty strings, so the per-field checks count
-    their rows (as a bad or missing value of that field) instead of the whole read failing."""
-    columns = list(batch.columns)
-    changed = False
-    for i, column in enumerate(columns):
-        try:
-            column.validate(full=True)
-            continue
-        except pa.ArrowInvalid:
-            pass
-        ok = [v is None or _is_utf8(v) for v in column.cast(pa.binary()).to_pylist()]
-        columns[i] = pc.if_else(pa.array(ok), column, pa.scalar("", pa.string()))
-        changed = True
-    return pa.RecordBatch.from_arrays(columns, schema=batch.schema) if changed else batch
-
-
-def _is_utf8(value: bytes) -> bool:
-    try:
-        value.decode("utf-8")
-        return True
-    except UnicodeDecodeError:
-        return False
-
-
 def stream_csv(path: str, column_names: list[str], header: bool, bad: BadRows,
                block_size: int = 32 << 20):
-    """Yield tables of string columns; rows with another column count go to ``bad``."""
+    """Yield tables of string columns; rows with another column count, rows that are not
+    text and a truncated last line go to ``bad``."""
     bad.header = header
     bad.ncols = len(column_names)
+    problem = check_header(path) if header else None
+    if problem:
+        raise PipelineError(problem)
+    lines = CleanLines(path, len(column_names), header, stop_at_first=bad.strict)
+    try:
+        yield from _batches(lines, path, column_names, header, bad, block_size)
+    finally:
+        lines.close()
+    for reason, n in sorted(lines.counts.items()):
+        bad.add(reason, n)
+
+
+def _batches(lines: CleanLines, path: str, column_names: list[str], header: bool,
+             bad: BadRows, block_size: int):
     wrong = [0]
 
     def on_invalid(row):
@@ -170,13 +204,14 @@ def stream_csv(path: str, column_names: list[str], header: bool, bad: BadRows,
     types = {c: pa.string() for c in column_names}
     try:
         reader = pacsv.open_csv(
-            path, read_options=read_options,
+            lines, read_options=read_options,
             parse_options=pacsv.ParseOptions(invalid_row_handler=on_invalid),
             convert_options=pacsv.ConvertOptions(column_types=types,
                                                  include_columns=column_names,
                                                  check_utf8=False))
     except pa.ArrowInvalid as e:
         raise PipelineError(f"{path}: cannot read CSV: {str(e).splitlines()[0]}") from None
+    progress.phase(f"reading {os.path.basename(path)}", "rows")
     while True:
         try:
             batch = reader.read_next_batch()
@@ -187,6 +222,7 @@ def stream_csv(path: str, column_names: list[str], header: bool, bad: BadRows,
         if wrong[0]:
             bad.add(WRONG_COLUMN_COUNT, wrong[0])
             wrong[0] = 0
-        yield _null_invalid_utf8(batch)
+        progress.add(batch.num_rows)
+        yield batch
     if wrong[0]:
         bad.add(WRONG_COLUMN_COUNT, wrong[0])

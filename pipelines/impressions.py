@@ -29,7 +29,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from mdaf_tf import schema
-from pipelines import context, declared_columns
+from pipelines import context, declared_columns, progress
 from pipelines.csv_input import (
     BadRows,
     check_input_file,
@@ -122,6 +122,7 @@ def _read_parquet(path: str, extra: tuple[str, ...]):
     if missing:
         raise PipelineError(f"{path}: Parquet file lacks column(s) {','.join(missing)} "
                             f"(need {','.join(COLUMNS)})")
+    progress.phase(f"reading {os.path.basename(path)}")
     table = pq.read_table(path, columns=COLUMNS + list(extra))
     return pa.table({**{c: pc.cast(table.column(c), pa.string()) for c in COLUMNS},
                      **{c: table.column(c) for c in extra}})
@@ -137,6 +138,7 @@ def load_events(path: str, strict: bool, decl: Declaration = NO_EXTRA_COLUMNS):
         bad.locate = False  # no text lines to re-scan: rows are reported by index
     else:
         table = _read_csv(path, bad, decl.columns)
+    progress.phase("checking the rows")
     n = table.num_rows
     good = np.ones(n, dtype=bool)
 
@@ -169,7 +171,7 @@ def load_events(path: str, strict: bool, decl: Declaration = NO_EXTRA_COLUMNS):
     _add_declared(ev, names, table, decl, path)
     ev["target"] = np.ones(len(idx), dtype=bool)
     ev["history"] = ev["label"] == 1
-    counts = {"rows_read": int(n + bad.counts.get("wrong_column_count", 0)),
+    counts = {"rows_read": int(n + bad.unparsed()),
               "rows_dropped": dict(bad.counts), "rows_used": int(len(idx)),
               "clicks": int(np.count_nonzero(ev["history"]))}
     return ev, names, counts
@@ -220,6 +222,7 @@ def build(args, *, extra_metadata=None, extra_files=None, arg_dict=None,
         ev, names, counts = load_events(args.input, args.strict, decl)
         if len(ev["ts"]) == 0:
             raise PipelineError(f"no valid rows in {args.input}")
+        progress.phase("building the training vocabularies")
         ts_keys, ts_counts = group_count(ev["ts"])
         boundaries = boundaries_from_args(args, ts_keys[0], ts_counts)
         train = ev["ts"] < boundaries[0]
@@ -246,8 +249,10 @@ def build(args, *, extra_metadata=None, extra_files=None, arg_dict=None,
 
 def main(argv=None):
     args = parse_args(argv)
-    meta = build(args)
-    print(summary_line("impressions", meta), file=sys.stderr)
+    with progress.report("impressions", args.quiet):
+        meta = build(args)
+    if not args.quiet:
+        print(summary_line("impressions", meta), file=sys.stderr)
 
 
 if __name__ == "__main__":

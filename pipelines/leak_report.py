@@ -90,10 +90,10 @@ class LeakReport:
         return auc_from_counts(values, pos, neg)
 
 
-def check(report: dict, strict: bool, source: str) -> None:
+def check(report: dict, strict: bool, source: str, quiet: bool = False) -> None:
     """One stderr line when a rule is flagged: with sampled negatives a warning (with
-    ``strict`` an error), with real labels a note."""
-    if not report["flagged"]:
+    ``strict`` an error), with real labels a note (not when ``quiet``)."""
+    if not report["flagged"] or (quiet and report["negatives"] == "real"):
         return
     worst = ", ".join(f"{key} AUC {report[key.split(':')[0]][key.split(':')[1]]:.3f}"
                       for key in report["flagged"])

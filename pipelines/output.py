@@ -20,7 +20,7 @@ import zlib
 import numpy as np
 
 from mdaf_tf import feature_schema, schema
-from pipelines import leak_report
+from pipelines import leak_report, progress
 from pipelines.errors import PipelineError
 from pipelines.examples import DEFAULT_TEST_FRACTION, DEFAULT_VAL_FRACTION, split_boundaries
 from pipelines.tfrecord import encode_buffer
@@ -28,7 +28,7 @@ from pipelines.vocab import write_vocabularies
 
 METADATA = "metadata.json"
 DEFAULT_MIN_COUNT = 2
-_NOT_COMPARED = ("output", "overwrite")
+_NOT_COMPARED = ("output", "overwrite", "quiet")
 
 
 def add_output_args(parser: argparse.ArgumentParser):
@@ -62,6 +62,9 @@ def add_output_args(parser: argparse.ArgumentParser):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--overwrite", action="store_true",
                         help="replace an output directory holding a different dataset")
+    parser.add_argument("--quiet", action="store_true",
+                        help="print no progress lines and no summary, only errors and "
+                             "warnings")
 
 
 def check_args(args):
@@ -262,6 +265,7 @@ class DatasetDir:
     def start_examples(self, vocabs: dict, sampled_negatives: bool):
         """Called once the training vocabularies exist, before the first ``write``."""
         self.leaks = leak_report.LeakReport(vocabs, sampled_negatives)
+        progress.phase("writing examples", "examples")
 
     def _check_existing(self):
         out = self.output
@@ -290,6 +294,7 @@ class DatasetDir:
             raise RuntimeError("DatasetDir.start_examples(vocabs) must come before write")
         self.leaks.add(split, cols)
         self.writers[split].write(cols)
+        progress.add(len(cols[schema.LABEL]))
 
     def commit(self, metadata: dict, vocabs: dict) -> dict:
         """Check the leak report, finish shards, write vocabularies and metadata.json, then
@@ -298,7 +303,9 @@ class DatasetDir:
             self.start_examples(vocabs, sampled_negatives=False)
         leaks = self.leaks.result()
         leak_report.check(leaks, bool(self.args.get("strict")),
-                          self.source_display or self.source_path or self.output)
+                          self.source_display or self.source_path or self.output,
+                          quiet=bool(self.args.get("quiet")))
+        progress.phase("finishing the shards")
         shutil.rmtree(self.scratch, ignore_errors=True)
         shards = {s: w.close() for s, w in self.writers.items()}
         write_vocabularies(self.tmp, vocabs, self.features.vocabularies)

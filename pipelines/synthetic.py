@@ -30,7 +30,7 @@ import tempfile
 
 import numpy as np
 
-from pipelines import impressions
+from pipelines import impressions, progress
 from pipelines.errors import PipelineError, run_cli
 from pipelines.examples import SPLIT_CODES, split_codes
 from pipelines.output import check_args, summary_line
@@ -191,6 +191,7 @@ def write_csv(log: dict, path: str):
 
 
 def build(args) -> dict:
+    progress.phase("simulating the impression log")
     log = simulate(args)
     arg_dict = vars(args).copy()
     out_parent = os.path.dirname(os.path.abspath(args.output))
@@ -210,9 +211,11 @@ def build(args) -> dict:
 
 def main(argv=None):
     args = parse_args(argv)
-    meta = build(args)
-    o = meta["oracle"]
-    t = o["test"]
+    with progress.report("synthetic", args.quiet):
+        meta = build(args)
+    if args.quiet:
+        return
+    t = meta["oracle"]["test"]
     print(summary_line("synthetic", meta) + f"; oracle test AUC {t['auc']:.4f} (static only "
           f"{t['static_only_auc']:.4f}, sequence only {t['sequence_only_auc']:.4f})",
           file=sys.stderr)

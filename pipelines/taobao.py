@@ -33,7 +33,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from mdaf_tf import feature_schema, schema
-from pipelines import context
+from pipelines import context, progress
 from pipelines.csv_input import BadRows, check_input_file, is_int, parse_int, stream_csv
 from pipelines.errors import PipelineError, run_cli
 from pipelines.examples import (
@@ -135,7 +135,7 @@ def _read_into_partitions(args, bad: BadRows, parts: Partitions, counts: dict):
         rows_seen += n
         parts.append(cols)
         users.add(cols["user"])
-    counts["rows_read"] = rows_seen + bad.counts.get("wrong_column_count", 0)
+    counts["rows_read"] = rows_seen + bad.unparsed()
     return users.result_tuple()[0]
 
 
@@ -182,10 +182,12 @@ def build(args) -> dict:
         counts["users_kept"] = int(len(all_users) if kept is None else len(kept))
 
         # pass 1 over partitions: target timestamps -> split boundary
+        progress.phase("finding the split boundaries", "rows")
         ts_acc = CountAccumulator()
         beh_counts = np.zeros(len(BEHAVIORS), dtype=np.int64)
         for p in range(n_parts):
             d = _load(parts, p, kept)
+            progress.add(len(d["ts"]))
             beh_counts += np.bincount(d["beh"], minlength=len(BEHAVIORS))
             ts_acc.add(d["ts"][np.isin(d["beh"], positive_codes)])
         ts_keys, ts_counts = ts_acc.result_tuple()
@@ -236,8 +238,10 @@ def _training_vocabularies(parts, n_parts, kept, boundaries, positive_codes, min
     names = schema.VOCABULARIES + fields
     acc = {name: CountAccumulator() for name in names}
     pairs = {split: CountAccumulator(2) for split in SPLIT_CODES}
+    progress.phase("counting the training vocabularies", "rows")
     for p in range(n_parts):
         d = _load(parts, p, kept)
+        progress.add(len(d["ts"]))
         train = d["ts"] < boundaries[0]
         acc[schema.USER_VOCAB].add(d["user"][train])
         acc[schema.ITEM_VOCAB].add(d["item"][train])
@@ -257,8 +261,10 @@ def _training_vocabularies(parts, n_parts, kept, boundaries, positive_codes, min
 
 def main(argv=None):
     args = parse_args(argv)
-    meta = build(args)
-    print(summary_line("taobao", meta), file=sys.stderr)
+    with progress.report("taobao", args.quiet):
+        meta = build(args)
+    if not args.quiet:
+        print(summary_line("taobao", meta), file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -8,8 +8,9 @@ Every valid ``raw_sample`` row is one example, label ``clk``, with the static fi
 adgroup (``item_id``), ``cate_id``, ``campaign_id``, ``customer``, ``brand``, ``pid``,
 ``price`` (numeric), the eight ``user_profile`` fields (a user without a profile, or an empty
 field, is the id ``<missing>``) and the impression's ``hour`` and ``day_of_week`` in China
-time. Rows are dropped and counted by reason (``taobao_ad_inputs.REASONS``); ``--strict``
-stops at the first with file:line.
+time. Rows are dropped and counted by reason (``taobao_ad_inputs.REASONS``, and
+``csv_input.UNPARSED_REASONS``: another column count, not UTF-8, a NUL byte, a truncated last
+line); ``--strict`` stops at the first with file:line.
 
 * ``--protocol time`` (default): train 2017-05-06..05-11, validation 05-12, test 05-13 (China
   time); a history holds events strictly earlier in time. BARS TaobaoAd_x1 trains through
@@ -42,7 +43,7 @@ import sys
 import numpy as np
 
 from mdaf_tf import feature_schema
-from pipelines import context, declared_columns, taobao_ad_log
+from pipelines import context, declared_columns, progress, taobao_ad_log
 from pipelines.csv_input import BadRows, check_input_file
 from pipelines.errors import PipelineError, run_cli
 from pipelines.examples import ExampleBuilder, event_key, sort_events, training_vocabularies
@@ -163,6 +164,7 @@ def _thesis_sample(rows: dict, parsed: int, size: int, seed: int) -> dict:
 def _build_thesis(args, out, lookups: Lookups, bad: BadRows) -> tuple[dict, dict]:
     pid = PidCodes()
     rows, parsed = _read_all(args, lookups, pid, bad)
+    progress.phase("sampling and splitting (thesis protocol)")
     rows = _thesis_sample(rows, parsed, args.sample_size, args.seed)
     ev = lookups.events(rows, pid.sorted_keys(rows["pid"]), args.history)
     ev, counts = _thesis_protocol(ev, args.seed)
@@ -288,6 +290,7 @@ def build(args) -> dict:
             check_input_file(path)
     with DatasetDir(args.output, vars(args).copy(), args.raw_sample,
                     features=features(args.history)) as out:
+        progress.phase("reading the ad and user profile tables")
         ads, ad_keys = read_table(args.ad_feature, AD_COLUMNS, "adgroup_id")
         profiles, profile_keys = read_table(args.user_profile, PROFILE_COLUMNS, "userid")
         lookups = Lookups(ads, ad_keys, profiles, profile_keys, args.ad_feature)
@@ -300,7 +303,7 @@ def build(args) -> dict:
                           args.test_start if args.test_start is not None
                           else TIME_BOUNDARIES[1])
             counts, vocabs = _build_time(args, out, lookups, bad, boundaries, ads)
-        counts["rows_read"] += bad.counts.get("wrong_column_count", 0)
+        counts["rows_read"] += bad.unparsed()
         counts["rows_dropped"] = dict(bad.counts)
         return out.commit({"counts": counts, "dataset": "taobao_ad", "protocol": args.protocol,
                            "history": args.history, "inputs": _sources(args),
@@ -327,7 +330,10 @@ def summary(meta: dict) -> str:
 
 def main(argv=None):
     args = parse_args(argv)
-    print(summary(build(args)), file=sys.stderr)
+    with progress.report("taobao_ad", args.quiet):
+        meta = build(args)
+    if not args.quiet:
+        print(summary(meta), file=sys.stderr)
 
 
 if __name__ == "__main__":

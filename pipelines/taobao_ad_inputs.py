@@ -17,8 +17,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from pipelines.csv_input import BadRows, parse_int, stream_csv
+from pipelines.csv_input import BadRows, locate_first_bad_line, parse_int, stream_csv
 from pipelines.errors import PipelineError
+from pipelines.line_faults import CleanLines, check_header
 
 RAW_COLUMNS = ["user", "time_stamp", "adgroup_id", "pid", "nonclk", "clk"]
 AD_COLUMNS = ["adgroup_id", "cate_id", "campaign_id", "customer", "brand", "price"]
@@ -50,14 +51,10 @@ def _check_header(path: str, want: list[str]) -> list[str]:
 def read_table(path: str, want: list[str], key: str) -> tuple[pa.Table, np.ndarray]:
     """A whole lookup file as text columns sorted by its integer ``key`` (the first of
     duplicate keys kept), and the sorted keys; a one-line error naming the file for a
-    missing column or a key that is not an integer."""
+    missing column or a key that is not an integer, and its line for a row that is not text
+    (``line_faults``)."""
     header = _check_header(path, want)
-    try:
-        table = pacsv.read_csv(path, read_options=pacsv.ReadOptions(
-            column_names=header, skip_rows=1), convert_options=pacsv.ConvertOptions(
-            column_types={c: pa.string() for c in header}, include_columns=want))
-    except pa.ArrowInvalid as e:
-        raise PipelineError(f"{path}: cannot read CSV: {str(e).splitlines()[0]}") from None
+    table = _read_lookup_csv(path, header, want)
     keys, ok = parse_int(pc.fill_null(pc.utf8_trim_whitespace(table.column(key)), ""))
     if not ok.all():
         line = line_of_row(path, int(np.flatnonzero(~ok)[0]))
@@ -67,6 +64,26 @@ def read_table(path: str, want: list[str], key: str) -> tuple[pa.Table, np.ndarr
     first = np.ones(len(keys), dtype=bool)
     first[1:] = keys[1:] != keys[:-1]
     return table.take(pa.array(order[first])), keys[first]
+
+
+def _read_lookup_csv(path: str, header: list[str], want: list[str]) -> pa.Table:
+    """The ``want`` columns of a lookup file as text; every row must be readable."""
+    problem = check_header(path)
+    if problem:
+        raise PipelineError(problem)
+    lines = CleanLines(path, len(header), header=True, stop_at_first=True)
+    try:
+        table = pacsv.read_csv(lines, read_options=pacsv.ReadOptions(
+            column_names=header, skip_rows=1), convert_options=pacsv.ConvertOptions(
+            column_types={c: pa.string() for c in header}, include_columns=want))
+    except pa.ArrowInvalid as e:
+        raise PipelineError(f"{path}: cannot read CSV: {str(e).splitlines()[0]}") from None
+    finally:
+        lines.close()
+    if lines.first_fault:
+        line, reason, detail = locate_first_bad_line(path, [], True, len(header))
+        raise PipelineError(f"{path}:{line}: malformed row ({reason}{detail})")
+    return table
 
 
 def lookup(keys: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

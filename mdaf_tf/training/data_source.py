@@ -70,17 +70,30 @@ def detect_pipeline(path: Path) -> str:
 
 
 def _run_pipeline(module: str, args: list[str], log) -> None:
+    """Run a pipeline command; its progress lines reach standard error as they come."""
+    import tempfile
+
     package_root = str(Path(__file__).resolve().parents[2])
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
     log(f"building the dataset: python -m {module} {' '.join(args)}")
-    proc = subprocess.run([sys.executable, "-m", module, *args], env=env,
-                          capture_output=True, text=True)
-    if proc.stdout.strip():
-        log(proc.stdout.strip().splitlines()[-1])
+    errors, last = [], "(no message)"
+    with tempfile.TemporaryFile("w+") as out:
+        proc = subprocess.Popen([sys.executable, "-m", module, *args], env=env, stdout=out,
+                                stderr=subprocess.PIPE, text=True)
+        for line in proc.stderr:
+            last = line.strip() or last
+            if line.startswith("error:"):
+                errors.append(line.strip())
+            else:
+                sys.stderr.write(line)
+        proc.wait()
+        out.seek(0)
+        stdout = out.read()
+    if stdout.strip():
+        log(stdout.strip().splitlines()[-1])
     if proc.returncode != 0:
-        lines = proc.stderr.strip().splitlines() or ["(no message)"]
-        raise DataError(f"python -m {module} failed: {lines[-1]}")
+        raise DataError(f"python -m {module} failed: {(errors or [last])[-1]}")
 
 
 def synthetic_default_key() -> str:
@@ -92,6 +105,7 @@ def synthetic_default_key() -> str:
 
     args = vars(synthetic.parse_args(["--output", "-"]))
     args.pop("output")
+    args.pop("quiet", None)  # what it prints, not what it builds
     args["schema_version"] = schema.SCHEMA_VERSION  # a cache of another layout is rebuilt
     return hashlib.sha256(json.dumps(args, sort_keys=True).encode()).hexdigest()[:12]
 

@@ -20,3 +20,12 @@ def cli(capsys):
         return code, capsys.readouterr().err
 
     return run
+
+
+@pytest.fixture(autouse=True)
+def no_progress_lines(monkeypatch):
+    """A run's stderr holds its summary and errors only, however slow the machine: the tests
+    that check progress lines set the interval themselves."""
+    from pipelines import progress
+
+    monkeypatch.setattr(progress, "REPORT_INTERVAL_S", 3600.0)

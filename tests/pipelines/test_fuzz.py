@@ -3,9 +3,9 @@
 Each example is a CSV mixing valid rows with malformed ones of known kinds; the file may use
 CRLF endings and may lack its final newline. The pipelines must not raise, must use every
 valid row and must count every malformed row under the reason its kind implies. Empty
-lines are not rows (the CSV convention): they are neither used nor counted. A cell that is
-not valid UTF-8 reads as an empty cell (pipelines.csv_input), so its row is counted as a
-bad or missing value of that field.
+lines are not rows (the CSV convention): they are neither used nor counted. A row that is
+not valid UTF-8 or holds a NUL byte is dropped whole (pipelines.line_faults); without a final
+newline, a last row with fewer fields than the header is a truncated last line.
 """
 
 import json
@@ -26,6 +26,7 @@ negative_id = st.integers(min_value=-10**6, max_value=-1).map(str)
 huge_id = st.integers(min_value=10**19, max_value=10**25).map(str)
 non_numeric = st.sampled_from(["abc", "1.5", "", "1e3", "0x10", "１２", " 7 7"])
 garbage = st.sampled_from([b"\xff\xfe", b"\xc3\x28", b"ab\x80cd", b"\xed\xa0\x80"])
+with_nul = st.sampled_from([b"\x00", b"12\x0034", b"\x00\x00pv"])
 
 # Taobao: (kind, expected reason or "used"), row as bytes (no line ending).
 TAOBAO_WINDOW = (WINDOW_START + 3600, WINDOW_START + 8 * 86400)
@@ -33,7 +34,8 @@ TAOBAO_WINDOW = (WINDOW_START + 3600, WINDOW_START + 8 * 86400)
 
 def taobao_row(draw):
     kind = draw(st.sampled_from(["valid", "negative", "columns", "huge", "non_numeric",
-                                 "garbage", "behavior", "timestamp", "outside", "empty"]))
+                                 "garbage", "nul", "behavior", "timestamp", "outside",
+                                 "empty"]))
     user, item, cate = draw(small_id), draw(small_id), draw(small_id)
     beh = draw(st.sampled_from(BEHAVIORS))
     ts = str(draw(st.integers(*TAOBAO_WINDOW)))
@@ -52,10 +54,13 @@ def taobao_row(draw):
         fields[1] = draw(non_numeric).encode()
         expected = "bad_item_id"
     elif kind == "garbage":
-        fields[2] = draw(garbage)
-        expected = "bad_category_id"
+        fields[draw(st.integers(0, 4))] = draw(garbage)
+        expected = "invalid_utf8"
+    elif kind == "nul":
+        fields[draw(st.integers(0, 4))] = draw(with_nul)
+        expected = "nul_byte"
     elif kind == "behavior":
-        fields[3] = draw(st.sampled_from([b"PV", b"click", b"", b"\xff"]))
+        fields[3] = draw(st.sampled_from([b"PV", b"click", b""]))
         expected = "unknown_behavior"
     elif kind == "timestamp":
         fields[4] = draw(st.sampled_from([b"", b"noon", b"1.5e9", b"99999999999999999999"]))
@@ -83,7 +88,18 @@ def taobao_files(draw):
     rows = base_taobao_rows() + draw(st.lists(st.builds(lambda: None).flatmap(
         lambda _: st.composite(lambda d: taobao_row(d))()), min_size=1, max_size=25))
     rows = draw(st.permutations(rows))
-    return rows, draw(st.booleans()), draw(st.booleans())
+    final_newline = draw(st.booleans())
+    return truncated_last_row(rows, final_newline, 5), draw(st.booleans()), final_newline
+
+
+def truncated_last_row(rows, final_newline, ncols):
+    """Without a final line ending, a last row of fewer than ``ncols`` fields is cut off."""
+    if final_newline or not rows[-1][0]:
+        return rows
+    row, expected = rows[-1]
+    if expected == "wrong_column_count" and row.count(b",") + 1 < ncols:
+        return [*rows[:-1], (row, "truncated_last_line")]
+    return rows
 
 
 def write_csv(path, lines, crlf, final_newline, header=None):
@@ -125,7 +141,7 @@ def test_taobao_counts_every_row(case):
 def impression_row(draw):
     kind = draw(st.sampled_from(["valid", "string_ids", "negative", "huge", "columns",
                                  "missing_id", "garbage_id", "timestamp", "label", "garbage_label",
-                                 "empty"]))
+                                 "nul", "empty"]))
     ids = [draw(small_id).encode() for _ in range(3)]
     ts = str(draw(st.integers(1_600_000_000, 1_600_100_000))).encode()
     label = draw(st.sampled_from([b"0", b"1", b"true", b"False", b"1.0"]))
@@ -144,16 +160,19 @@ def impression_row(draw):
         expected = "missing_item_id"
     elif kind == "garbage_id":
         fields[0] = draw(garbage)
-        expected = "missing_user_id"
+        expected = "invalid_utf8"
     elif kind == "timestamp":
         fields[3] = draw(st.sampled_from([b"", b"yesterday", b"1.6e9"]))
         expected = "bad_timestamp"
     elif kind == "label":
         fields[4] = draw(st.sampled_from([b"2", b"yes", b"-1"]))
         expected = "bad_label"
-    elif kind == "garbage_label":  # invalid UTF-8 reads as an empty cell
+    elif kind == "garbage_label":
         fields[4] = draw(garbage)
-        expected = "missing_label"
+        expected = "invalid_utf8"
+    elif kind == "nul":  # a string id may be anything but a NUL byte
+        fields[draw(st.integers(0, 2))] = draw(with_nul)
+        expected = "nul_byte"
     elif kind == "empty":
         return b"", None
     return b",".join(fields), expected
@@ -166,7 +185,8 @@ def impression_files(draw):
     rows += draw(st.lists(st.composite(lambda d: impression_row(d))(), min_size=1,
                           max_size=25))
     rows = draw(st.permutations(rows))
-    return rows, draw(st.booleans()), draw(st.booleans())
+    final_newline = draw(st.booleans())
+    return truncated_last_row(rows, final_newline, 5), draw(st.booleans()), final_newline
 
 
 @SETTINGS

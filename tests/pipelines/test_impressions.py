@@ -4,7 +4,17 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from pipeline_helpers import known_ids, read_vocab, shard_bytes, write_rows
+from pipeline_helpers import (
+    UNREADABLE_REASONS,
+    assert_one_line_error,
+    dataset_files,
+    known_ids,
+    read_vocab,
+    shard_bytes,
+    with_unreadable_rows,
+    without_unreadable_rows,
+    write_rows,
+)
 
 from mdaf_tf.data import read_split_numpy
 from pipelines import impressions
@@ -98,6 +108,57 @@ def test_malformed_rows_counted_and_strict_names_line(tmp_path, cli):
     code, err = cli(impressions, "--input", src, "--output", tmp_path / "s", "--strict")
     assert code == 2 and err.strip() == (
         f"error: {src}:3: malformed row (wrong_column_count: 4 columns, expected 5)")
+
+
+UNREADABLE = {
+    "invalid_utf8": b"u1,item-\xff,c1,1600000050,1",  # a string id may be any text, not bytes
+    "nul_byte": b"u2,item-3,c0,1600000060,0\x00",
+    "truncated_last_line": b"u3,item-4,c1,16000",
+}
+
+
+def _log_lines(seed=5):
+    return [b",".join(str(v).encode() for v in row) for row in
+            [HEADER, *_log(np.random.default_rng(seed))]]
+
+
+def test_unreadable_rows_are_dropped_and_counted(tmp_path, cli):
+    lines = _log_lines()
+    (tmp_path / "clean.csv").write_bytes(b"\n".join(lines) + b"\n")
+    (tmp_path / "bad.csv").write_bytes(with_unreadable_rows(lines, UNREADABLE, at=(1, 150))[0])
+    for name in ("clean", "bad"):
+        code, err = cli(impressions, "--input", tmp_path / f"{name}.csv", "--output",
+                        tmp_path / name)
+        assert code == 0 and "Traceback" not in err, err
+    assert "dropped 3 (invalid_utf8 1, nul_byte 1, truncated_last_line 1)" in err.splitlines()[-1]
+    assert dataset_files(tmp_path / "bad") == dataset_files(tmp_path / "clean")
+    bad, clean = (json.loads((tmp_path / name / "metadata.json").read_text())
+                  for name in ("bad", "clean"))
+    assert bad["splits"] == clean["splits"]
+    rest_bad, rest_clean = without_unreadable_rows(bad["counts"], clean["counts"])
+    assert rest_bad == rest_clean and rest_bad["rows_used"] == len(lines) - 1
+
+
+@pytest.mark.parametrize("reason", UNREADABLE_REASONS)
+def test_strict_stops_at_an_unreadable_row_in_one_line(tmp_path, cli, reason):
+    body, line_of = with_unreadable_rows(_log_lines(), {reason: UNREADABLE[reason]},
+                                         at=(1, 150))
+    src = tmp_path / "bad.csv"
+    src.write_bytes(body)
+    code, err = cli(impressions, "--input", src, "--output", tmp_path / "ds", "--strict")
+    assert code == 2
+    assert_one_line_error(err, src, line_of[reason], reason)
+    assert not (tmp_path / "ds").exists()
+
+
+@pytest.mark.parametrize("header", [b"user_id,item_id,cate_id,timestamp,label,\xe9t\xe9",
+                                    b"user_id,item_id,cate_id,timestamp,label,n\x00te"])
+def test_a_header_that_is_not_text_is_one_line_exit_2(tmp_path, cli, header):
+    src = tmp_path / "log.csv"
+    src.write_bytes(b"\n".join([header, *_log_lines()[1:]]) + b"\n")
+    code, err = cli(impressions, "--input", src, "--output", tmp_path / "ds")
+    assert code == 2 and err.count("\n") == 1 and "Traceback" not in err, err
+    assert err.startswith(f"error: {src}:1: the header ")
 
 
 @pytest.mark.parametrize("case", ["csv_header", "parquet_columns", "empty", "missing"])

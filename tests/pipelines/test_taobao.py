@@ -1,17 +1,25 @@
 import csv
 import json
 import os
+import subprocess
+import sys
 from collections import Counter, defaultdict
+from pathlib import Path
 
 import numpy as np
 import pytest
 from pipeline_helpers import (
     SHARED,
+    UNREADABLE_REASONS,
     WINDOW_START,
+    assert_one_line_error,
+    dataset_files,
     known_ids,
     read_vocab,
     shard_bytes,
     split_name,
+    with_unreadable_rows,
+    without_unreadable_rows,
     write_rows,
 )
 
@@ -279,6 +287,62 @@ def test_malformed_rows_counted_and_strict(tmp_path, cli):
     code, err = cli(taobao, "--input", fine, "--output", tmp_path / "s2", "--strict")
     assert code == 2 and f"{fine}:2:" in err and "bad_timestamp" in err
     assert not (tmp_path / "s").exists() and not (tmp_path / "s2").exists()
+
+
+UNREADABLE = {
+    # Latin-1 text in a row of 3 columns: pyarrow's invalid-row handler once failed on it
+    "invalid_utf8": b"7,\xe9t\xe9,500",
+    "nul_byte": b"14,1003,501,pv\x00,%d" % (WINDOW_START + 3700),
+    "truncated_last_line": b"21,1004,50",  # a download cut off inside its last row
+}
+
+
+def _log_lines(seed=3):
+    return [",".join(map(str, row)).encode() for row in _random_log(np.random.default_rng(seed))]
+
+
+def test_unreadable_rows_are_dropped_and_counted(tmp_path, cli):
+    lines = _log_lines()
+    (tmp_path / "clean.csv").write_bytes(b"\n".join(lines) + b"\n")
+    (tmp_path / "bad.csv").write_bytes(with_unreadable_rows(lines, UNREADABLE, at=(40, 120))[0])
+    for name in ("clean", "bad"):
+        code, err = cli(taobao, "--input", tmp_path / f"{name}.csv", "--output", tmp_path / name,
+                        "--partitions", 2, "--max-seq-len", 5)
+        assert code == 0 and "Traceback" not in err, err
+    assert "dropped 3 (invalid_utf8 1, nul_byte 1, truncated_last_line 1)" in err.splitlines()[-1]
+    assert dataset_files(tmp_path / "bad") == dataset_files(tmp_path / "clean")
+    bad, clean = (json.loads((tmp_path / name / "metadata.json").read_text())
+                  for name in ("bad", "clean"))
+    assert bad["splits"] == clean["splits"]
+    rest_bad, rest_clean = without_unreadable_rows(bad["counts"], clean["counts"])
+    assert rest_bad == rest_clean and rest_bad["rows_used"] == len(lines)
+
+
+@pytest.mark.parametrize("reason", UNREADABLE_REASONS)
+def test_strict_stops_at_an_unreadable_row_in_one_line(tmp_path, cli, reason):
+    body, line_of = with_unreadable_rows(_log_lines(), {reason: UNREADABLE[reason]},
+                                         at=(40, 120))
+    src = tmp_path / "bad.csv"
+    src.write_bytes(body)
+    code, err = cli(taobao, "--input", src, "--output", tmp_path / "ds", "--strict")
+    assert code == 2
+    assert_one_line_error(err, src, line_of[reason], reason)
+    assert not (tmp_path / "ds").exists()
+
+
+def test_command_line_shows_no_traceback_for_unreadable_rows(tmp_path):
+    body, line_of = with_unreadable_rows(_log_lines(), UNREADABLE, at=(40, 120))
+    src = tmp_path / "bad.csv"
+    src.write_bytes(body)
+    runs = [subprocess.run([sys.executable, "-m", "pipelines.taobao", "--input", str(src),
+                            "--output", str(tmp_path / name), *flags],
+                           capture_output=True, text=True, cwd=Path(__file__).parents[2])
+            for name, flags in (("ds", []), ("strict", ["--strict"]))]
+    assert runs[0].returncode == 0 and "Traceback" not in runs[0].stderr, runs[0].stderr
+    assert runs[0].stderr.splitlines()[-1].startswith("taobao: read 243 rows, dropped 3 (")
+    assert runs[1].returncode == 2
+    assert_one_line_error(runs[1].stderr, src, line_of["invalid_utf8"], "invalid_utf8")
+    assert runs[0].stdout == runs[1].stdout == ""
 
 
 @pytest.mark.parametrize("case", ["missing", "empty", "directory", "no_rows_in_window"])

@@ -12,7 +12,16 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from pipeline_helpers import known_ids, read_vocab, shard_bytes
+from pipeline_helpers import (
+    UNREADABLE_REASONS,
+    assert_one_line_error,
+    dataset_files,
+    known_ids,
+    read_vocab,
+    shard_bytes,
+    with_unreadable_rows,
+    without_unreadable_rows,
+)
 from sklearn.model_selection import train_test_split
 
 from mdaf_tf.data import read_split_numpy
@@ -234,6 +243,84 @@ def test_strict_line_counts_blank_lines_and_bad_split_flags_are_one_line(tmp_pat
         code, err = _run(cli, tmp_path / "x", protocol, "impressions", 42, *flags)
         assert code == 2 and len(err.strip().splitlines()) == 1, (flags, err)
         assert not (tmp_path / "x").exists()
+
+
+UNREADABLE_RAW = {
+    "invalid_utf8": b"3,1494454026,105,430548_1002\xa0,0,1",
+    "nul_byte": b"\x00" * 12,  # a run of NUL bytes, as a crashed writer leaves behind
+    "truncated_last_line": b"1,1494341857,106,430548_10",
+}
+UNREADABLE_LOG = {
+    "invalid_utf8": b"4,1494146766,fav,4520,\xff\xfe",
+    "nul_byte": b"4,1494146766,pv\x00,4520,8888",
+    "truncated_last_line": b"4,14941",
+}
+
+
+def _run_on(cli, directory, protocol, history, *extra):
+    """taobao_ad on ``directory``'s raw_sample.csv (and behavior_log.csv), into ds/."""
+    log = (["--behavior-log", directory / "behavior_log.csv"] if history == "behavior-log"
+           else [])
+    return cli(taobao_ad, "--raw-sample", directory / "raw_sample.csv", "--ad-feature",
+               FILES / "ad_feature.csv", "--user-profile", FILES / "user_profile.csv",
+               "--protocol", protocol, "--history", history, "--sample-size", 50,
+               "--max-seq-len", SEQ, "--output", directory / "ds", *log, *extra)
+
+
+@pytest.mark.parametrize("protocol,history", [("time", "behavior-log"),
+                                              ("thesis", "impressions")])
+def test_unreadable_rows_are_dropped_and_counted(tmp_path, cli, protocol, history):
+    """Both streamed files get a row that is not UTF-8, one with NUL bytes and a truncated
+    last line: the dataset is the one of the files without them."""
+    meta = {}
+    for name in ("clean", "bad"):
+        (tmp_path / name).mkdir()
+        for file, rows in (("raw_sample.csv", UNREADABLE_RAW), ("behavior_log.csv",
+                                                                 UNREADABLE_LOG)):
+            lines = (FILES / file).read_bytes().splitlines()
+            body = with_unreadable_rows(lines, rows if name == "bad" else {}, at=(3, 30))[0]
+            (tmp_path / name / file).write_bytes(body)
+        code, err = _run_on(cli, tmp_path / name, protocol, history)
+        assert code == 0 and "Traceback" not in err, err
+        meta[name] = json.loads((tmp_path / name / "ds" / "metadata.json").read_text())
+    assert all(f"{reason} 1" in err.splitlines()[-1] for reason in UNREADABLE_REASONS), err
+    assert dataset_files(tmp_path / "bad" / "ds") == dataset_files(tmp_path / "clean" / "ds")
+    assert meta["bad"]["splits"] == meta["clean"]["splits"]
+    rest_bad, rest_clean = without_unreadable_rows(meta["bad"]["counts"],
+                                                   meta["clean"]["counts"])
+    if history == "behavior-log":
+        rest_bad, rest_clean = without_unreadable_rows(rest_bad, rest_clean, prefix="log_")
+    assert rest_bad == rest_clean
+
+
+@pytest.mark.parametrize("reason", UNREADABLE_REASONS)
+def test_strict_stops_at_an_unreadable_row_in_one_line(tmp_path, cli, reason):
+    lines = (FILES / "raw_sample.csv").read_bytes().splitlines()
+    ads = {a["adgroup_id"]: a for a in _csv("ad_feature.csv")}
+    header = lines[0].decode().split(",")
+    good = [line for line in lines[1:]
+            if _reason(dict(zip(header, line.decode().split(","), strict=True)), ads) is None]
+    body, line_of = with_unreadable_rows([lines[0], *good], {reason: UNREADABLE_RAW[reason]},
+                                         at=(3, 8))
+    (tmp_path / "raw_sample.csv").write_bytes(body)
+    code, err = _run_on(cli, tmp_path, "time", "impressions", "--strict")
+    assert code == 2
+    assert_one_line_error(err, tmp_path / "raw_sample.csv", line_of[reason], reason)
+    assert not (tmp_path / "ds").exists()
+
+
+@pytest.mark.parametrize("reason,row", [("invalid_utf8", b"105,11,502,9002,7\xff002,10.0"),
+                                        ("nul_byte", b"105,11,502,9002,70\x0002,10.0"),
+                                        ("truncated_last_line", b"105,11,50")])
+def test_an_unreadable_lookup_row_is_one_line_exit_2(tmp_path, cli, reason, row):
+    """ad_feature.csv is a lookup table, read whole: a bad row in it is an error."""
+    lines = (FILES / "ad_feature.csv").read_bytes().splitlines()
+    ads = tmp_path / "ad_feature.csv"
+    ads.write_bytes(b"\n".join(lines) + b"\n" + row + (b"" if "truncated" in reason else b"\n"))
+    code, err = cli(taobao_ad, "--raw-sample", FILES / "raw_sample.csv", "--ad-feature", ads,
+                    "--user-profile", FILES / "user_profile.csv", "--output", tmp_path / "ds")
+    assert code == 2
+    assert_one_line_error(err, ads, len(lines) + 1, reason)
 
 
 def test_behavior_log_history_matches_a_plain_python_reference(tmp_path, cli):
