@@ -47,6 +47,9 @@ STRING_PAD = ""
 INFO_FILE = "assets.extra/mdaf_tf.json"
 # The scan an export runs in place of the CPU custom op (see portable_scans).
 PORTABLE_SCAN = "stepwise"
+# The pipeline arguments that say how a raw row becomes the model's fields (context fields of
+# the impression's time in a time zone), kept in the export for mdaf_tf.predict.
+ROW_ARGUMENTS = ("context", "timezone")
 
 
 # verify_export's tolerance per ModelConfig.precision. In float32 the export and the Keras
@@ -289,6 +292,10 @@ def export_model(
             "padding_values": {k: pad_value(v) for k, v in module.dtypes.items()},
             "metadata": {k: meta[k] for k in ("schema_version", "vocab_sizes", "oracle")
                          if k in meta},
+            # what mdaf_tf.predict needs to turn raw rows into the signature's inputs
+            "schema": feature_schema.from_metadata(meta).to_dict(),
+            "rows": {"dataset": meta.get("dataset"),
+                     **{k: (meta.get("args") or {}).get(k) for k in ROW_ARGUMENTS}},
         }
         (tmp / "assets.extra").mkdir(exist_ok=True)
         (tmp / INFO_FILE).write_text(json.dumps(info, indent=2) + "\n")

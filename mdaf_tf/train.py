@@ -182,7 +182,8 @@ def main(argv=None) -> int:
             for k, v in check[name].items() if k != "finite"
         )
         print(
-            f"export check (fresh process, no mdaf_tf import): serving_default and "
+            f"export check (TF Serving's session loader and saved_model_cli, in a process "
+            f"without mdaf_tf): serving_default and "
             f"predict_examples match the Keras model to {worst:.1e} on {check['examples']} "
             f"validation examples ({time.perf_counter() - started:.0f}s)"
         )
