@@ -372,28 +372,38 @@ def verify_export(
 def verify_exports(exports, data_dir, *, split: str = "val", max_examples: int | None = None,
                    tolerance: float = 1e-5, batch_size: int = 1024) -> list[dict]:
     """``verify_export`` for several ``(export_path, model)`` pairs of one dataset, checked
-    in one fresh process (one TensorFlow start instead of one per export)."""
-    import subprocess
-    import sys
+    in one fresh process (one TensorFlow start instead of one per export); then
+    ``saved_model_cli run`` on the first export, once that process has ended."""
     import tempfile
 
-    script = Path(__file__).with_name("serving_check.py")
     with tempfile.TemporaryDirectory() as tmp:
-        argv = [sys.executable, str(script)]
+        pairs = []
         for k, (export_path, model) in enumerate(exports):
             arrays = _check_arrays(model, data_dir, split, max_examples, batch_size)
             np.savez(Path(tmp) / f"inputs-{k}.npz", **arrays)
-            argv += [str(Path(export_path).resolve()), str(Path(tmp) / f"inputs-{k}.npz")]
-        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH="")
-        proc = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=tmp)
-    if proc.returncode != 0:
-        tail = proc.stderr.strip().splitlines()[-1:] or ["(no output)"]
-        raise ExportError(f"{exports[0][0]}: serving check failed: {tail[0]}")
-    lines = proc.stdout.strip().splitlines()[-len(exports):]
-    reports = [json.loads(line) for line in lines]
+            pairs += [str(Path(export_path).resolve()), str(Path(tmp) / f"inputs-{k}.npz")]
+        reports = _serving_check(pairs, tmp, exports[0][0])
+        reports[0].update(_serving_check(["--saved-model-cli", *pairs[:2]], tmp,
+                                         exports[0][0])[0])
     for (export_path, _), report in zip(exports, reports, strict=True):
         _check_report(export_path, report, tolerance)
     return reports
+
+
+def _serving_check(args: list[str], cwd, first_export) -> list[dict]:
+    """The JSON lines ``serving_check.py ARGS`` prints (a process without mdaf_tf)."""
+    import subprocess
+    import sys
+
+    script = Path(__file__).with_name("serving_check.py")
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH="")
+    proc = subprocess.run([sys.executable, str(script), *args], capture_output=True,
+                          text=True, env=env, cwd=cwd)
+    if proc.returncode != 0:
+        tail = proc.stderr.strip().splitlines()[-1:] or ["(no output)"]
+        raise ExportError(f"{first_export}: serving check failed: {tail[0]}")
+    return [json.loads(line) for line in proc.stdout.strip().splitlines()
+            if line.startswith("{")]
 
 
 def _check_arrays(model, data_dir, split, max_examples, batch_size) -> dict:

@@ -8,9 +8,10 @@ import the graph, run the restore op, run the init op), which is what TF Serving
 pass an export TF Serving cannot run. Both signatures are run on the raw inputs in
 ``INPUTS.npz`` (``raw_<feature>`` arrays, plus ``expected_probability`` and optionally
 ``expected_gate``) in batches of several sizes. Every op of the graph and of its function
-library must be one of TensorFlow's own (``tf.raw_ops``). On the first export it also runs
-``saved_model_cli run`` on ``serving_default``.
-Prints one JSON object per export with what it found.
+library must be one of TensorFlow's own (``tf.raw_ops``). Prints one JSON object per export
+with what it found. With ``--saved-model-cli`` it runs ``saved_model_cli run`` on
+``serving_default`` instead, for the first rows, without importing TensorFlow itself (one
+TensorFlow process at a time: the main command's peak memory).
 """
 
 import json
@@ -21,8 +22,9 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-import tensorflow as tf
-from tensorflow.core.protobuf import saved_model_pb2
+
+# TensorFlow is imported where it is used: the --saved-model-cli mode needs numpy alone, so
+# that saved_model_cli is the only TensorFlow process alive while it runs.
 
 # Batch sizes cycled through: batch 1, odd sizes, and a large one (memory grows with it:
 # the checking process peaks at 2.4 GB with 4096 and 1.2 GB with 1024, default MDAF, L 50).
@@ -32,6 +34,8 @@ SIGNATURES = ("serving_default", "predict_examples")
 
 
 def _feature(value):
+    import tensorflow as tf
+
     value = np.atleast_1d(value)
     if value.dtype.kind in "SUO":
         items = [v if isinstance(v, bytes) else str(v).encode() for v in value.tolist()]
@@ -42,6 +46,8 @@ def _feature(value):
 
 
 def _serialize(raw, i):
+    import tensorflow as tf
+
     # a missing numeric value (NaN) is left out of the Example, as a client would
     feature = {name: _feature(values[i]) for name, values in raw.items()
                if not (values.dtype.kind == "f" and np.isnan(values[i]).all())}
@@ -60,6 +66,9 @@ def nonstandard_ops(export_dir) -> list[str]:
     """Op types in the export's graphs or their functions outside TensorFlow's standard set,
     the ops ``tf.raw_ops`` holds (read from ``saved_model.pb``: the loader fails on an unknown
     op before it says which)."""
+    import tensorflow as tf
+    from tensorflow.core.protobuf import saved_model_pb2
+
     saved_model = saved_model_pb2.SavedModel()
     saved_model.ParseFromString(Path(export_dir, "saved_model.pb").read_bytes())
     ops = set()
@@ -115,16 +124,24 @@ def saved_model_cli_run(export_dir, raw, expected) -> dict | None:
     return _differences(outputs, {k: v[:n] for k, v in expected.items()}, n)
 
 
-def main(export_dir, inputs_path, run_cli=True):
+def _load_inputs(inputs_path):
     data = np.load(inputs_path, allow_pickle=False)
     raw = {k[len("raw_"):]: data[k] for k in data.files if k.startswith("raw_")}
     expected = {k[len("expected_"):]: data[k] for k in data.files if k.startswith("expected_")}
+    return raw, expected
+
+
+def main(export_dir, inputs_path):
+    import tensorflow as tf
+
+    raw, expected = _load_inputs(inputs_path)
     n = len(expected["probability"])
     report = {"examples": n, "loader": "tf.compat.v1.saved_model.loader",
               "nonstandard_ops": nonstandard_ops(export_dir)}
     if report["nonstandard_ops"]:
         print(json.dumps(report))
         return
+    tf.get_logger().setLevel("ERROR")  # the v1 loader's deprecation notice
     with tf.compat.v1.Session(graph=tf.Graph()) as session:
         meta_graph = tf.compat.v1.saved_model.loader.load(session, ["serve"], export_dir)
         signatures = meta_graph.signature_def
@@ -144,14 +161,26 @@ def main(export_dir, inputs_path, run_cli=True):
             if name in signatures:
                 report[name] = _differences(_run(session, signatures[name], make, n),
                                             expected, n)
-    if run_cli:
-        report["saved_model_cli"] = saved_model_cli_run(export_dir, raw, expected)
     report["mdaf_tf_imported"] = any(m.split(".")[0] == "mdaf_tf" for m in sys.modules)
     print(json.dumps(report))
 
 
+def cli_main(export_dir, inputs_path):
+    """``saved_model_cli run`` alone (this process imports no TensorFlow)."""
+    raw, expected = _load_inputs(inputs_path)
+    print(json.dumps({"saved_model_cli": saved_model_cli_run(export_dir, raw, expected),
+                      "tensorflow_imported": "tensorflow" in sys.modules}))
+
+
+USAGE = ("usage: serving_check.py [--saved-model-cli] EXPORT_DIR INPUTS.npz "
+         "[EXPORT_DIR INPUTS.npz ...]")
+
 if __name__ == "__main__":
-    if len(sys.argv) < 3 or len(sys.argv) % 2 == 0:
-        sys.exit("usage: serving_check.py EXPORT_DIR INPUTS.npz [EXPORT_DIR INPUTS.npz ...]")
-    for at in range(1, len(sys.argv), 2):
-        main(sys.argv[at], sys.argv[at + 1], run_cli=at == 1)
+    args = sys.argv[1:]
+    check = main
+    if args[:1] == ["--saved-model-cli"]:
+        args, check = args[1:], cli_main
+    if not args or len(args) % 2:
+        sys.exit(USAGE)
+    for at in range(0, len(args), 2):
+        check(args[at], args[at + 1])
