@@ -20,7 +20,7 @@ import zlib
 import numpy as np
 
 from mdaf_tf import feature_schema, schema
-from pipelines import leak_report, progress
+from pipelines import leak_report, progress, tfds_output
 from pipelines.errors import PipelineError
 from pipelines.examples import DEFAULT_TEST_FRACTION, DEFAULT_VAL_FRACTION, split_boundaries
 from pipelines.tfrecord import encode_buffer
@@ -28,7 +28,7 @@ from pipelines.vocab import write_vocabularies
 
 METADATA = "metadata.json"
 DEFAULT_MIN_COUNT = 2
-_NOT_COMPARED = ("output", "overwrite", "quiet")
+_NOT_COMPARED = ("output", "overwrite", "quiet", "tfds")
 
 
 def add_output_args(parser: argparse.ArgumentParser):
@@ -65,6 +65,7 @@ def add_output_args(parser: argparse.ArgumentParser):
     parser.add_argument("--quiet", action="store_true",
                         help="print no progress lines and no summary, only errors and "
                              "warnings")
+    tfds_output.add_args(parser)
 
 
 def check_args(args):
@@ -85,6 +86,7 @@ def check_args(args):
         if args.compression_level > 3:
             raise PipelineError("--gzip-library isal supports --compression-level 0 to 3")
         _compressor_module("isal")
+    tfds_output.check_args(args)
 
 
 GZIP_LIBRARIES = ("zlib", "isal")
@@ -330,6 +332,9 @@ class DatasetDir:
             "source": source if source is not None else metadata.get("source"),
             "args": self.args,
         }
+        if self.args.get("tfds"):
+            progress.phase("writing the TFDS copy")
+            meta["tfds"] = tfds_output.write(self.tmp, meta)
         with open(os.path.join(self.tmp, METADATA), "w", encoding="utf-8") as f:
             json.dump(meta, f, indent=2, sort_keys=True)
             f.write("\n")
