@@ -19,7 +19,7 @@ import json
 import sys
 from pathlib import Path
 
-from mdaf_tf.runtime import add_verbose_argument, start_tensorflow
+from mdaf_tf.runtime import add_quiet_argument, add_verbose_argument, start_tensorflow
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -40,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=2048,
                    help="examples per serving call (default 2048)")
     add_verbose_argument(p)
+    add_quiet_argument(p)
     return p
 
 
@@ -165,7 +166,8 @@ def main(argv=None) -> int:
         export_dir = Path(args.model)
         output = Path(args.output or
                       f"runs/evaluate-{export_dir.parent.name}-{export_dir.name}")
-        predictions, info, meta = evaluate(export_dir, args.data, args.split, args.batch_size)
+        predictions, info, meta = evaluate(export_dir, args.data, args.split, args.batch_size,
+                                            progress=not args.quiet)
         summary = write_report(output, export_dir, args.data, args.split, predictions, info,
                                meta)
         print(f"{args.split}: AUC {summary['auc']:.4f}, gAUC {summary['gauc']:.4f}, log loss "

@@ -20,7 +20,7 @@ import json
 import sys
 from pathlib import Path
 
-from mdaf_tf.runtime import add_verbose_argument, start_tensorflow
+from mdaf_tf.runtime import add_quiet_argument, add_verbose_argument, start_tensorflow
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=1024,
                    help="rows per serving call (default 1024)")
     add_verbose_argument(p)
+    add_quiet_argument(p)
     return p
 
 
@@ -142,7 +143,8 @@ def main(argv=None) -> int:
         return fail(e)
     except OSError as e:
         return fail(OSError(f"{args.output}: cannot write ({e.strerror or e})"))
-    print(f"scored {len(columns['line']):,} rows of {args.input} -> {args.output}")
+    if not args.quiet:
+        print(f"scored {len(columns['line']):,} rows of {args.input} -> {args.output}")
     return 0
 
 

@@ -63,3 +63,14 @@ def add_verbose_argument(parser) -> None:
     parser.add_argument("--verbose", action="store_true",
                         help="show TensorFlow's C++ start-up log lines (also "
                         f"{VERBOSE_ENV}=1)")
+
+
+def add_quiet_argument(parser) -> None:
+    """``--quiet``: no progress bars or per-epoch lines, only the result and errors."""
+    parser.add_argument("--quiet", action="store_true",
+                        help="print only the result lines and errors (no progress)")
+
+
+def say(quiet: bool):
+    """``print``, or a function that prints nothing under ``--quiet``."""
+    return (lambda *args, **kwargs: None) if quiet else print

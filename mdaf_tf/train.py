@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from mdaf_tf.precision import PRECISIONS
-from mdaf_tf.runtime import add_verbose_argument, start_tensorflow
+from mdaf_tf.runtime import add_quiet_argument, add_verbose_argument, say, start_tensorflow
 from mdaf_tf.training import data_source
 
 # Validation examples on which the export is checked against the Keras model after training:
@@ -94,6 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="leave out TFRecord shards that are corrupt or truncated (reported) "
                    "instead of stopping with an error naming them")
     add_verbose_argument(p)
+    add_quiet_argument(p)
     return p
 
 
@@ -163,10 +164,12 @@ def main(argv=None) -> int:
         from mdaf_tf import export as export_lib
         from mdaf_tf.training import runner
 
-        data_dir = data_source.resolve(args.data)
+        log = say(args.quiet)
+        data_dir = data_source.resolve(args.data, log=log, echo=not args.quiet)
         result = runner.train(
             model_config, train_config, data_dir, output, resume=args.resume, export_dir=export,
             skip_corrupt_shards=args.skip_corrupt_shards, serving_precision=args.serving_precision,
+            progress=not args.quiet, log=log,
         )
         if result.export_path is None:  # a non-chief worker of --strategy multiworker
             print(f"worker done; the chief writes the run directory and the export "
@@ -181,15 +184,15 @@ def main(argv=None) -> int:
             v for name in ("serving_default", "predict_examples")
             for k, v in check[name].items() if k != "finite"
         )
-        print(
+        log(
             f"export check (TF Serving's session loader and saved_model_cli, in a process "
             f"without mdaf_tf): serving_default and "
             f"predict_examples match the Keras model to {worst:.1e} on {check['examples']} "
             f"validation examples ({time.perf_counter() - started:.0f}s)"
         )
         print(result_line(result))
-        print(f"run directory: {output}  (report.md, metrics.csv, plots, tensorboard/)")
-        print(f"SavedModel: {result.export_path}")
+        log(f"run directory: {output}  (report.md, metrics.csv, plots, tensorboard/)")
+        log(f"SavedModel: {result.export_path}")
         return 0
     except USER_ERRORS as e:
         return fail(e)

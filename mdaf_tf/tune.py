@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 
 from mdaf_tf.precision import PRECISIONS
-from mdaf_tf.runtime import add_verbose_argument, start_tensorflow
+from mdaf_tf.runtime import add_quiet_argument, add_verbose_argument, start_tensorflow
 from mdaf_tf.training import data_source
 
 TUNERS = ("bayesian", "random", "hyperband")
@@ -84,6 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "(multiworker: start the search on every worker; only the chief writes "
                    "--output)")
     add_verbose_argument(p)
+    add_quiet_argument(p)
     return p
 
 
@@ -223,7 +224,8 @@ def _run(args) -> int:
     hypermodel = RegularisationHyperModel(model_config, train_config, space)
     oracle = make_oracle(args.tuner, args.max_trials, args.epochs_per_trial, train_config.seed)
     tuner = RunnerTuner(oracle, hypermodel, data_dir, output, PROJECT_NAME,
-                        progress=sys.stderr.isatty(), on_trial_done=write_tables)
+                        progress=sys.stderr.isatty() and not args.quiet,
+                        on_trial_done=write_tables)
     done = sum(t.status == "COMPLETED" for t in tuner.oracle.trials.values())
     print(f"search in {output / PROJECT_NAME}: {done} trial(s) done, up to "
           f"{args.max_trials} in all; objective: exact validation AUC (max)")
@@ -235,7 +237,8 @@ def _run(args) -> int:
     values = ", ".join(f"{k} {best[k]:.3g}" for k in space)
     print(f"best trial {best['trial']}: val AUC {best['val_auc']:.4f} (epoch "
           f"{best['best_epoch']}), train-val gap {best['train_val_gap']:+.4f}; {values}")
-    test = selected.report_selected(tuner, best, data_dir, output, progress=sys.stderr.isatty())
+    test = selected.report_selected(tuner, best, data_dir, output,
+                                     progress=sys.stderr.isatty() and not args.quiet)
     print(f"test split, trial {best['trial']} selected on validation: AUC {test['auc']:.4f}, "
           f"gAUC {test['gauc']:.4f}, log loss {test['log_loss']:.4f}")
     print(f"wrote {output / 'best_config.json'}, {output / 'trials.md'}, "

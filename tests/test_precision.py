@@ -93,14 +93,16 @@ def trained_model(name: str, precision: str, data_dir):
 
 
 def exported_probabilities(path, data_dir, model) -> tuple[np.ndarray, np.ndarray]:
-    """(serving_default's probabilities on the raw validation ids, the Keras model's)."""
+    """(serving_default's probabilities on the raw validation ids, the Keras model's with
+    the export's scan)."""
     meta = load_metadata(data_dir)
     features, _ = next(iter(data.make_dataset(data_dir, "val", 64, training=False)))
     raw = export.dense_to_raw({k: v.numpy() for k, v in features.items()},
                               export.read_vocabularies(data_dir, meta))
     signature = tf.saved_model.load(str(path)).signatures["serving_default"]
     served = signature(**{k: tf.constant(v) for k, v in raw.items()})["probability"]
-    expected = np.asarray(model(features, training=False)["probability"]).reshape(-1)
+    with export.portable_scans(model):  # the scan the export runs (export.CHECK_TOLERANCE)
+        expected = np.asarray(model(features, training=False)["probability"]).reshape(-1)
     return served.numpy(), expected
 
 

@@ -192,3 +192,14 @@ def test_the_signature_outputs_stay_float32(served):
     assert {v.dtype for v in predict.Scorer(path).signature.outputs.values()} == {
         tf.float32.as_datatype_enum}
     assert sys.modules["mdaf_tf.predict"] is predict
+
+
+def test_quiet_prints_nothing_and_writes_the_same_scores(served, tmp_path, capsys):
+    root, log, frame, data_dir, model, path = served
+    assert predict.main(["--model", str(path), "--input", str(log), "--output",
+                         str(tmp_path / "loud.csv")]) == 0
+    assert capsys.readouterr().out.startswith(f"scored {len(frame):,} rows")
+    assert predict.main(["--model", str(path), "--input", str(log), "--output",
+                         str(tmp_path / "quiet.csv"), "--quiet"]) == 0
+    assert capsys.readouterr().out == ""
+    assert (tmp_path / "quiet.csv").read_text() == (tmp_path / "loud.csv").read_text()

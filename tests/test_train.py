@@ -170,7 +170,7 @@ def test_synthetic_end_to_end_with_export_and_evaluate(tmp_path, synthetic, tiny
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert "examples/s" in proc.stdout and "export check" in proc.stdout
     for name in ("metrics.csv", "report.md", "config.json", "learning_curves.png",
-                 "gate_histogram.png"):
+                 "gate_histogram.png", "roc.png", "reliability.png"):
         assert (out / name).is_file()
     report = (out / "report.md").read_text()
     assert "oracle (true click probability)" in report and "## Test (reported)" in report
@@ -192,6 +192,19 @@ def test_synthetic_end_to_end_with_export_and_evaluate(tmp_path, synthetic, tiny
     best = max(float(r["val_auc"]) for r in metrics_rows(out))
     assert evaluate("val")["auc"] == pytest.approx(best, abs=1e-4)
     assert evaluate("test")["auc"] == pytest.approx(reported_test_auc, abs=2e-4)
+
+
+@pytest.mark.slow
+def test_quiet_prints_the_result_line_alone(tmp_path, synthetic, tiny_config):
+    proc = subprocess.run(
+        cli(tmp_path, "--data", str(synthetic), "--config", str(tiny_config), "--epochs", "1",
+            "--output", str(tmp_path / "run"), "--export", str(tmp_path / "saved"), "--quiet"),
+        capture_output=True, text=True, cwd=tmp_path, env=env(tmp_path))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stderr == ""  # no TensorFlow start-up lines, no progress
+    lines = proc.stdout.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("test AUC "), lines
+    assert (tmp_path / "saved" / "1" / "saved_model.pb").is_file()
 
 
 @pytest.mark.slow

@@ -69,7 +69,7 @@ def detect_pipeline(path: Path) -> str:
     return "impressions" if "label" in columns else "taobao"
 
 
-def _run_pipeline(module: str, args: list[str], log) -> None:
+def _run_pipeline(module: str, args: list[str], log, echo: bool = True) -> None:
     """Run a pipeline command; its progress lines reach standard error as they come."""
     import tempfile
 
@@ -85,7 +85,7 @@ def _run_pipeline(module: str, args: list[str], log) -> None:
             last = line.strip() or last
             if line.startswith("error:"):
                 errors.append(line.strip())
-            else:
+            elif echo:
                 sys.stderr.write(line)
         proc.wait()
         out.seek(0)
@@ -110,13 +110,14 @@ def synthetic_default_key() -> str:
     return hashlib.sha256(json.dumps(args, sort_keys=True).encode()).hexdigest()[:12]
 
 
-def resolve(data: str | None, log=print) -> Path:
-    """The dataset directory for ``--data`` (building and caching it when needed)."""
+def resolve(data: str | None, log=print, echo: bool = True) -> Path:
+    """The dataset directory for ``--data`` (building and caching it when needed; ``echo``:
+    the pipeline's progress lines reach standard error)."""
     if data is None:
         target = cache_root() / f"{SYNTHETIC_DEFAULT}-{synthetic_default_key()}"
         if not (target / "metadata.json").is_file():
             target.parent.mkdir(parents=True, exist_ok=True)
-            _run_pipeline("pipelines.synthetic", ["--output", str(target)], log)
+            _run_pipeline("pipelines.synthetic", ["--output", str(target)], log, echo)
         return target
     path = Path(data)
     if path.is_dir():
@@ -133,5 +134,5 @@ def resolve(data: str | None, log=print) -> Path:
     if not (target / "metadata.json").is_file():
         target.parent.mkdir(parents=True, exist_ok=True)
         _run_pipeline(f"pipelines.{pipeline}", ["--input", str(path), "--output", str(target),
-                                                *args], log)
+                                                *args], log, echo)
     return target
