@@ -15,7 +15,6 @@ and ``reliability.png`` (ROC curve and reliability diagram on the split),
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -47,15 +46,12 @@ def build_parser() -> argparse.ArgumentParser:
 def load_export(path: Path):
     import tensorflow as tf
 
-    from mdaf_tf.export import INFO_FILE, ExportError
+    from mdaf_tf.export import ExportError, read_info
 
-    if not (path / "saved_model.pb").is_file():
-        raise ExportError(f"{path}: not a SavedModel directory (no saved_model.pb)")
+    info = read_info(path)
     loaded = tf.saved_model.load(str(path))
     if "serving_default" not in loaded.signatures:
         raise ExportError(f"{path}: no serving_default signature")
-    info_path = path / INFO_FILE
-    info = json.loads(info_path.read_text()) if info_path.is_file() else {}
     return loaded, info
 
 

@@ -16,7 +16,6 @@ naming its line, with exit code 2.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -77,19 +76,16 @@ class Scorer:
 
 def export_layout(export_dir: Path):
     """The export's ``RowLayout`` from ``assets.extra/mdaf_tf.json``."""
-    from mdaf_tf.export import INFO_FILE, ExportError
+    from mdaf_tf.export import INFO_FILE, ExportError, read_info
     from mdaf_tf.feature_schema import FeatureSchema
     from mdaf_tf.raw_rows import RowLayout
 
-    if not (export_dir / "saved_model.pb").is_file():
-        raise ExportError(f"{export_dir}: not a SavedModel directory (no saved_model.pb)")
-    info_path = export_dir / INFO_FILE
-    info = json.loads(info_path.read_text()) if info_path.is_file() else {}
+    info = read_info(export_dir)
     if "schema" not in info:
         raise ExportError(f"{export_dir}: exported before mdaf_tf.predict existed (no schema "
                           f"in {INFO_FILE}); export the model again")
     rows = info.get("rows") or {}
-    return RowLayout(FeatureSchema.from_dict(info["schema"], str(info_path)),
+    return RowLayout(FeatureSchema.from_dict(info["schema"], str(export_dir / INFO_FILE)),
                      info["raw_id_dtypes"], int(info["max_seq_len"]),
                      timezone=rows.get("timezone") or "UTC")
 

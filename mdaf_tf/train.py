@@ -179,7 +179,7 @@ def main(argv=None) -> int:
         exported = export_lib.serving_model(result.model, args.serving_precision)
         check = export_lib.verify_export(
             result.export_path, exported, data_dir, max_examples=CHECK_EXAMPLES,
-            tolerance=export_lib.CHECK_TOLERANCE[args.serving_precision or model_config.precision])
+            tolerance=export_lib.CHECK_TOLERANCE)
         worst = max(
             v for name in ("serving_default", "predict_examples")
             for k, v in check[name].items() if k != "finite"

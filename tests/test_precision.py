@@ -116,14 +116,14 @@ def test_every_model_trains_and_exports(precision, data_dir, tmp_path):
         assert learnt, f"{name} under {precision}: a non-finite loss or no weight moved"
         exports.append((export.export_model(model, config, name, data_dir, tmp_path / name),
                         model))
-    reports = export.verify_exports(exports, data_dir, tolerance=EXPORT_TOLERANCE[precision])
+    reports = export.verify_exports(exports, data_dir, tolerance=EXPORT_TOLERANCE)
     for name, report in zip(MODEL_NAMES, reports, strict=True):
         assert report["loader"] == "tf.compat.v1.saved_model.loader", name
         assert report["nonstandard_ops"] == [] and not report["mdaf_tf_imported"], name
         assert report["examples"] == 64, name
         for signature in ("serving_default", "predict_examples"):
             worst = report[signature]["probability"]
-            assert worst <= EXPORT_TOLERANCE[precision], f"{name} {signature}: {worst:.2e}"
+            assert worst <= EXPORT_TOLERANCE, f"{name} {signature}: {worst:.2e}"
 
 
 def test_a_bfloat16_serving_graph_keeps_the_signature_and_the_weights(data_dir, tmp_path):
@@ -140,5 +140,5 @@ def test_a_bfloat16_serving_graph_keeps_the_signature_and_the_weights(data_dir, 
     for ours, theirs in zip(copy.weights, model.weights, strict=True):
         np.testing.assert_array_equal(ours.numpy(), theirs.numpy())
     served, expected = exported_probabilities(path, data_dir, copy)
-    assert np.max(np.abs(served - expected)) <= EXPORT_TOLERANCE["mixed_bfloat16"]
+    assert np.max(np.abs(served - expected)) <= EXPORT_TOLERANCE
     assert export.serving_model(model, None) is model
