@@ -143,9 +143,10 @@ def assert_matches_reference(run_dir, export_dir, reference, dataset):
 @pytest.mark.slow
 def test_sigkill_at_random_moments_then_resume(tmp_path, dataset, config_file, reference):
     # Kill points: seconds after the first training line, over training, checkpoints,
-    # reports and export (the moments with files being written).
+    # reports and export (the moments with files being written): one at random in each third
+    # of the uninterrupted run.
     rng = np.random.default_rng(20261129)
-    delays = rng.uniform(0.0, 1.0, size=5) * reference["seconds"]
+    delays = (np.arange(3) + rng.uniform(0.0, 1.0, size=3)) / 3 * reference["seconds"]
     outcomes = []
     for trial, delay in enumerate(delays):
         run_dir, export_dir = tmp_path / f"run{trial}", tmp_path / f"export{trial}"

@@ -127,13 +127,19 @@ def cli(tmp_path, *args):
 
 
 @pytest.mark.slow
-def test_kill_during_epoch_3_then_resume_matches_uninterrupted(tmp_path, synthetic, tiny_config):
+def test_kill_during_epoch_3_then_resume_matches_the_quiet_uninterrupted_run(
+        tmp_path, synthetic, tiny_config):
     common = ["--data", str(synthetic), "--config", str(tiny_config), "--epochs", "4",
               "--max-steps-per-epoch", "12"]
     reference = tmp_path / "reference"
-    subprocess.run(cli(tmp_path, *common, "--output", str(reference),
-                       "--export", str(tmp_path / "e1")),
-                   check=True, capture_output=True, cwd=tmp_path, env=env(tmp_path))
+    quiet = subprocess.run(cli(tmp_path, *common, "--output", str(reference),
+                               "--export", str(tmp_path / "e1"), "--quiet"),
+                           capture_output=True, text=True, cwd=tmp_path, env=env(tmp_path))
+    # --quiet: the result line alone, no TensorFlow start-up lines, no progress
+    assert quiet.returncode == 0 and quiet.stderr == "", quiet.stderr[-2000:]
+    lines = quiet.stdout.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("test AUC "), lines
+    assert (tmp_path / "e1" / "1" / "saved_model.pb").is_file()
 
     run_dir = tmp_path / "killed"
     args = cli(tmp_path, *common, "--output", str(run_dir), "--export", str(tmp_path / "e2"))
@@ -192,19 +198,6 @@ def test_synthetic_end_to_end_with_export_and_evaluate(tmp_path, synthetic, tiny
     best = max(float(r["val_auc"]) for r in metrics_rows(out))
     assert evaluate("val")["auc"] == pytest.approx(best, abs=1e-4)
     assert evaluate("test")["auc"] == pytest.approx(reported_test_auc, abs=2e-4)
-
-
-@pytest.mark.slow
-def test_quiet_prints_the_result_line_alone(tmp_path, synthetic, tiny_config):
-    proc = subprocess.run(
-        cli(tmp_path, "--data", str(synthetic), "--config", str(tiny_config), "--epochs", "1",
-            "--output", str(tmp_path / "run"), "--export", str(tmp_path / "saved"), "--quiet"),
-        capture_output=True, text=True, cwd=tmp_path, env=env(tmp_path))
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    assert proc.stderr == ""  # no TensorFlow start-up lines, no progress
-    lines = proc.stdout.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("test AUC "), lines
-    assert (tmp_path / "saved" / "1" / "saved_model.pb").is_file()
 
 
 @pytest.mark.slow
