@@ -95,8 +95,8 @@ def _run_name(export: str) -> str:
 def probe(data_dir: str, exports: list[str], split: str, lr_ceiling: bool = False) -> dict:
     from scipy import special
 
+    from mdaf_tf import metrics
     from mdaf_tf.evaluate import evaluate
-    from mdaf_tf.training import metrics
 
     parts, weights = true_parts(data_dir, split)
     oracle_logit = special.logit(parts["p"])

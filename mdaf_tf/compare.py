@@ -34,7 +34,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from mdaf_tf.precision import PRECISIONS
+from mdaf_tf import cli_options
 from mdaf_tf.runtime import add_verbose_argument, start_tensorflow
 from mdaf_tf.training import data_source
 
@@ -52,10 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
         "split), table9.md and runs.csv into --output; on pipelines.synthetic data table3.md "
         "also shows the oracle and logistic-regression yardsticks (yardsticks.csv/.json).",
     )
-    p.add_argument("--data", metavar="DIR|FILE",
-                   help="dataset directory from a pipelines.* command, or a raw Taobao CSV / "
-                   "impression log (built once into the data cache, as mdaf_tf.train does). "
-                   f"Default: the synthetic dataset, with {data_source.describe_preset()}.")
+    cli_options.add_data(p)
     p.add_argument("--models", default=",".join(DEFAULT_MODELS),
                    help="comma-separated model names (default: all twelve: %(default)s)")
     p.add_argument("--seeds", default="42,123,7",
@@ -66,24 +63,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int,
                    help="maximum epochs per run (default: the config's, 10; 5 on the synthetic "
                    "default)")
-    p.add_argument("--max-steps-per-epoch", type=int, metavar="N",
-                   help="cap the training steps per epoch (default: the whole split)")
-    p.add_argument("--batch-size", type=int,
-                   help="examples per training step (default: the size rule's, "
-                   "mdaf_tf/training/recipe.py)")
+    cli_options.add_max_steps_per_epoch(p)
+    cli_options.add_batch_size(p)
     p.add_argument("--reference", default="bst",
                    help="model the others are compared with in table3 (default %(default)s)")
-    p.add_argument("--config", metavar="FILE.json",
-                   help="ModelConfig/TrainConfig fields for every run (nested or flat JSON, "
-                   "as for mdaf_tf.train); the flags above override it; model and seed are "
-                   "set per run")
+    cli_options.add_config(p, "model and seed are set per run")
     p.add_argument("--inference-batch-size", type=int, default=2048,
                    help="batch size of the inference timing in table9 (default %(default)s)")
     p.add_argument("--timing-repeats", type=int, default=10,
                    help="timed inference calls per run, median reported (default %(default)s)")
-    p.add_argument("--precision", choices=PRECISIONS,
-                   help="numeric precision of every model (ModelConfig.precision, as for "
-                   "train --precision; default: the config's, else float32)")
+    cli_options.add_precision(p)
     p.add_argument("--quiet", action="store_true", help="no per-step progress bars")
     add_verbose_argument(p)
     return p
@@ -124,7 +113,7 @@ def parse_seeds(text: str) -> list[int]:
 
 
 def resolve_configs(args):
-    from mdaf_tf.config import ConfigError, check_positive
+    from mdaf_tf.config import ConfigError
     from mdaf_tf.training import config_file
 
     model_config, train_config = config_file.resolve(args.config, {
@@ -133,9 +122,7 @@ def resolve_configs(args):
         "max_steps_per_epoch": args.max_steps_per_epoch,
     }, train_preset=data_source.train_preset(args.data),
         model_overrides={"precision": args.precision})
-    check_positive(train_config, ("epochs", "batch_size"), as_flags=True)
-    if train_config.max_steps_per_epoch < 0:
-        raise ConfigError("--max-steps-per-epoch must be >= 0")
+    cli_options.check_training(train_config, model=False)  # the models: --models
     for flag in ("inference_batch_size", "timing_repeats"):
         if getattr(args, flag) < 1:
             raise ConfigError(f"--{flag.replace('_', '-')} must be >= 1")

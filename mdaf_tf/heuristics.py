@@ -77,7 +77,7 @@ DESCRIPTIONS = {
 def evaluate_heuristics(split_arrays: dict) -> dict[str, dict]:
     """``{name: {"auc", "gauc", "examples"}}`` of every rule in ``HEURISTICS`` on one split
     (exact AUC, and gAUC grouped by ``user_key``; NaN where undefined)."""
-    from mdaf_tf.training.metrics import exact_auc, group_auc
+    from mdaf_tf.metrics import exact_auc, group_auc
 
     labels = np.asarray(split_arrays[schema.LABEL]).reshape(-1)
     groups = split_arrays[schema.USER_KEY]

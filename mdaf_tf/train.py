@@ -15,6 +15,7 @@ import sys
 import time
 from pathlib import Path
 
+from mdaf_tf import cli_options
 from mdaf_tf.precision import PRECISIONS
 from mdaf_tf.runtime import add_quiet_argument, add_verbose_argument, say, start_tensorflow
 from mdaf_tf.training import data_source
@@ -32,34 +33,19 @@ def build_parser() -> argparse.ArgumentParser:
         "report.md, plots and TensorBoard logs into the run directory, and export a "
         "TF Serving SavedModel.",
     )
-    p.add_argument(
-        "--data", metavar="DIR|FILE",
-        help="dataset directory written by a pipelines.* command, or a raw file: a Taobao "
-        "UserBehavior CSV or an impression log (.csv with header / .parquet), which goes "
-        "through its pipeline into a cached directory ($MDAF_TF_DATA_CACHE or ./data_cache). "
-        "Default: the synthetic dataset, built once into data_cache/synthetic-default-KEY "
-        f"and trained for {data_source.describe_preset()} unless "
-        "--config or flags say otherwise.",
-    )
-    p.add_argument("--model", help="model name (default: the config's, else mdaf)")
+    cli_options.add_data(p)
+    cli_options.add_model(p)
     p.add_argument("--epochs", type=int,
                    help="maximum number of epochs (default 10; 5 on the synthetic default)")
-    p.add_argument("--batch-size", type=int,
-                   help="examples per training step (default: the size rule's, from the "
-                   "training split's size: 2048 from about 1M examples, 256 up to 256k; the "
-                   "learning rate and warmup follow unless --config sets them)")
-    p.add_argument("--seed", type=int,
-                   help="seed for initialisation, dropout and data order (default 42)")
+    cli_options.add_batch_size(p)
+    cli_options.add_seed(p)
     p.add_argument("--output", metavar="DIR",
                    help="run directory for checkpoints, metrics.csv, report.md, plots and "
                    "TensorBoard logs (default runs/MODEL)")
     p.add_argument("--export", metavar="DIR",
                    help="TF Serving base path; the best model is written to DIR/VERSION with "
                    "VERSION one above the highest present (default saved_models/MODEL)")
-    p.add_argument("--config", metavar="FILE.json",
-                   help="JSON of ModelConfig/TrainConfig fields, nested as "
-                   '{"model": {...}, "train": {...}} (as config.json and the tuner\'s '
-                   "best_config.json) or flat; command-line flags override it")
+    cli_options.add_config(p)
     p.add_argument("--resume", action="store_true",
                    help="continue from the latest checkpoint in --output (same configuration), "
                    "at the step it was written; with none there, start fresh (a notice says so)")
@@ -67,22 +53,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also back up in the middle of an epoch every N steps (500) or every "
                    "DURATION of wall time (30s, 10m, 1h); 0 = at epoch ends only "
                    "(TrainConfig.backup_every, default 10m)")
-    p.add_argument("--max-steps-per-epoch", type=int, metavar="N",
-                   help="cap the training steps per epoch (default: the whole training split)")
-    p.add_argument("--strategy", choices=("default", "mirrored", "multiworker"),
-                   help="tf.distribute strategy: default (one device), mirrored (every local "
-                   "GPU, or every logical CPU device), multiworker (several hosts, from the "
-                   "TF_CONFIG environment variable; only the chief writes files). The global "
-                   "batch stays --batch-size (default: the config's, else default)")
+    cli_options.add_max_steps_per_epoch(p)
+    cli_options.add_strategy(p, "default: the config's, else default")
     p.add_argument("--scan", choices=("auto", "fast", "chunked", "reference"),
                    help="selective scan implementation (ModelConfig.scan): auto (default: the "
                    "C++ op on CPU, the XLA-compiled TensorFlow-ops scan elsewhere), fast, "
                    "chunked, or reference (the plain tf.scan, slow; for checking)")
-    p.add_argument("--precision", choices=PRECISIONS,
-                   help="numeric precision (ModelConfig.precision): float32 (default), "
-                   "mixed_bfloat16 (CPUs with AVX512-BF16/AMX, recent GPUs) or mixed_float16 "
-                   "(GPUs; loss scaling on). Variables, the loss, the AUC, the scan's state and "
-                   "the outputs stay float32")
+    cli_options.add_precision(p)
     p.add_argument("--serving-precision", choices=PRECISIONS,
                    help="precision the exported graph computes in (default: the model's). "
                    "The signature stays raw ids in, float32 probability out; see "
@@ -117,16 +94,9 @@ def resolve_configs(args):
 
 
 def check_arguments(train_config) -> None:
-    from mdaf_tf.config import ConfigError, backup_interval, check_positive
-    from mdaf_tf.models import MODEL_NAMES
+    from mdaf_tf.config import backup_interval
 
-    if train_config.model not in MODEL_NAMES:
-        raise ConfigError(
-            f"unknown model {train_config.model!r}; one of: {', '.join(MODEL_NAMES)}"
-        )
-    check_positive(train_config, ("epochs", "batch_size"), as_flags=True)
-    if train_config.max_steps_per_epoch < 0:
-        raise ConfigError("--max-steps-per-epoch must be >= 0")
+    cli_options.check_training(train_config)
     backup_interval(train_config.backup_every)
 
 

@@ -21,7 +21,7 @@ import json
 import sys
 from pathlib import Path
 
-from mdaf_tf.precision import PRECISIONS
+from mdaf_tf import cli_options
 from mdaf_tf.runtime import add_quiet_argument, add_verbose_argument, start_tensorflow
 from mdaf_tf.training import data_source
 
@@ -37,11 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
         "on validation AUC; writes best_config.json (for train --config), trials.csv and "
         "trials.md, and the selected trial's test figures in selected_test.json.",
     )
-    p.add_argument("--data", metavar="DIR|FILE",
-                   help="dataset directory (or raw file) as for python -m mdaf_tf.train; "
-                   "default: the synthetic default dataset, with "
-                   f"{data_source.describe_preset(with_epochs=False)}")
-    p.add_argument("--model", help="model name (default: the config's, else mdaf)")
+    cli_options.add_data(p, with_epochs=False)
+    cli_options.add_model(p)
     p.add_argument("--tuner", default="bayesian",
                    help=f"search strategy: {', '.join(TUNERS)} (default bayesian)")
     p.add_argument("--max-trials", type=int, default=20, metavar="N",
@@ -52,16 +49,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", metavar="DIR",
                    help="search directory; re-running with it continues the search "
                    "(default runs/tune-MODEL)")
-    p.add_argument("--seed", type=int,
-                   help="seed of the search and of every trial's training (default 42)")
-    p.add_argument("--config", metavar="FILE.json",
-                   help="base ModelConfig/TrainConfig fields (as for train --config); the "
-                   "searched fields and the flags here override it")
-    p.add_argument("--batch-size", type=int,
-                   help="examples per training step (default: the size rule's, "
-                   "mdaf_tf/training/recipe.py)")
-    p.add_argument("--max-steps-per-epoch", type=int, metavar="N",
-                   help="cap the training steps per epoch (default: the whole split)")
+    cli_options.add_seed(p, "the search's too")
+    cli_options.add_config(p, "the searched fields override it too")
+    cli_options.add_batch_size(p)
+    cli_options.add_max_steps_per_epoch(p)
     p.add_argument("--dropout", metavar="LOW,HIGH", help="dropout range (default 0.1,0.4)")
     p.add_argument("--weight-decay", metavar="LOW,HIGH",
                    help="AdamW decoupled weight decay range, log scale (default 1e-5,1e-4)")
@@ -76,21 +67,15 @@ def build_parser() -> argparse.ArgumentParser:
                    "embeddings (log scale, default 1e-5,1e-3)")
     p.add_argument("--embedding-l2", metavar="LOW,HIGH",
                    help="embedding_l2 range; implies --tune-embedding-l2")
-    p.add_argument("--precision", choices=PRECISIONS,
-                   help="numeric precision of every model (ModelConfig.precision, as for "
-                   "train --precision; default: the config's, else float32)")
-    p.add_argument("--strategy", choices=("default", "mirrored", "multiworker"),
-                   help="tf.distribute strategy of every trial, as for train --strategy "
-                   "(multiworker: start the search on every worker; only the chief writes "
-                   "--output)")
+    cli_options.add_precision(p)
+    cli_options.add_strategy(p, "of every trial; multiworker: start the search on every "
+                             "worker, only the chief writes --output")
     add_verbose_argument(p)
     add_quiet_argument(p)
     return p
 
 
 def resolve_configs(args):
-    from mdaf_tf.config import ConfigError, check_positive
-    from mdaf_tf.models import MODEL_NAMES
     from mdaf_tf.training import config_file
 
     # Deterministic ops: training with best_config.json reproduces the trial's AUC.
@@ -100,12 +85,7 @@ def resolve_configs(args):
         "epochs": args.epochs_per_trial, "deterministic": True,
     }, train_preset=data_source.train_preset(args.data),
         model_overrides={"precision": args.precision})
-    if train_config.model not in MODEL_NAMES:
-        raise ConfigError(f"unknown model {train_config.model!r}; one of: "
-                          f"{', '.join(MODEL_NAMES)}")
-    check_positive(train_config, ("batch_size",), as_flags=True)
-    if train_config.max_steps_per_epoch < 0:
-        raise ConfigError("--max-steps-per-epoch must be >= 0")
+    cli_options.check_training(train_config, epochs=False)  # --epochs-per-trial: checked apart
     return model_config, train_config
 
 

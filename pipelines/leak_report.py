@@ -35,15 +35,14 @@ RULES = ("item_unknown", "cate_unknown", "item_train_count")
 
 
 def auc_from_counts(scores: np.ndarray, positives: np.ndarray, negatives: np.ndarray) -> float:
-    """Exact ROC AUC (ties one half) from distinct ascending ``scores`` and the positive and
-    negative counts at each; NaN when a class is absent."""
-    pos = np.asarray(positives, np.float64)
-    neg = np.asarray(negatives, np.float64)
-    n_pos, n_neg = pos.sum(), neg.sum()
-    if n_pos == 0 or n_neg == 0:
-        return float("nan")
-    neg_below = np.cumsum(neg) - neg
-    return float(np.sum(pos * (neg_below + 0.5 * neg)) / (n_pos * n_neg))
+    """Exact ROC AUC (ties one half) from distinct ``scores`` and the positive and negative
+    counts at each; NaN when a class is absent."""
+    from mdaf_tf.metrics import exact_auc
+
+    scores = np.asarray(scores, np.float64)
+    return exact_auc(np.r_[np.ones(len(scores)), np.zeros(len(scores))], np.r_[scores, scores],
+                     sample_weight=np.r_[np.asarray(positives, np.float64),
+                                         np.asarray(negatives, np.float64)])
 
 
 class LeakReport:

@@ -2,10 +2,10 @@
 
 The numpy encoder in ``pipelines.tfrecord`` needs many passes over (rows, bytes) matrices
 and a table-driven CRC; the C version writes each record once and uses the CPU's CRC-32C
-instruction, an order of magnitude faster. It is compiled with the system C compiler into
-``$MDAF_TF_OP_CACHE`` (default ``~/.cache/mdaf_tf``) under a name keyed by the source's
-hash and the compiler command; builds go to a temporary file renamed into place, so
-concurrent processes never load a half-written library. Without a compiler (or with
+instruction, an order of magnitude faster. It is compiled with the system C compiler through
+:mod:`mdaf_tf.native` (cached in ``$MDAF_TF_OP_CACHE``, default ``~/.cache/mdaf_tf``, keyed
+by the source and the compiler command; built into a temporary renamed into place, so
+concurrent processes never load a half-written library). Without a compiler (or with
 ``MDAF_TF_NATIVE_ENCODER=0``) ``library()`` returns None and the numpy encoder is used:
 the bytes are the same either way.
 """
@@ -13,15 +13,14 @@ the bytes are the same either way.
 from __future__ import annotations
 
 import ctypes
-import hashlib
 import os
-import subprocess
-import tempfile
 import threading
 import warnings
 from pathlib import Path
 
 import numpy as np
+
+from mdaf_tf import native as mdaf_native
 
 SOURCE = Path(__file__).with_name("native_encoder.c")
 FLAGS = ["-O3", "-fPIC", "-shared"]
@@ -36,39 +35,17 @@ class Feature(ctypes.Structure):
                 ("key", ctypes.c_char_p), ("keylen", ctypes.c_int64)]
 
 
-def _cache_dir() -> Path:
-    return Path(os.environ.get("MDAF_TF_OP_CACHE", Path.home() / ".cache" / "mdaf_tf"))
-
-
 def _compiler() -> str:
     return os.environ.get("CC", "cc")
 
 
 def library_path() -> Path:
-    key = hashlib.sha256(SOURCE.read_bytes())
-    key.update(" ".join([_compiler(), *FLAGS]).encode())
-    return _cache_dir() / f"native_encoder-{key.hexdigest()[:16]}.so"
+    return mdaf_native.library_path(SOURCE, [_compiler(), *FLAGS])
 
 
 def build() -> Path:
     """Compile unless cached; raises RuntimeError with the compiler's message on failure."""
-    target = library_path()
-    if target.exists():
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".so.tmp")
-    os.close(fd)
-    cmd = [_compiler(), *FLAGS, str(SOURCE), "-o", tmp]
-    try:
-        result = subprocess.run(cmd, capture_output=True, text=True)
-    except OSError as err:
-        os.unlink(tmp)
-        raise RuntimeError(f"cannot run the C compiler {cmd[0]!r}: {err}") from err
-    if result.returncode != 0:
-        os.unlink(tmp)
-        raise RuntimeError(f"compiling {SOURCE.name} failed:\n{result.stderr[-2000:]}")
-    os.replace(tmp, target)
-    return target
+    return mdaf_native.compile_library(SOURCE, _compiler(), FLAGS)
 
 
 def _load():

@@ -147,27 +147,14 @@ def simulate(args) -> dict:
     return {k: v[order] for k, v in log.items()}
 
 
-def auc(labels: np.ndarray, scores: np.ndarray) -> float:
-    """ROC AUC by the rank-sum formula, ties counted as half."""
-    labels = np.asarray(labels).astype(bool)
-    n_pos, n_neg = int(labels.sum()), int((~labels).sum())
-    if n_pos == 0 or n_neg == 0:
-        return float("nan")
-    order = np.argsort(scores, kind="stable")
-    s = np.asarray(scores)[order]
-    ranks = np.empty(len(s), dtype=np.float64)
-    change = np.r_[True, s[1:] != s[:-1], True]
-    bounds = np.flatnonzero(change)
-    for a, b in zip(bounds[:-1], bounds[1:], strict=True):
-        ranks[a:b] = (a + b + 1) / 2.0  # average 1-based rank of the tie group
-    r = np.empty_like(ranks)
-    r[order] = ranks
-    return float((r[labels].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
-
-
 def _oracle_aucs(log: dict, rows: np.ndarray) -> dict:
+    from mdaf_tf.metrics import exact_auc as auc
+    from mdaf_tf.metrics import group_auc, log_loss
+
     y = log["label"][rows]
     return {"auc": auc(y, log["p"][rows]),
+            "gauc": group_auc(y, log["p"][rows], log["user_id"][rows]),
+            "log_loss": log_loss(y, log["p"][rows]),
             "static_only_auc": auc(y, log["p_static_only"][rows]),
             "sequence_only_auc": auc(y, log["p_sequence_only"][rows]),
             "ctr": float(y.mean()) if len(y) else float("nan")}

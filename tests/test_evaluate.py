@@ -20,7 +20,7 @@ from tiny_run import (  # noqa: E402
 
 from mdaf_tf import data, evaluate, export, schema  # noqa: E402
 from mdaf_tf.config import ModelConfig  # noqa: E402
-from mdaf_tf.training.metrics import exact_auc, log_loss  # noqa: E402
+from mdaf_tf.metrics import exact_auc, log_loss  # noqa: E402
 from mdaf_tf.training.runner import fill_model_config  # noqa: E402
 
 ORACLE = {"auc": 0.8, "static_only_auc": 0.7, "sequence_only_auc": 0.71,

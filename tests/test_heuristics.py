@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from mdaf_tf import heuristics, schema
-from mdaf_tf.training.metrics import exact_auc, group_auc
+from mdaf_tf.metrics import exact_auc, group_auc
 
 
 def loop_reference(hist, hist_len, target, decay):

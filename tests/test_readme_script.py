@@ -13,7 +13,7 @@ sys.path.insert(0, str(Path(__file__).parent / "training"))
 from tiny_run import write_dataset  # noqa: E402
 
 from mdaf_tf import data  # noqa: E402
-from mdaf_tf.training.metrics import exact_auc  # noqa: E402
+from mdaf_tf.metrics import exact_auc  # noqa: E402
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 

@@ -75,7 +75,7 @@ def fit_selected(x_train, y_train, x_val, y_val, c_grid=C_GRID):
     """The fit with the best validation AUC over ``c_grid``: (model, C, validation AUC)."""
     from sklearn.linear_model import LogisticRegression
 
-    from mdaf_tf.training.metrics import exact_auc
+    from mdaf_tf.metrics import exact_auc
 
     best = None
     for c in c_grid:
@@ -89,7 +89,7 @@ def fit_selected(x_train, y_train, x_val, y_val, c_grid=C_GRID):
 def ceiling(splits: dict, meta: dict, feature_set: str = "both", c_grid=C_GRID) -> dict:
     """Fit on train, choose ``C`` on validation, evaluate on test: ``{"val_auc",
     "test_auc", "test_gauc", "test_log_loss", "C"}`` (gAUC grouped by ``user_key``)."""
-    from mdaf_tf.training.metrics import exact_auc, group_auc, log_loss
+    from mdaf_tf.metrics import exact_auc, group_auc, log_loss
 
     if feature_set not in FEATURE_SETS:
         raise ValueError(f"unknown feature set {feature_set!r}; one of {', '.join(FEATURE_SETS)}")

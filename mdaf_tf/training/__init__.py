@@ -22,11 +22,11 @@ from typing import TYPE_CHECKING
 from mdaf_tf.lazy import lazy_attributes
 
 if TYPE_CHECKING:  # what the lazy attributes below resolve to (for type checkers and IDEs)
+    from mdaf_tf.metrics import exact_auc, group_auc, log_loss
     from mdaf_tf.training.backup import TrainingBackup
     from mdaf_tf.training.epoch_progress import EpochProgress
     from mdaf_tf.training.exact_evaluation import ExactEvaluation
     from mdaf_tf.training.gate_statistics import GateStatistics
-    from mdaf_tf.training.metrics import exact_auc, group_auc, log_loss
     from mdaf_tf.training.metrics_logger import MetricsLogger
     from mdaf_tf.training.optimizer import build_optimizer
     from mdaf_tf.training.result import TrainResult
@@ -51,10 +51,10 @@ _LAZY = {
     "WarmupCosineDecay": "mdaf_tf.training.schedule",
     "build_optimizer": "mdaf_tf.training.optimizer",
     "compile_trainer": "mdaf_tf.training.runner",
-    "exact_auc": "mdaf_tf.training.metrics",
+    "exact_auc": "mdaf_tf.metrics",
     "fill_model_config": "mdaf_tf.training.splits",
-    "group_auc": "mdaf_tf.training.metrics",
-    "log_loss": "mdaf_tf.training.metrics",
+    "group_auc": "mdaf_tf.metrics",
+    "log_loss": "mdaf_tf.metrics",
     "train": "mdaf_tf.training.runner",
 }
 

@@ -2,7 +2,7 @@
 reliability-diagram data. Pure numpy.
 
 With N predictions p_i in [0, 1] and labels y_i (a click is y > 0.5, as in
-:mod:`mdaf_tf.training.metrics`), split [0, 1] into B equal-width bins (default
+:mod:`mdaf_tf.metrics`), split [0, 1] into B equal-width bins (default
 ``DEFAULT_BINS`` = 10): bin b = [b/B, (b+1)/B) for b < B - 1 and the last bin [(B-1)/B, 1]
 closed, so p = 1 falls in it. With n_b the predictions in bin b:
 

@@ -1,13 +1,14 @@
 """Turn ``--data`` into a dataset directory, running a pipeline into a cache when needed.
 
 * no ``--data``: the synthetic default (``python -m pipelines.synthetic`` with its defaults),
-  built once into ``CACHE/synthetic-default-KEY`` (KEY hashes the pipeline's defaults);
+  built once into ``CACHE/synthetic-default-KEY`` (KEY hashes the pipelines' source, their
+  defaults included, and the schema version);
 * a directory: used as it is (it must hold ``metadata.json``);
 * a file: ``.parquet`` or a CSV whose first line is a header with a ``label`` column goes
   through ``pipelines.impressions``; any other CSV is a Taobao UserBehavior log and goes
   through ``pipelines.taobao``. The output is cached in ``CACHE/PIPELINE-STEM-HASH`` where
-  HASH covers the file's bytes, the pipeline's arguments and the schema version, so
-  re-running reuses it and a cache of an older layout is rebuilt.
+  HASH covers the file's bytes, the pipeline's arguments, the pipelines' source and the
+  schema version, so re-running reuses it and a cache of other pipeline code is rebuilt.
 
 ``CACHE`` is ``$MDAF_TF_DATA_CACHE`` or ``data_cache`` in the working directory. Pipelines
 write to a temporary directory and rename it, so an interrupted build is rebuilt next time.
@@ -96,25 +97,24 @@ def _run_pipeline(module: str, args: list[str], log, echo: bool = True) -> None:
         raise DataError(f"python -m {module} failed: {(errors or [last])[-1]}")
 
 
-def synthetic_default_key() -> str:
-    """A hash of ``pipelines.synthetic``'s default arguments: a cache built with older
-    defaults is not reused."""
-    import json
+def pipelines_key() -> str:
+    """A hash of the pipelines' source (``pipelines/``, found without importing it: mdaf_tf
+    runs the pipelines as commands) and the schema version: a dataset cached by other
+    pipeline code (other defaults, another click model) or of another layout is rebuilt."""
+    import importlib.util
 
-    from pipelines import synthetic
-
-    args = vars(synthetic.parse_args(["--output", "-"]))
-    args.pop("output")
-    args.pop("quiet", None)  # what it prints, not what it builds
-    args["schema_version"] = schema.SCHEMA_VERSION  # a cache of another layout is rebuilt
-    return hashlib.sha256(json.dumps(args, sort_keys=True).encode()).hexdigest()[:12]
+    root = Path(importlib.util.find_spec("pipelines").submodule_search_locations[0])
+    digest = hashlib.sha256(f"schema {schema.SCHEMA_VERSION}".encode())
+    for path in sorted(p for p in root.rglob("*") if p.suffix in (".py", ".c")):
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:12]
 
 
 def resolve(data: str | None, log=print, echo: bool = True) -> Path:
     """The dataset directory for ``--data`` (building and caching it when needed; ``echo``:
     the pipeline's progress lines reach standard error)."""
     if data is None:
-        target = cache_root() / f"{SYNTHETIC_DEFAULT}-{synthetic_default_key()}"
+        target = cache_root() / f"{SYNTHETIC_DEFAULT}-{pipelines_key()}"
         if not (target / "metadata.json").is_file():
             target.parent.mkdir(parents=True, exist_ok=True)
             _run_pipeline("pipelines.synthetic", ["--output", str(target)], log, echo)
@@ -127,9 +127,8 @@ def resolve(data: str | None, log=print, echo: bool = True) -> Path:
     pipeline = detect_pipeline(path)
     args: list[str] = []  # the pipelines' defaults; part of the cache key
     key = hashlib.sha256(
-        (file_sha256(path) + "|" + pipeline + "|" + " ".join(args)
-         + f"|schema {schema.SCHEMA_VERSION}").encode()
-    ).hexdigest()[:16]
+        (file_sha256(path) + "|" + pipeline + "|" + " ".join(args) + "|" + pipelines_key())
+        .encode()).hexdigest()[:16]
     target = cache_root() / f"{pipeline}-{path.stem}-{key}"
     if not (target / "metadata.json").is_file():
         target.parent.mkdir(parents=True, exist_ok=True)

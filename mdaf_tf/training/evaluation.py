@@ -7,8 +7,8 @@ import dataclasses
 import numpy as np
 import tensorflow as tf
 
-from mdaf_tf import schema
-from mdaf_tf.training import calibration, metrics
+from mdaf_tf import metrics, schema
+from mdaf_tf.training import calibration
 from mdaf_tf.training.progress import ProgressBar
 
 

@@ -27,7 +27,7 @@ class ExactEvaluation(keras.callbacks.Callback):
 
     Keras's ``AUC`` metric buckets the scores into thresholds and ``fit``'s validation has no
     per-user grouping; this callback predicts the whole split once per epoch in file order
-    and computes all three exactly (``mdaf_tf.training.metrics``), so ``EarlyStopping`` and
+    and computes all three exactly (``mdaf_tf.metrics``), so ``EarlyStopping`` and
     any later callback read them from ``logs``. Put it before them in the callback list.
 
     Args:

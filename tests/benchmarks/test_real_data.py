@@ -118,7 +118,7 @@ def test_absent_input_is_a_clear_error(tmp_path, capsys):
 def test_heuristics_on_the_real_rows(tmp_path):
     from mdaf_tf import heuristics
     from mdaf_tf.data import read_split_numpy
-    from mdaf_tf.training.metrics import exact_auc, group_auc
+    from mdaf_tf.metrics import exact_auc, group_auc
 
     out = tmp_path / "results" / "real_data"
     assert real_data.main(["--heuristics-only", "--work", str(tmp_path / "work"),

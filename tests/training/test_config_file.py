@@ -1,4 +1,6 @@
 import json
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -70,21 +72,24 @@ def test_only_an_omitted_data_flag_brings_the_synthetic_preset():
     assert data_source.train_preset("data/taobao") == {}
 
 
-def test_synthetic_default_cache_is_keyed_by_the_pipeline_defaults(monkeypatch):
+def test_cached_datasets_are_keyed_by_the_pipelines_source(tmp_path, monkeypatch):
+    import importlib.util
+    import shutil
+
     from mdaf_tf.training import data_source
-    from pipelines import synthetic
 
-    key = data_source.synthetic_default_key()
-    assert key == data_source.synthetic_default_key()
-    original = synthetic.parse_args
-
-    def other_defaults(argv):
-        args = original(argv)
-        args.users += 1
-        return args
-
-    monkeypatch.setattr(synthetic, "parse_args", other_defaults)
-    assert data_source.synthetic_default_key() != key
+    key = data_source.pipelines_key()
+    assert key == data_source.pipelines_key()
+    copy = tmp_path / "pipelines"
+    shutil.copytree(Path(importlib.util.find_spec("pipelines").origin).parent, copy,
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "pipelines", raising=False)
+    assert data_source.pipelines_key() == key  # the same source elsewhere
+    synthetic = copy / "synthetic.py"
+    synthetic.write_text(synthetic.read_text().replace('"--users", type=int, default=100',
+                                                       '"--users", type=int, default=101'))
+    assert data_source.pipelines_key() != key  # another default
 
 
 def test_help_text_of_the_synthetic_preset_is_derived_from_it(monkeypatch):

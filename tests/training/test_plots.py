@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
+from mdaf_tf.metrics import exact_auc
 from mdaf_tf.training import plots
-from mdaf_tf.training.metrics import exact_auc
 
 PNG = b"\x89PNG\r\n\x1a\n"
 

@@ -17,9 +17,9 @@ from tiny_run import (
 from mdaf_tf import data, schema
 from mdaf_tf.config import ModelConfig, TrainConfig
 from mdaf_tf.data import DataError
+from mdaf_tf.metrics import exact_auc, log_loss
 from mdaf_tf.models import embedding_sizes
 from mdaf_tf.training import checkpoint, config_file, recipe, runner
-from mdaf_tf.training.metrics import exact_auc, log_loss
 
 MODEL = ModelConfig(dropout=0.2)
 TRAIN = TrainConfig(epochs=3, batch_size=64, learning_rate=1e-2, warmup_epochs=1,

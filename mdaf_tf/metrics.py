@@ -1,8 +1,9 @@
 """Exact evaluation metrics on whole prediction arrays (no streaming approximation).
 
-``exact_auc`` is the Mann-Whitney U statistic normalised by the number of
-(positive, negative) pairs: the probability that a random positive scores above a random
-negative, counting ties as one half. It is computed from average ranks in O(n log n).
+``exact_auc`` is the project's one ROC AUC: scikit-learn's ``roc_auc_score`` (the area under
+the exact ROC curve, ties counted as one half: the Mann-Whitney U statistic over the number of
+(positive, negative) pairs), NaN where only one class is present. ``group_auc`` is the
+impression-weighted per-user AUC, which scikit-learn does not offer.
 """
 
 from __future__ import annotations
@@ -13,33 +14,20 @@ GATE_BUCKETS = ((0.0, 0.1), (0.1, 0.2), (0.2, 0.3), (0.3, 0.4), (0.4, 1.0))
 HISTOGRAM_BINS = 10
 
 
-def _average_ranks(scores: np.ndarray) -> np.ndarray:
-    """1-based ranks with tied scores sharing the mean of their ranks."""
-    order = np.argsort(scores, kind="mergesort")
-    sorted_scores = scores[order]
-    # Start index of each run of equal scores.
-    boundaries = np.flatnonzero(np.diff(sorted_scores)) + 1
-    starts = np.concatenate(([0], boundaries))
-    ends = np.concatenate((boundaries, [len(scores)]))
-    run_ranks = (starts + ends + 1) / 2.0  # mean of ranks start+1 .. end
-    ranks = np.empty(len(scores), dtype=np.float64)
-    ranks[order] = np.repeat(run_ranks, ends - starts)
-    return ranks
+def exact_auc(labels, scores, sample_weight=None) -> float:
+    """ROC AUC with ties counted as 1/2 (``sample_weight``: how many examples each row
+    stands for); NaN when only one class is present or a score is NaN (a diverged model)."""
+    from sklearn.metrics import roc_auc_score
 
-
-def exact_auc(labels, scores) -> float:
-    """ROC AUC with ties counted as 1/2; NaN when only one class is present."""
     labels = np.asarray(labels).reshape(-1) > 0.5
     scores = np.asarray(scores, dtype=np.float64).reshape(-1)
     if labels.shape != scores.shape:
         raise ValueError(f"labels {labels.shape} and scores {scores.shape} differ in shape")
-    n_pos = int(labels.sum())
-    n_neg = len(labels) - n_pos
-    if n_pos == 0 or n_neg == 0:
+    weight = np.ones(len(labels)) if sample_weight is None else np.asarray(
+        sample_weight, np.float64).reshape(-1)
+    if not (weight[labels].sum() > 0 and weight[~labels].sum() > 0) or np.isnan(scores).any():
         return float("nan")
-    ranks = _average_ranks(scores)
-    u = ranks[labels].sum() - n_pos * (n_pos + 1) / 2.0
-    return float(u / (n_pos * n_neg))
+    return float(roc_auc_score(labels, scores, sample_weight=sample_weight))
 
 
 def group_auc(labels, scores, groups) -> float:

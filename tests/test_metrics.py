@@ -4,7 +4,7 @@ import math
 import numpy as np
 import pytest
 
-from mdaf_tf.training import metrics
+from mdaf_tf import metrics
 
 
 def pair_counting_auc(labels, scores):
@@ -43,8 +43,18 @@ def test_perfect_reversed_and_constant_scores():
     assert metrics.exact_auc(labels, [0.5] * 4) == 0.5
 
 
-def test_single_class_is_nan():
+def test_single_class_or_a_nan_score_is_nan():
     assert math.isnan(metrics.exact_auc([1, 1, 1], [0.1, 0.2, 0.3]))
+    assert math.isnan(metrics.exact_auc([1, 0, 0], [0.1, float("nan"), 0.3]))
+
+
+def test_weights_count_examples():
+    labels, scores = [1, 0, 1, 0], [0.9, 0.9, 0.2, 0.5]
+    repeated = metrics.exact_auc([1, 1, 0, 0, 0, 1, 0], [0.9, 0.9, 0.9, 0.5, 0.5, 0.2, 0.5])
+    assert metrics.exact_auc(labels, scores, sample_weight=[2, 1, 1, 3]) == pytest.approx(
+        repeated, abs=1e-12)
+    assert repeated == pytest.approx(pair_counting_auc(
+        [1, 1, 0, 0, 0, 1, 0], [0.9, 0.9, 0.9, 0.5, 0.5, 0.2, 0.5]), abs=1e-12)
 
 
 def test_log_loss_by_hand():

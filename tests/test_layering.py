@@ -1,0 +1,126 @@
+"""The layers of the code and the one direction imports take between them, over every module
+of ``mdaf_tf``, ``pipelines`` and ``benchmarks`` (the static import graph of
+``tests/test_imports.py``: function-local and ``TYPE_CHECKING`` imports included).
+
+    cli (train, tune, compare, evaluate, predict)
+      -> comparison, tuning -> training -> serving (export, raw rows) -> models -> layers
+      -> ops -> base (schema, data, config, metrics, files, precision, ...)
+    pipelines -> base                    benchmarks (the studies) -> anything
+
+A module may import its own layer and those below it. ``mdaf_tf`` never imports
+``pipelines`` (it runs them as commands, ``python -m pipelines.NAME``), and nothing but the
+studies imports ``benchmarks``. A module that no layer claims fails the test: a new one is
+placed here when it is added.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from test_imports import REPO, imported_modules, module_files
+
+ROOTS = ("mdaf_tf", "pipelines", "benchmarks")
+
+# Layers from the bottom up; a module belongs to the layer with the longest of its names that
+# it equals or lies under (the package root "mdaf_tf" itself only).
+LAYERS = (
+    ("base", ("mdaf_tf", "mdaf_tf.schema", "mdaf_tf.feature_schema", "mdaf_tf.data",
+              "mdaf_tf.config", "mdaf_tf.metrics", "mdaf_tf.files", "mdaf_tf.lazy",
+              "mdaf_tf.internal_apis", "mdaf_tf.precision", "mdaf_tf.runtime",
+              "mdaf_tf.native")),
+    ("ops", ("mdaf_tf.ops",)),
+    ("layers", ("mdaf_tf.layers",)),
+    ("models", ("mdaf_tf.models", "mdaf_tf.flops")),
+    ("serving", ("mdaf_tf.export", "mdaf_tf.serving_check", "mdaf_tf.raw_rows")),
+    ("training", ("mdaf_tf.training", "mdaf_tf.distribute", "mdaf_tf.heuristics")),
+    ("tuning", ("mdaf_tf.tuning", "mdaf_tf.comparison")),
+    ("cli", ("mdaf_tf.train", "mdaf_tf.tune", "mdaf_tf.compare", "mdaf_tf.evaluate",
+             "mdaf_tf.predict", "mdaf_tf.cli_errors", "mdaf_tf.cli_options")),
+)
+RANK = {name: rank for rank, (name, _) in enumerate(LAYERS)}
+# Apart from the stack: what each may import.
+PIPELINES_MAY_IMPORT = {"pipelines", "base"}
+STUDIES = "benchmarks"
+
+
+def layer_of(module: str) -> str | None:
+    top = module.split(".")[0]
+    if top in ("pipelines", STUDIES):
+        return top
+    matches = [(len(prefix), name) for name, prefixes in LAYERS for prefix in prefixes
+               if module == prefix or (prefix != "mdaf_tf" and module.startswith(prefix + "."))]
+    return max(matches)[1] if matches else None
+
+
+def project_graph(repo: Path = REPO, roots=ROOTS) -> dict[str, set[str]]:
+    """Module -> the project modules it imports, over ``roots`` together (so that an import
+    of one package by another is an edge)."""
+    modules = {}
+    for root in roots:
+        if (repo / root).is_dir():
+            modules.update(module_files(repo / root))
+    return {name: imported_modules(name, path, modules) for name, path in modules.items()}
+
+
+def allowed(importer: str, imported: str) -> bool:
+    if importer == STUDIES:
+        return True
+    if imported == STUDIES:
+        return False
+    if importer == "pipelines":
+        return imported in PIPELINES_MAY_IMPORT
+    if imported == "pipelines":
+        return False
+    return RANK[imported] <= RANK[importer]
+
+
+def violations(graph: dict[str, set[str]]) -> list[str]:
+    """``importer -> imported (layer -> layer)`` for every import against the layers, and
+    ``module: in no layer`` for a module no layer claims."""
+    found = [f"{m}: in no layer" for m in sorted(graph) if layer_of(m) is None]
+    for module in sorted(graph):
+        for target in sorted(graph[module]):
+            a, b = layer_of(module), layer_of(target)
+            if a and b and not allowed(a, b):
+                found.append(f"{module} -> {target} ({a} -> {b})")
+    return found
+
+
+def test_every_module_of_every_package_keeps_to_its_layer():
+    graph = project_graph()
+    assert {m.split(".")[0] for m in graph} == set(ROOTS)
+    assert len(graph) > 120  # the builder sees the project
+    assert "mdaf_tf.schema" in graph["pipelines.output"]  # an edge between the packages
+    problems = violations(graph)
+    assert not problems, "imports against the layers:\n  " + "\n  ".join(problems)
+
+
+def _write(root: Path, relative: str, text: str = "") -> None:
+    path = root / relative
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for parent in list(path.parents)[: len(Path(relative).parts) - 1]:
+        (parent / "__init__.py").touch()
+    path.write_text(text)
+
+
+@pytest.mark.parametrize("relative, text, expected", [
+    ("mdaf_tf/layers/planted.py", "from mdaf_tf.training import runner\n",
+     "mdaf_tf.layers.planted -> mdaf_tf.training.runner (layers -> training)"),
+    ("mdaf_tf/models/planted.py", "def f():\n    from pipelines import synthetic\n",
+     "mdaf_tf.models.planted -> pipelines.synthetic (models -> pipelines)"),
+    ("pipelines/planted.py", "from mdaf_tf.models import mdaf\n",
+     "pipelines.planted -> mdaf_tf.models.mdaf (pipelines -> models)"),
+    ("mdaf_tf/training/planted.py", "import benchmarks.common\n",
+     "mdaf_tf.training.planted -> benchmarks.common (training -> benchmarks)"),
+    ("mdaf_tf/unplaced.py", "", "mdaf_tf.unplaced: in no layer"),
+])
+def test_a_planted_violation_is_reported(tmp_path, relative, text, expected):
+    for module in ("mdaf_tf/training/runner.py", "mdaf_tf/models/mdaf.py",
+                   "mdaf_tf/layers/ok.py", "pipelines/synthetic.py", "benchmarks/common.py"):
+        _write(tmp_path, module)
+    assert violations(project_graph(tmp_path)) == []
+    _write(tmp_path, relative, text)
+    found = violations(project_graph(tmp_path))
+    planted = relative.removesuffix(".py").replace("/", ".")
+    assert expected in found and all(line.startswith(planted) for line in found), found
