@@ -1,16 +1,19 @@
-"""How the suite is spread over pytest-xdist's two workers (setup.cfg: ``--dist loadgroup``).
+"""How the suite is spread over pytest-xdist's two workers (setup.cfg: ``-n 2``).
 
-A test file's tests run on one worker, so its module fixtures are built once, unless a test
-names its own ``xdist_group`` (a long parametrized case that stands alone). Groups are handed
-out longest first, by the seconds in ``tests/durations.json``, so that the run does not end
-with one worker alone on a long file; a test missing there counts 0 s. Refresh the file after
-adding long tests: ``python -m pytest --store-durations tests/durations.json``.
+A test file's tests run on one worker, so its module fixtures are built once, except in the
+files of ``SPLIT_BY_PARAMETER``, whose parametrized tests go out by their first parameter (long
+cases that stand alone). The groups are handed out longest first, by the seconds in
+``tests/durations.json``, so that the run does not end with one worker alone on a long file; a
+test missing there counts 0 s. Refresh the file after adding long tests:
+``python -m pytest --store-durations tests/durations.json``. (xdist's ``--dist loadgroup`` is
+not used: under pytest 9.2 its ``xdist_group`` marks do nothing, as it renames
+``item._nodeid``, which pytest no longer reads, and every test then goes out alone.)
 
 TensorFlow's graph optimizer (Grappler) is off in the test processes: it rewrites a graph
 without changing what it computes, and on a small model's first ``fit`` step it is most of the
-time (mamba4rec at the test size: 17 s with it, 7 s without). What the suite runs in child
-processes (the CLIs, the export checks with TF Serving's loader) keeps it;
-``MDAF_TEST_GRAPPLER=1`` turns it on here too.
+time (the test-size mamba4rec's four ``fit`` steps: 17 s with it, 7 s without, measured beside
+a running suite). What the suite runs in child processes (the CLIs, the export checks with TF
+Serving's loader) keeps it; ``MDAF_TEST_GRAPPLER=1`` turns it on here too.
 """
 
 import contextlib
@@ -21,6 +24,7 @@ from pathlib import Path
 import pytest
 
 DURATIONS = Path(__file__).with_name("durations.json")
+SPLIT_BY_PARAMETER = ("tests/test_precision.py", "tests/models/test_declared_features.py")
 
 
 def pytest_addoption(parser):
@@ -28,17 +32,12 @@ def pytest_addoption(parser):
                      help="write each test's seconds (setup + call + teardown) to PATH")
 
 
-def group_of(item) -> str:
-    """The xdist group ``item`` runs in: its own mark's, or its file's."""
-    mark = item.get_closest_marker("xdist_group")
-    if mark is not None:
-        return str(mark.args[0] if mark.args else mark.kwargs.get("name", "default"))
-    return item.nodeid.split("::")[0]
-
-
-def _plain_nodeid(nodeid: str) -> str:
-    # loadgroup appends "@group" to the node id of a grouped test
-    return nodeid.rsplit("@", 1)[0] if nodeid.rfind("@") > nodeid.rfind("]") else nodeid
+def group_of(nodeid: str) -> str:
+    """The group ``nodeid`` runs in: its file, or its file and first parameter."""
+    path, _, rest = nodeid.partition("::")
+    if path in SPLIT_BY_PARAMETER and "[" in rest:
+        return f"{path}[{rest.split('[', 1)[1].split('-')[0].rstrip(']')}]"
+    return path
 
 
 def recorded_seconds(path: Path = DURATIONS) -> dict[str, float]:
@@ -50,22 +49,27 @@ def longest_groups_first(items, seconds: dict[str, float]) -> list:
     collected order."""
     totals: dict[str, float] = {}
     for item in items:
-        group = group_of(item)
-        totals[group] = totals.get(group, 0.0) + seconds.get(_plain_nodeid(item.nodeid), 0.0)
-    return sorted(items, key=lambda item: -totals[group_of(item)])
+        group = group_of(item.nodeid)
+        totals[group] = totals.get(group, 0.0) + seconds.get(item.nodeid, 0.0)
+    return sorted(items, key=lambda item: -totals[group_of(item.nodeid)])
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(config, items):
-    # before xdist's own hook, which renames a grouped test's node id to "<id>@<group>"
-    for item in items:
-        if item.get_closest_marker("xdist_group") is None:
-            item.add_marker(pytest.mark.xdist_group(group_of(item)))
+def pytest_xdist_make_scheduler(config, log):
+    from xdist.scheduler import LoadScopeScheduling
+
+    class GroupScheduling(LoadScopeScheduling):
+        """xdist's scope scheduling with ``group_of`` as the scope, the groups handed out in
+        the collected order (``--no-loadscope-reorder``): longest first."""
+
+        def _split_scope(self, nodeid: str) -> str:
+            return group_of(nodeid)
+
+    return GroupScheduling(config, log)
 
 
 class _Ordering:
     """Sorts after pytest's fixture reordering (a trylast hook): the order every worker sends
-    to the scheduler, which hands out groups in it (with ``--no-loadscope-reorder``)."""
+    to the scheduler."""
 
     @pytest.hookimpl(trylast=True)
     def pytest_collection_modifyitems(self, config, items):
@@ -78,16 +82,14 @@ class _DurationRecorder:
         self.seconds: dict[str, float] = {}
 
     def pytest_runtest_logreport(self, report):
-        nodeid = _plain_nodeid(report.nodeid)
-        self.seconds[nodeid] = self.seconds.get(nodeid, 0.0) + report.duration
+        self.seconds[report.nodeid] = self.seconds.get(report.nodeid, 0.0) + report.duration
 
     def pytest_sessionfinish(self, session):
-        if not self.seconds:
-            return
-        temporary = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        temporary.write_text(json.dumps(
-            {k: round(v, 2) for k, v in sorted(self.seconds.items())}, indent=0) + "\n")
-        temporary.replace(self.path)
+        from mdaf_tf.files import write_text_atomic
+
+        if self.seconds:
+            write_text_atomic(self.path, json.dumps(
+                {k: round(v, 2) for k, v in sorted(self.seconds.items())}, indent=0) + "\n")
 
 
 def _set_graph_optimizer(on: bool) -> None:

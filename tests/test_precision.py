@@ -156,9 +156,7 @@ def test_models_without_a_sequence_are_the_float32_model_under_a_16_bit_policy(p
         np.testing.assert_array_equal(mixed(batch)["probability"], plain(batch)["probability"])
 
 
-@pytest.mark.parametrize("precision", [
-    pytest.param(p, marks=pytest.mark.xdist_group(f"precision-{p}"))
-    for p in ("mixed_bfloat16", "mixed_float16")])
+@pytest.mark.parametrize("precision", ["mixed_bfloat16", "mixed_float16"])
 def test_every_model_trains_and_exports(precision, data_dir, tmp_path, graph_optimizer):
     """Every registry model that computes in ``precision``'s 16-bit dtype learns under it
     (``fit`` with the recipe on MDAF, a finite gradient reaching most weights on the others),
