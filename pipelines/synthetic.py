@@ -148,15 +148,14 @@ def simulate(args) -> dict:
 
 
 def _oracle_aucs(log: dict, rows: np.ndarray) -> dict:
-    from mdaf_tf.metrics import exact_auc as auc
-    from mdaf_tf.metrics import group_auc, log_loss
+    from mdaf_tf.metrics import exact_auc, group_auc, log_loss
 
-    y = log["label"][rows]
-    return {"auc": auc(y, log["p"][rows]),
-            "gauc": group_auc(y, log["p"][rows], log["user_id"][rows]),
-            "log_loss": log_loss(y, log["p"][rows]),
-            "static_only_auc": auc(y, log["p_static_only"][rows]),
-            "sequence_only_auc": auc(y, log["p_sequence_only"][rows]),
+    y, p = log["label"][rows], log["p"][rows]
+    return {"auc": exact_auc(y, p),
+            "gauc": group_auc(y, p, log["user_id"][rows]),
+            "log_loss": log_loss(y, p),
+            "static_only_auc": exact_auc(y, log["p_static_only"][rows]),
+            "sequence_only_auc": exact_auc(y, log["p_sequence_only"][rows]),
             "ctr": float(y.mean()) if len(y) else float("nan")}
 
 
