@@ -30,7 +30,10 @@ def add_data(parser, *, with_epochs: bool = True) -> None:
 
 
 def add_model(parser) -> None:
-    parser.add_argument("--model", help="model name (default: the config's, else mdaf)")
+    parser.add_argument("--model", metavar="NAME", help=(
+        "a registered model name (README's model table), or MODULE:NAME for a model your own "
+        "module registers with mdaf_tf.models.register_model (default: the config's, else "
+        "mdaf)"))
 
 
 def add_seed(parser, note: str = "") -> None:
@@ -40,7 +43,7 @@ def add_seed(parser, note: str = "") -> None:
 
 def add_config(parser, note: str = "") -> None:
     parser.add_argument("--config", metavar="FILE.json", help=_help(
-        "JSON of ModelConfig/TrainConfig fields, nested as "
+        "JSON of the model's config and TrainConfig fields, nested as "
         '{"model": {...}, "train": {...}} (as config.json and the tuner\'s best_config.json) '
         "or flat; the command-line flags override it", note))
 
@@ -61,7 +64,8 @@ def add_max_steps_per_epoch(parser) -> None:
 def add_precision(parser) -> None:
     parser.add_argument(
         "--precision", choices=PRECISIONS,
-        help="numeric precision (ModelConfig.precision): float32 (default), mixed_bfloat16 "
+        help="numeric precision of the models with 16-bit layers (their config's "
+        "precision): float32 (default), mixed_bfloat16 "
         "(CPUs with AVX512-BF16/AMX, recent GPUs) or mixed_float16 (GPUs; loss scaling on). "
         "Variables, the loss, the AUC, the scan's state and the outputs stay float32")
 
@@ -77,11 +81,10 @@ def check_training(train_config, *, model: bool = True, epochs: bool = True) -> 
     """A ConfigError naming the flag for an unknown model (with ``model``), epochs (with
     ``epochs``) or a batch size below 1, or a negative step cap."""
     from mdaf_tf.config import ConfigError, check_positive
-    from mdaf_tf.models import MODEL_NAMES
+    from mdaf_tf.models import registry
 
-    if model and train_config.model not in MODEL_NAMES:
-        raise ConfigError(
-            f"unknown model {train_config.model!r}; one of: {', '.join(MODEL_NAMES)}")
+    if model:
+        registry.registration(train_config.model)
     check_positive(train_config, ("epochs", "batch_size") if epochs else ("batch_size",),
                    as_flags=True)
     if train_config.max_steps_per_epoch < 0:

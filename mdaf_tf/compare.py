@@ -38,11 +38,6 @@ from mdaf_tf import cli_options
 from mdaf_tf.runtime import add_verbose_argument, start_tensorflow
 from mdaf_tf.training import data_source
 
-DEFAULT_MODELS = (
-    "mdaf", "mdaf_ta", "bst", "mamba4rec", "dcnv2", "autoint", "din", "dnn",
-    "dcnv3", "mdaf_seq", "mdaf_concat", "mdaf_fixed",
-)
-
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
@@ -53,8 +48,11 @@ def build_parser() -> argparse.ArgumentParser:
         "also shows the oracle and logistic-regression yardsticks (yardsticks.csv/.json).",
     )
     cli_options.add_data(p)
-    p.add_argument("--models", default=",".join(DEFAULT_MODELS),
-                   help="comma-separated model names (default: all twelve: %(default)s)")
+    p.add_argument("--models", help=(
+        "comma-separated model names (NAME or MODULE:NAME, as --model of train) (default: "
+        "every registered model but the match variants: "
+        "autoint,bst,dcnv2,din,dnn,mamba4rec,mdaf,mdaf_ta,mdaf_concat,mdaf_fixed,mdaf_seq,"
+        "dcnv3)"))
     p.add_argument("--seeds", default="42,123,7",
                    help="comma-separated integer seeds, one run per model and seed "
                    "(default %(default)s)")
@@ -78,18 +76,21 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def parse_models(text: str) -> list[str]:
+def parse_models(text: str | None) -> list[str]:
+    """The models of ``--models`` (None: ``registry.comparison_names()``)."""
     from mdaf_tf.config import ConfigError
-    from mdaf_tf.models import MODEL_NAMES
+    from mdaf_tf.models import registry
 
+    if text is None:
+        return list(registry.comparison_names())
     models = [m.strip() for m in text.split(",") if m.strip()]
     if not models:
         raise ConfigError("--models: no model given")
-    unknown = [m for m in models if m not in MODEL_NAMES]
-    if unknown:
-        raise ConfigError(
-            f"--models: unknown model(s) {', '.join(unknown)}; one of: {', '.join(MODEL_NAMES)}"
-        )
+    for name in models:
+        try:
+            registry.registration(name)
+        except ConfigError as e:
+            raise ConfigError(f"--models: {e}") from None
     if len(set(models)) != len(models):
         raise ConfigError(f"--models: a model is listed twice in {text!r}")
     return models
@@ -112,21 +113,43 @@ def parse_seeds(text: str) -> list[int]:
     return seeds
 
 
-def resolve_configs(args):
+def resolve_configs(args, models, log=print) -> tuple[dict, object]:
+    """({model: its config}, the training config): the one ``--config`` gives each model the
+    fields it reads; a field no registered model reads is an error, one that none of
+    ``models`` reads is logged."""
     from mdaf_tf.config import ConfigError
+    from mdaf_tf.models import registry
     from mdaf_tf.training import config_file
 
-    model_config, train_config = config_file.resolve(args.config, {
+    values, train_config = config_file.resolve_sections(args.config, {
         "epochs": args.epochs,
         "batch_size": args.batch_size,
         "max_steps_per_epoch": args.max_steps_per_epoch,
-    }, train_preset=data_source.train_preset(args.data),
-        model_overrides={"precision": args.precision})
+    }, train_preset=data_source.train_preset(args.data))
     cli_options.check_training(train_config, model=False)  # the models: --models
     for flag in ("inference_batch_size", "timing_repeats"):
         if getattr(args, flag) < 1:
             raise ConfigError(f"--{flag.replace('_', '-')} must be >= 1")
-    return model_config, train_config
+    source = str(args.config or "config")
+    given = set(values) - legacy_fields(values)
+    known = set().union(*(registry.config_fields(m) for m in registry.model_names()))
+    if given - known:
+        raise ConfigError(f"{source}: unknown model config field(s) "
+                          f"{', '.join(sorted(given - known))}")
+    unread = given - set().union(*(registry.config_fields(m) for m in models))
+    if unread:
+        log(f"{source}: {', '.join(sorted(unread))} read by none of --models, left out")
+    configs = {m: config_file.model_config(m, values, source, strict=False,
+                                           flags={"precision": args.precision})
+               for m in models}
+    return configs, train_config
+
+
+def legacy_fields(values: dict) -> set[str]:
+    """The fields of a legacy model section that no model needs to read."""
+    from mdaf_tf.models import legacy_config
+
+    return set(legacy_config.LEGACY_FIELDS) if legacy_config.is_legacy(values) else set()
 
 
 def write_reports(output: Path, outcomes, models, reference: str, yardsticks=None) -> dict:
@@ -182,7 +205,7 @@ def main(argv=None, *, train_fn=None) -> int:
         seeds = parse_seeds(args.seeds)
         if args.reference not in models:
             raise ConfigError(f"--reference {args.reference} is not one of --models")
-        model_config, train_config = resolve_configs(args)
+        model_configs, train_config = resolve_configs(args, models)
         output = Path(args.output)
         if output.exists() and not output.is_dir():
             raise ConfigError(f"--output {output} is a file, not a directory")
@@ -195,7 +218,7 @@ def main(argv=None, *, train_fn=None) -> int:
         output.mkdir(parents=True, exist_ok=True)
         found = compute_yardsticks(data_dir, output)
         outcomes = runs.run_all(
-            models, seeds, data_dir, output, model_config, train_config,
+            models, seeds, data_dir, output, model_configs, train_config,
             progress=not args.quiet, timing_repeats=args.timing_repeats,
             inference_batch_size=args.inference_batch_size, train_fn=train_fn,
         )

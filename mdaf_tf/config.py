@@ -1,9 +1,8 @@
-"""Typed configuration with the seed thesis's defaults.
-
-``ModelConfig`` describes every model (MDAF, its ablations and the baselines share the
-embedding sizes and the schema); ``TrainConfig`` is the training recipe. Both round-trip
-through plain dicts (``to_dict`` / ``from_dict``), which is what ``--config FILE.json``,
-``config.json`` in a run directory and the tuner's ``best_config.json`` hold.
+"""Typed configuration with the seed thesis's defaults: ``TrainConfig`` (the training
+recipe) and the dict round trip every config dataclass shares (``to_dict`` / ``from_dict``,
+which is what ``--config FILE.json``, ``config.json`` in a run directory and the tuner's
+``best_config.json`` hold). Each model's own config is declared in its file
+(``mdaf_tf.models``, composed of ``mdaf_tf.models.config``'s parts).
 """
 
 from __future__ import annotations
@@ -12,79 +11,9 @@ import dataclasses
 import types
 import typing
 
-from mdaf_tf import schema
-from mdaf_tf.precision import DEFAULT_PRECISION
-
 
 class ConfigError(ValueError):
     """A configuration field that does not exist or has the wrong type or value."""
-
-
-@dataclasses.dataclass
-class ModelConfig:
-    # The dataset's declared features (mdaf_tf.feature_schema, filled from its metadata);
-    # None: the default user, item and category with a history of item and category.
-    features: dict | None = None
-    # Vocabulary sizes (including the PAD and OOV rows); filled from the data's metadata.
-    # The user, item and cate vocabularies have their own fields; vocab_sizes holds the
-    # others (and, when filled from metadata, all of them).
-    user_vocab_size: int = 0
-    item_vocab_size: int = 0
-    cate_vocab_size: int = 0
-    vocab_sizes: dict = dataclasses.field(default_factory=dict)
-    max_seq_len: int = schema.DEFAULT_MAX_SEQ_LEN
-    # Embeddings (seed: user 80, item 64, category 32; static concat -> 128). None: the
-    # seed's width, narrowed by the width rule where the training split has few examples
-    # per vocabulary row (mdaf_tf.models.embedding_sizes; the runner fills it in and
-    # config.json records it). Any other vocabulary or numeric field: embedding_dims[its
-    # name], else the same rules.
-    user_embedding_dim: int | None = None
-    item_embedding_dim: int | None = None
-    cate_embedding_dim: int | None = None
-    embedding_dims: dict = dataclasses.field(default_factory=dict)
-    # L2 penalty on every embedding table, added to the loss (FuxiCTR's
-    # embedding_regularizer); 0 = none.
-    embedding_l2: float = 0.0
-    hidden_dim: int = 128
-    # Static branch: DCNv3 = LCN + ECN.
-    num_cross_layers: int = 3
-    cross_layer_norm: bool = True
-    # Sequence branch: Mamba4Rec.
-    num_mamba_layers: int = 2
-    d_state: int = 16
-    d_conv: int = 4
-    expand: int = 2
-    ffn_multiplier: int = 4
-    pooling: str = "mean"  # "mean" (MDAF) or "last" (Mamba4Rec)
-    scan: str = "auto"  # "auto", "fast", "chunked", "stepwise" or "reference"
-    target_in_sequence: bool = False  # mdaf_ta: append the target token, pool the last
-    # mdaf_match / dnn_match: recency-weighted counts of the behaviours sharing the target's
-    # ids (layers.TargetHistoryMatch, SIM's hard search) join the sequence representation.
-    target_match: bool = False
-    # Fusion and output.
-    fusion: str = "gate"  # "gate", "concat" or "fixed"
-    fixed_gate_weight: float = 0.5
-    gate_hidden: int = 128
-    output_hidden: tuple[int, ...] = (64,)
-    dropout: float = 0.25
-    # Baselines.
-    autoint_layers: int = 3
-    autoint_heads: int = 2
-    autoint_attention_dim: int = 32
-    dcnv2_layers: int = 3
-    dcnv2_low_rank: int = 0  # 0 = full-rank cross
-    dcnv2_num_experts: int = 1
-    deep_hidden: tuple[int, ...] = (256, 128)
-    bst_heads: int = 8
-    bst_layers: int = 1
-    # DIN's local activation unit: hidden widths of its MLP (DIN's 80-40).
-    din_attention_hidden: tuple[int, ...] = (80, 40)
-    # Its hidden activation: "dice" (FuxiCTR's DIN default) or a Keras activation name.
-    din_attention_activation: str = "dice"
-    # Softmax-normalised attention weights (False: DIN's unnormalised weights).
-    din_use_softmax: bool = False
-    # Numeric precision: "float32", "mixed_bfloat16" or "mixed_float16" (mdaf_tf.precision).
-    precision: str = DEFAULT_PRECISION
 
 
 @dataclasses.dataclass

@@ -38,9 +38,10 @@ import numpy as np
 import tensorflow as tf
 
 from mdaf_tf import feature_schema, schema
-from mdaf_tf.config import ModelConfig, to_dict
+from mdaf_tf.config import to_dict
 from mdaf_tf.data import load_metadata
 from mdaf_tf.internal_apis import UniqueTextFileInitializer, nested_layers
+from mdaf_tf.models.config import ModelConfig
 
 INT_PAD = -1
 STRING_PAD = ""
@@ -52,7 +53,7 @@ PORTABLE_SCAN = "stepwise"
 ROW_ARGUMENTS = ("context", "timezone")
 
 
-# verify_export's tolerance, in every ModelConfig.precision. The check compares the export with the
+# verify_export's tolerance, in every precision. The check compares the export with the
 # Keras model running the scan the export runs (``portable_scans``): the same arithmetic, so
 # they agree to float32 rounding in every precision (6e-8 measured for mdaf, bst, din and
 # mamba4rec under both mixed policies). The CPU op the Keras model trains with computes the same
@@ -214,11 +215,16 @@ class ServingModule:
         # would save each weight a second time, through its Keras wrapper.
         for table in self.tables.values():
             archive.track(table)
-        archive.add_endpoint("serving_default", self.predict_raw,
-                             input_signature=[self.raw_specs()])
+        # The model is traced once, here: each endpoint calls this concrete function, so the
+        # archive's own traces (one for its variable list, one more inside
+        # tf.saved_model.save, whose save context is part of tf.function's cache key) add a
+        # call op each instead of tracing the model four times.
+        predict = tf.function(self.predict_raw, input_signature=[self.raw_specs()],
+                              autograph=False).get_concrete_function()
+        archive.add_endpoint("serving_default", predict, input_signature=[self.raw_specs()])
         archive.add_endpoint(
             "predict_examples",
-            lambda examples: self.predict_raw(tf.io.parse_example(examples, example_spec)),
+            lambda examples: predict(tf.io.parse_example(examples, example_spec)),
             input_signature=[tf.TensorSpec((None,), tf.string, name="examples")],
         )
         return archive
@@ -251,7 +257,7 @@ def serving_model(model, precision: str | None):
     """``model`` itself, or (``precision`` differing from its config's) a copy of it built
     under ``precision`` with the same weights: what ``export_model(serving_precision=...)``
     exports. The copy's variables stay float32; only its computations change dtype."""
-    if precision is None or precision == model.config.precision:
+    if precision is None or precision == getattr(model.config, "precision", precision):
         return model
     config = dataclasses.replace(model.config, precision=precision)
     copy = type(model)(config, name=model.name)
@@ -276,7 +282,7 @@ def export_model(
     ids in and a float32 probability out. None exports the model as it is."""
     if serving_precision is not None:
         model = serving_model(model, serving_precision)
-        model_config = dataclasses.replace(model_config, precision=serving_precision)
+        model_config = model.config
     base = Path(export_base)
     if base.exists() and not base.is_dir():
         raise ExportError(f"export path {base} is a file, not a directory")

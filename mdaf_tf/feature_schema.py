@@ -198,7 +198,7 @@ DEFAULT = FeatureSchema(
 
 
 def from_config(features: dict | None) -> FeatureSchema:
-    """``ModelConfig.features`` as a schema (None: ``DEFAULT``)."""
+    """A model config's ``features`` as a schema (None: ``DEFAULT``)."""
     return DEFAULT if features is None else FeatureSchema.from_dict(features, "features")
 
 

@@ -1,6 +1,7 @@
 """Numeric precision of a model: which Keras dtype policy its per-token layers take.
 
-``ModelConfig.precision`` names one of ``PRECISIONS``:
+The ``precision`` field of a model's config (the models with per-token layers have one,
+``mdaf_tf.models.config.PrecisionConfig``) names one of ``PRECISIONS``:
 
 - ``"float32"`` (the default): everything in float32.
 - ``"mixed_bfloat16"``: the layers that run once per behaviour token -- the sequence
@@ -15,18 +16,18 @@ The per-example layers (embedding lookups, the static branch and its feature cro
 fusion gate, the output MLP) stay float32 under every policy: at 50 behaviours they are a few
 percent of MDAF's FLOPs, and on the synthetic default, with every layer in bfloat16, MDAF's
 best validation AUC fell 0.0031 below float32's (README, "Mixed precision"). Models without
-a behaviour sequence (``dcnv3``, ``dcnv2``, ``autoint``, ``dnn``) are therefore unchanged by
-the setting. Inside the encoders the selective scan's state recurrence and the attention
-softmaxes run in float32, and every model's logit, probability and gate are float32.
+per-token layers (``dcnv3``, ``dcnv2``, ``autoint``, ``dnn``) have no ``precision`` field: they
+compute in float32, and the commands' ``--precision`` leaves them as they are. Inside the
+encoders the selective scan's state recurrence and the attention softmaxes run in float32, and
+every model's logit, probability and gate are float32.
 
 Example:
 
 ```python
 from mdaf_tf import models
-from mdaf_tf.config import ModelConfig
 
-config = ModelConfig(user_vocab_size=10, item_vocab_size=20, cate_vocab_size=5,
-                     max_seq_len=8, precision="mixed_bfloat16")
+config = {"vocab_sizes": {"user": 10, "item": 20, "cate": 5}, "max_seq_len": 8,
+          "precision": "mixed_bfloat16"}
 model = models.build_model("mdaf", config)
 print(model.get_layer("sequence_encoder").compute_dtype)  # bfloat16
 print(model.get_layer("static_projection").compute_dtype)  # float32

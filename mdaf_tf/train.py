@@ -56,7 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
     cli_options.add_max_steps_per_epoch(p)
     cli_options.add_strategy(p, "default: the config's, else default")
     p.add_argument("--scan", choices=("auto", "fast", "chunked", "reference"),
-                   help="selective scan implementation (ModelConfig.scan): auto (default: the "
+                   help="selective scan implementation of the models with a Mamba encoder "
+                   "(their config's scan): auto (default: the "
                    "C++ op on CPU, the XLA-compiled TensorFlow-ops scan elsewhere), fast, "
                    "chunked, or reference (the plain tf.scan, slow; for checking)")
     cli_options.add_precision(p)
@@ -136,11 +137,11 @@ def main(argv=None) -> int:
 
         log = say(args.quiet)
         data_dir = data_source.resolve(args.data, log=log, echo=not args.quiet)
-        result = runner.train(
+        result = runner.train(runner.TrainRequest(
             model_config, train_config, data_dir, output, resume=args.resume, export_dir=export,
             skip_corrupt_shards=args.skip_corrupt_shards, serving_precision=args.serving_precision,
             progress=not args.quiet, log=log,
-        )
+        ))
         if result.export_path is None:  # a non-chief worker of --strategy multiworker
             print(f"worker done; the chief writes the run directory and the export "
                   f"(best val AUC {result.best['auc']:.4f})")

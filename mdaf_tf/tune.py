@@ -63,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--learning-rate", metavar="LOW,HIGH",
                    help="learning-rate range; implies --tune-learning-rate")
     p.add_argument("--tune-embedding-l2", action="store_true",
-                   help="also search ModelConfig.embedding_l2, the L2 penalty on the id "
+                   help="also search the model config's embedding_l2, the L2 penalty on the id "
                    "embeddings (log scale, default 1e-5,1e-3)")
     p.add_argument("--embedding-l2", metavar="LOW,HIGH",
                    help="embedding_l2 range; implies --tune-embedding-l2")

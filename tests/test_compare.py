@@ -1,4 +1,5 @@
 import csv
+import dataclasses
 import json
 import math
 import os
@@ -17,12 +18,13 @@ from mdaf_tf import compare, schema  # noqa: E402
 from mdaf_tf.comparison import runs  # noqa: E402
 from mdaf_tf.comparison.stats import holm  # noqa: E402
 from mdaf_tf.data import read_split_numpy  # noqa: E402
+from mdaf_tf.models import registry  # noqa: E402
 from mdaf_tf.training import runner  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 TAOBAO_SAMPLE = REPO.parent / "shared/data/taobao_user_behavior/users_43_complete_histories.csv"
 TINY_MODEL = {
-    "user_embedding_dim": 8, "item_embedding_dim": 8, "cate_embedding_dim": 8,
+    "embedding_dims": {"user": 8, "item": 8, "cate": 8},
     "hidden_dim": 16, "d_state": 4, "gate_hidden": 16, "output_hidden": [8],
     "deep_hidden": [16, 8], "autoint_attention_dim": 8, "bst_heads": 2,
     "num_mamba_layers": 1,
@@ -68,16 +70,16 @@ class CountingTrain:
         self.calls, self.fail, self.build_model = [], set(fail), build_model
         self.predict_test, self.test_probabilities = predict_test, {}
 
-    def __call__(self, model_config, train_config, data_dir, *args, **kwargs):
-        key = (train_config.model, train_config.seed)
+    def __call__(self, request):
+        key = (request.train_config.model, request.train_config.seed)
         self.calls.append(key)
         if key in self.fail:
             raise RuntimeError(f"forced failure of {key}")
         if self.build_model is not None:
-            kwargs["build_model"] = self.build_model
-        result = runner.train(model_config, train_config, data_dir, *args, **kwargs)
+            request = dataclasses.replace(request, build_model=self.build_model)
+        result = runner.train(request)
         if self.predict_test:
-            test = read_split_numpy(data_dir, "test")
+            test = read_split_numpy(request.data_dir, "test")
             inputs = {k: test[k] for k in schema.MODEL_INPUT_NAMES}
             out = result.model(inputs, training=False)
             self.test_probabilities[key] = np.asarray(out["probability"]).reshape(-1)
@@ -247,7 +249,7 @@ def test_a_failing_run_is_reported_and_the_others_finish(dataset, config_file, t
 @pytest.mark.parametrize(
     "flags, message",
     [
-        (["--models", "mdaf,nope"], "unknown model(s) nope"),
+        (["--models", "mdaf,nope"], "--models: unknown model 'nope'"),
         (["--seeds", "1,x"], "--seeds"),
         (["--seeds", "1,1"], "listed twice"),
         (["--models", "dcnv3", "--reference", "bst"], "--reference bst is not one of --models"),
@@ -325,7 +327,7 @@ def test_all_models_end_to_end_on_the_taobao_sample(tmp_path, config_file):
         cwd=REPO, env=env, capture_output=True, text=True, timeout=3600,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    check_rows_against_run_files(output, compare.DEFAULT_MODELS, (1,))
+    check_rows_against_run_files(output, registry.comparison_names(), (1,))
     table8 = (output / "table8.md").read_text()
     for model in ("dcnv3", "mdaf_seq", "mdaf_concat", "mdaf_fixed"):
         assert f"| {model} |" in table8
@@ -346,6 +348,6 @@ def test_every_model_compares_on_taobao_ad_data(tmp_path, config_file):
     taobao_ad.main([*generated.pipeline_args(files, str(data_dir)), "--max-seq-len", "8",
                     "--min-count", "1"])
     output = tmp_path / "cmp"
-    args = _args(data_dir, config_file, output, models=compare.DEFAULT_MODELS, seeds=(1,))
+    args = _args(data_dir, config_file, output, models=registry.comparison_names(), seeds=(1,))
     assert compare.main(args) == 0
-    check_rows_against_run_files(output, compare.DEFAULT_MODELS, (1,))
+    check_rows_against_run_files(output, registry.comparison_names(), (1,))

@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent / "training"))
 from tiny_run import write_dataset  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
-TINY_MDAF = {"user_embedding_dim": 8, "item_embedding_dim": 8, "cate_embedding_dim": 4,
+TINY_MDAF = {"embedding_dims": {"user": 8, "item": 8, "cate": 4},
              "hidden_dim": 16, "num_cross_layers": 1, "num_mamba_layers": 1, "d_state": 4,
              "gate_hidden": 16, "output_hidden": [8]}
 
@@ -77,15 +77,18 @@ MIRRORED_SCRIPT = textwrap.dedent("""
     # Two logical CPU devices; must happen before TensorFlow initialises its devices.
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-    from mdaf_tf.config import ModelConfig, TrainConfig
+    from mdaf_tf.config import TrainConfig
+    from mdaf_tf.models import make_config
     from mdaf_tf.training import runner
     data_dir, out, model_fields = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
     results = {}
     for strategy in ("default", "mirrored"):
         tc = TrainConfig(epochs=3, batch_size=128, learning_rate=0.01, warmup_epochs=0.5,
                          strategy=strategy, deterministic=True, seed=5)
-        r = runner.train(ModelConfig(**model_fields), tc, data_dir, f"{out}/{strategy}",
-                         progress=False, write_reports=False, log=lambda *a: None)
+        config = make_config(tc.model, model_fields, strict=False)
+        r = runner.train(runner.TrainRequest(config, tc, data_dir, f"{out}/{strategy}",
+                                             progress=False,
+                                             write_reports=False, log=lambda *a: None))
         config = json.load(open(f"{out}/{strategy}/config.json"))
         results[strategy] = {"best_auc": r.best["auc"], "replicas": config["replicas"],
                              "train_loss": [h["train_loss"] for h in r.history],
@@ -127,13 +130,16 @@ SEQUENCE_ONLY_SCRIPT = textwrap.dedent("""
     import tensorflow as tf
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-    from mdaf_tf.config import ModelConfig, TrainConfig
+    from mdaf_tf.config import TrainConfig
+    from mdaf_tf.models import make_config
     from mdaf_tf.training import runner
     data_dir, out, model_fields = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
     tc = TrainConfig(model="mdaf_seq", epochs=1, batch_size=64, learning_rate=0.01,
                      strategy="mirrored", jit_compile="false")
-    r = runner.train(ModelConfig(**model_fields), tc, data_dir, out, progress=False,
-                     write_reports=False, log=lambda *a: None)
+    config = make_config(tc.model, model_fields, strict=False)
+    r = runner.train(runner.TrainRequest(config, tc, data_dir, out, progress=False,
+                                         write_reports=False,
+                                         log=lambda *a: None))
     user = [v for v in r.model.trainable_variables if "user" in v.path]
     print(json.dumps({"val_auc": r.history[-1]["val_auc"], "user_tables": len(user)}))
 """)

@@ -19,8 +19,8 @@ from tiny_run import (  # noqa: E402
 )
 
 from mdaf_tf import data, evaluate, export, schema  # noqa: E402
-from mdaf_tf.config import ModelConfig  # noqa: E402
 from mdaf_tf.metrics import exact_auc, log_loss  # noqa: E402
+from mdaf_tf.models.config import ModelConfig  # noqa: E402
 from mdaf_tf.training.runner import fill_model_config  # noqa: E402
 
 ORACLE = {"auc": 0.8, "static_only_auc": 0.7, "sequence_only_auc": 0.71,
@@ -159,9 +159,9 @@ def test_an_mdaf_export_evaluates_to_the_keras_models_figures(tmp_path):
 
     data_dir = write_dataset(tmp_path / "data", n_train=64, n_val=64, n_test=200)
     keras.utils.set_random_seed(6)
-    config = fill_model_config(ModelConfig(
-        user_embedding_dim=8, item_embedding_dim=8, cate_embedding_dim=4, hidden_dim=16,
-        num_cross_layers=1, num_mamba_layers=1, d_state=4, gate_hidden=16, output_hidden=(8,)),
+    config = fill_model_config(models.make_config("mdaf", dict(
+        embedding_dims={"user": 8, "item": 8, "cate": 4}, hidden_dim=16,
+        num_cross_layers=1, num_mamba_layers=1, d_state=4, gate_hidden=16, output_hidden=(8,))),
         data.load_metadata(data_dir))
     model = models.build_model("mdaf", config)
     path = export.export_model(model, config, "mdaf", data_dir, tmp_path / "saved")

@@ -15,8 +15,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from tiny_run import tiny_model, write_dataset  # noqa: E402
 
 from mdaf_tf import data, export, schema  # noqa: E402
-from mdaf_tf.config import ModelConfig  # noqa: E402
 from mdaf_tf.data import load_metadata  # noqa: E402
+from mdaf_tf.models.config import ModelConfig  # noqa: E402
 from mdaf_tf.training.runner import fill_model_config  # noqa: E402
 
 SEQ = 6
@@ -167,10 +167,10 @@ def exported_mdaf(tmp_path_factory):
     root = tmp_path_factory.mktemp("export-mdaf")
     data_dir = write_dataset(root / "data", n_train=64, n_val=200, max_seq_len=SEQ)
     keras.utils.set_random_seed(4)
-    config = fill_model_config(ModelConfig(
-        user_embedding_dim=8, item_embedding_dim=8, cate_embedding_dim=4, hidden_dim=16,
+    config = fill_model_config(models.make_config("mdaf", dict(
+        embedding_dims={"user": 8, "item": 8, "cate": 4}, hidden_dim=16,
         num_cross_layers=1, num_mamba_layers=1, d_state=4, gate_hidden=16, output_hidden=(8,),
-        scan="auto"), load_metadata(data_dir))
+        scan="auto")), load_metadata(data_dir))
     model = models.build_model("mdaf", config)
     path = export.export_model(model, config, "mdaf", data_dir, root / "saved")
     return data_dir, model, config, path

@@ -19,8 +19,9 @@ import pytest
 import tensorflow as tf
 
 from mdaf_tf import data, export, train
-from mdaf_tf.config import ModelConfig, TrainConfig
+from mdaf_tf.config import TrainConfig
 from mdaf_tf.data import DataError
+from mdaf_tf.models.config import ModelConfig
 from mdaf_tf.training import checkpoint, runner
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "training"))
@@ -258,8 +259,9 @@ def test_corrupt_shard_is_an_error_naming_it(tmp_path, kind):
     paths, _ = split_train_shard(data_dir)
     paths[1].write_bytes(CORRUPTIONS[kind](paths[1].read_bytes()))
     with pytest.raises(DataError) as info:
-        runner.train(*tiny_configs(), data_dir, tmp_path / "run", progress=False,
-                     write_reports=False, build_model=tiny_model, log=lambda *_: None)
+        runner.train(runner.TrainRequest(*tiny_configs(), data_dir, tmp_path / "run",
+                                         progress=False, write_reports=False,
+                                         build_model=tiny_model, log=lambda *_: None))
     message = str(info.value)
     assert str(paths[1]) in message and str(paths[0]) not in message
     assert "--skip-corrupt-shards" in message
@@ -270,9 +272,10 @@ def test_skip_corrupt_shards_goes_on_and_reports(tmp_path):
     paths, total = split_train_shard(data_dir, parts=4)
     paths[2].write_bytes(CORRUPTIONS["truncated"](paths[2].read_bytes()))
     lines = []
-    result = runner.train(*tiny_configs(), data_dir, tmp_path / "run", progress=False,
-                          write_reports=False, build_model=tiny_model, log=lines.append,
-                          skip_corrupt_shards=True)
+    result = runner.train(runner.TrainRequest(*tiny_configs(), data_dir, tmp_path / "run",
+                                              progress=False, write_reports=False,
+                                              build_model=tiny_model, log=lines.append,
+                                              skip_corrupt_shards=True))
     assert list(result.skipped_shards) == [str(paths[2])]
     # Cut mid-record, TensorFlow's reader reports the truncated record; cut where the compressed
     # data happens to end on a record boundary, it reads a clean shorter shard and the GZIP end
@@ -307,8 +310,7 @@ def test_cli_corrupt_shard_one_line_exit_2(tmp_path, capsys, monkeypatch):
 @pytest.fixture()
 def trained(tmp_path):
     data_dir = write_dataset(tmp_path / "data", n_train=128, n_val=32, seed=4)
-    config = ModelConfig(max_seq_len=6, user_vocab_size=22, item_vocab_size=32,
-                         cate_vocab_size=7)
+    config = ModelConfig(max_seq_len=6, vocab_sizes={"user": 22, "item": 32, "cate": 7})
     keras_model = tiny_model("tiny", config)
     return data_dir, config, keras_model
 
@@ -383,9 +385,10 @@ def test_deterministic_runs_give_identical_metrics_and_exported_predictions(tmp_
     for k in range(2):
         train_config = TrainConfig(epochs=2, batch_size=32, learning_rate=0.01, seed=11,
                                    deterministic=True, jit_compile="false")
-        result = runner.train(ModelConfig(), train_config, data_dir, tmp_path / f"run{k}",
-                              export_dir=tmp_path / f"saved{k}", progress=False,
-                              write_reports=False, build_model=tiny_model, log=lambda *_: None)
+        result = runner.train(runner.TrainRequest(
+            ModelConfig(), train_config, data_dir, tmp_path / f"run{k}",
+            export_dir=tmp_path / f"saved{k}", progress=False, write_reports=False,
+            build_model=tiny_model, log=lambda *_: None))
         runs.append((metrics(tmp_path / f"run{k}"),
                      export_predictions(result.export_path, inputs)))
     (metrics_a, predictions_a), (metrics_b, predictions_b) = runs
@@ -403,10 +406,12 @@ def test_shard_cut_at_a_record_boundary_is_an_error_not_a_short_epoch(tmp_path):
         for record in keep:
             writer.write(record)
     with pytest.raises(DataError, match="ran out after .* fewer examples than metadata.json"):
-        runner.train(*tiny_configs(), data_dir, tmp_path / "run", progress=False,
-                     write_reports=False, build_model=tiny_model, log=lambda *_: None)
+        runner.train(runner.TrainRequest(*tiny_configs(), data_dir, tmp_path / "run",
+                                         progress=False, write_reports=False,
+                                         build_model=tiny_model, log=lambda *_: None))
     lines = []
-    runner.train(*tiny_configs(), data_dir, tmp_path / "run2", progress=False,
-                 write_reports=False, build_model=tiny_model, log=lines.append,
-                 skip_corrupt_shards=True)
+    runner.train(runner.TrainRequest(*tiny_configs(), data_dir, tmp_path / "run2",
+                                     progress=False, write_reports=False,
+                                     build_model=tiny_model, log=lines.append,
+                                     skip_corrupt_shards=True))
     assert any("hold 266 records but metadata.json says 512" in line for line in lines)

@@ -20,10 +20,12 @@ from mdaf_tf import data, export  # noqa: E402
 from mdaf_tf.config import TrainConfig  # noqa: E402
 from mdaf_tf.data import load_metadata  # noqa: E402
 from mdaf_tf.internal_apis import nested_layers  # noqa: E402
-from mdaf_tf.models.registry import MODEL_NAMES, build_model  # noqa: E402
+from mdaf_tf.models import MODEL_NAMES, build_model, registry  # noqa: E402
 from mdaf_tf.precision import PRECISIONS, check_precision, needs_loss_scaling  # noqa: E402
+from mdaf_tf.training import config_file  # noqa: E402
 from mdaf_tf.training.runner import compile_trainer, fill_model_config  # noqa: E402
 from tests.models.conftest import random_batch, tiny_config  # noqa: E402
+from tests.models.model_checks import one_per_class  # noqa: E402
 
 SEQ = 6
 COMPUTE_DTYPE = {"float32": "float32", "mixed_bfloat16": "bfloat16",
@@ -42,7 +44,7 @@ def test_an_unknown_precision_names_the_field():
     with pytest.raises(ValueError, match="'precision'.*float32, mixed_bfloat16"):
         check_precision("bfloat16")
     with pytest.raises(ValueError, match="'precision'"):
-        build_model("dcnv3", tiny_config(precision="half"))
+        build_model("bst", tiny_config("bst", precision="half"))
 
 
 @pytest.mark.parametrize("precision", PRECISIONS)
@@ -78,7 +80,7 @@ def trained_model(name: str, precision: str, data_dir):
     """``name`` at the tiny config after four ``fit`` steps, and whether the loss was finite
     and some weight moved."""
     keras.utils.set_random_seed(0)
-    config = fill_model_config(tiny_config(precision=precision, max_seq_len=SEQ),
+    config = fill_model_config(tiny_config(name, precision=precision, max_seq_len=SEQ),
                                load_metadata(data_dir))
     model = build_model(name, config)
     trainer = compile_trainer(model, TrainConfig(batch_size=16), 4, False)
@@ -98,7 +100,7 @@ def model_with_a_gradient(name: str, precision: str, data_dir):
     one (``trained_model``'s ``fit`` through the recipe's trainer costs ten times more, most
     of it tracing)."""
     keras.utils.set_random_seed(0)
-    config = fill_model_config(tiny_config(precision=precision, max_seq_len=SEQ),
+    config = fill_model_config(tiny_config(name, precision=precision, max_seq_len=SEQ),
                                load_metadata(data_dir))
     model = build_model(name, config)
     x, y = next(iter(data.make_dataset(data_dir, "train", 16, training=True)))
@@ -129,8 +131,10 @@ def exported_probabilities(path, data_dir, model) -> tuple[np.ndarray, np.ndarra
 
 
 def sixteen_bit_layers(name: str, precision: str) -> list:
-    """The layers of registry model ``name`` that compute in ``precision``'s 16-bit dtype."""
-    return [layer for layer in nested_layers(build_model(name, tiny_config(precision=precision)))
+    """The layers of registry model ``name`` that compute in ``precision``'s 16-bit dtype
+    (with ``precision`` in its config where the config has the field)."""
+    given = {"precision": precision} if "precision" in registry.config_fields(name) else {}
+    return [layer for layer in nested_layers(build_model(name, tiny_config(name, **given)))
             if layer.compute_dtype != "float32"]
 
 
@@ -140,37 +144,38 @@ def policy_takers(precision: str) -> list[str]:
 
 
 @pytest.mark.parametrize("precision", ["mixed_bfloat16", "mixed_float16"])
-def test_models_without_a_sequence_are_the_float32_model_under_a_16_bit_policy(precision):
-    """What the export test below leaves out is float32 through and through: the same layers,
-    weights and predictions as under ``float32``, whose exports
-    ``tests/models/test_declared_features.py`` checks for every model on two schemas."""
+def test_a_model_has_a_precision_field_exactly_when_it_has_a_16_bit_layer(precision):
+    """What the export test below leaves out has no precision to set: float32 through and
+    through, whose exports ``tests/models/test_declared_features.py`` checks for every model
+    on two schemas; ``--precision`` leaves it as it is."""
     takers = policy_takers(precision)
     assert {"mdaf", "mamba4rec", "bst", "din"} <= set(takers)
+    with_field = [n for n in MODEL_NAMES if "precision" in registry.config_fields(n)]
+    assert sorted(takers) == sorted(with_field)
     for name in sorted(set(MODEL_NAMES) - set(takers)):
-        keras.utils.set_random_seed(3)
-        mixed = build_model(name, tiny_config(precision=precision))
-        keras.utils.set_random_seed(3)
-        plain = build_model(name, tiny_config(precision="float32"))
-        assert [w.dtype for w in mixed.weights] == [w.dtype for w in plain.weights], name
-        batch = random_batch(plain.config, 8)
-        np.testing.assert_array_equal(mixed(batch)["probability"], plain(batch)["probability"])
+        assert not sixteen_bit_layers(name, precision)  # no field, and float32 throughout
+        config = config_file.model_config(name, {}, flags={"precision": precision})
+        assert not hasattr(config, "precision"), name
 
 
 @pytest.mark.parametrize("precision", ["mixed_bfloat16", "mixed_float16"])
 def test_every_model_trains_and_exports(precision, data_dir, tmp_path, graph_optimizer):
-    """Every registry model that computes in ``precision``'s 16-bit dtype learns under it
+    """Each model class that computes in ``precision``'s 16-bit dtype learns under it
     (``fit`` with the recipe on MDAF, a finite gradient reaching most weights on the others),
     and its export, run by TF Serving's session loader in a process without mdaf_tf
-    (``export.verify_exports``), matches the Keras model. The other models are the float32
-    model under every policy (the test above), whose exports
-    ``tests/models/test_declared_features.py`` checks for every model on two schemas."""
-    names = policy_takers(precision)
+    (``export.verify_exports``), matches the Keras model; of a class's names, the one with
+    every layer of the class (``model_checks.one_per_class``: ``mdaf_match`` for MDAF). The
+    other models are float32 throughout (the test above), whose exports
+    ``tests/models/test_declared_features.py`` checks on two schemas."""
+    names = list(one_per_class({name: build_model(name, tiny_config(name))
+                                for name in policy_takers(precision)}))
+    assert len(names) == 5 and "mdaf_match" in names
     exports = []
     for name in names:
         # the recipe's trainer (LossScaleOptimizer under float16) on MDAF; a gradient pass
         # on the others, whose training step differs from MDAF's only in the model
-        model, config, learnt = (trained_model if name == "mdaf" else model_with_a_gradient)(
-            name, precision, data_dir)
+        model, config, learnt = (trained_model if name == "mdaf_match"
+                                 else model_with_a_gradient)(name, precision, data_dir)
         assert learnt, f"{name} under {precision}: a non-finite loss or gradient, or no " \
             "weight moved"
         exports.append((export.export_model(model, config, name, data_dir, tmp_path / name),

@@ -16,7 +16,6 @@ import tensorflow as tf
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from mdaf_tf import data, export, models, predict, raw_rows  # noqa: E402
-from mdaf_tf.config import ModelConfig  # noqa: E402
 from mdaf_tf.data import load_metadata  # noqa: E402
 from mdaf_tf.training.runner import fill_model_config  # noqa: E402
 from pipelines import impressions  # noqa: E402
@@ -51,9 +50,9 @@ def served(tmp_path_factory):
                       "price", "--history-fields", "item_id,cate_id,brand", "--timezone",
                       "Asia/Shanghai"])
     keras.utils.set_random_seed(5)
-    config = fill_model_config(ModelConfig(user_embedding_dim=4, item_embedding_dim=4,
-                                           cate_embedding_dim=4, deep_hidden=(16,)),
-                               load_metadata(data_dir))
+    config = fill_model_config(models.make_config("dnn", {
+        "embedding_dims": {"user": 4, "item": 4, "cate": 4}, "deep_hidden": (16,)}),
+        load_metadata(data_dir))
     model = models.build_model("dnn", config)
     path = export.export_model(model, config, "dnn", data_dir, root / "saved")
     return root, log, frame, data_dir, model, path

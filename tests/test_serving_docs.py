@@ -35,9 +35,8 @@ import tensorflow as tf
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from mdaf_tf import export, feature_schema, schema  # noqa: E402
-from mdaf_tf.config import ModelConfig  # noqa: E402
 from mdaf_tf.data import load_metadata  # noqa: E402
-from mdaf_tf.models import build_model  # noqa: E402
+from mdaf_tf.models import build_model, make_config  # noqa: E402
 from mdaf_tf.training.splits import fill_model_config  # noqa: E402
 from pipelines.declared_columns import Declaration, add_declaration_args  # noqa: E402
 
@@ -329,10 +328,11 @@ def make_export(root: Path, declared: dict, raw_dtypes: dict, bodies: list[dict]
     field_vocab = {f.name: f.vocabulary for f in inputs if f.vocabulary}
     data_dir = write_data(root / "data", declared, raw_dtypes, doc_ids(field_vocab, bodies))
     keras.utils.set_random_seed(5)
-    model_config = fill_model_config(ModelConfig(
-        hidden_dim=16, d_state=4, gate_hidden=16, output_hidden=(8,), user_embedding_dim=8,
-        item_embedding_dim=8, cate_embedding_dim=4, num_cross_layers=1, num_mamba_layers=1,
-        **config), load_metadata(data_dir))
+    values = dict(hidden_dim=16, d_state=4, gate_hidden=16, output_hidden=(8,),
+                  embedding_dims={"user": 8, "item": 8, "cate": 4}, num_cross_layers=1,
+                  num_mamba_layers=1)
+    model_config = fill_model_config(make_config(MODEL_NAME, {**values, **config}),
+                                     load_metadata(data_dir))
     model = build_model(MODEL_NAME, model_config)
     path = export.export_model(model, model_config, MODEL_NAME, data_dir, root / "saved")
     return Served(path, model, data_dir)

@@ -13,7 +13,7 @@ import pytest
 import tensorflow as tf
 
 from mdaf_tf import export, schema
-from mdaf_tf.config import ModelConfig
+from mdaf_tf.models.config import ModelConfig
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "training"))
 from tiny_run import _raw_ids, tiny_model, write_dataset  # noqa: E402
@@ -28,7 +28,7 @@ def build(tmp_path_factory, id_dtype):
     data_dir = write_dataset(root / "data", n_train=64, n_val=16, max_seq_len=SEQ,
                              id_dtype=id_dtype, **{f"n_{k}s": v for k, v in SIZES.items()})
     config = ModelConfig(max_seq_len=SEQ, dropout=0.0,
-                         **{f"{k}_vocab_size": v + schema.FIRST_ID for k, v in SIZES.items()})
+                         vocab_sizes={k: v + schema.FIRST_ID for k, v in SIZES.items()})
     model = tiny_model("tiny", config)
     path = export.export_model(model, config, "tiny", data_dir, root / "saved")
     return model, tf.saved_model.load(str(path))

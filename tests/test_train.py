@@ -15,7 +15,7 @@ from mdaf_tf import train  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 TAOBAO_43 = REPO.parent / "shared/data/taobao_user_behavior/users_43_complete_histories.csv"
 TINY_MDAF = {
-    "model": {"user_embedding_dim": 8, "item_embedding_dim": 8, "cate_embedding_dim": 4,
+    "model": {"embedding_dims": {"user": 8, "item": 8, "cate": 4},
               "hidden_dim": 16, "num_cross_layers": 1, "num_mamba_layers": 1, "d_state": 4,
               "gate_hidden": 16, "output_hidden": [8]},
     "train": {"learning_rate": 0.003, "warmup_epochs": 0.5, "batch_size": 128,

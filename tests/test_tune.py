@@ -1,4 +1,5 @@
 import csv
+import dataclasses
 import json
 import os
 import shutil
@@ -18,7 +19,7 @@ from mdaf_tf.training import config_file, runner  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 TINY_MDAF = {
-    "model": {"user_embedding_dim": 8, "item_embedding_dim": 8, "cate_embedding_dim": 4,
+    "model": {"embedding_dims": {"user": 8, "item": 8, "cate": 4},
               "hidden_dim": 16, "num_cross_layers": 1, "num_mamba_layers": 1, "d_state": 4,
               "gate_hidden": 16, "output_hidden": [8], "scan": "auto"},
     "train": {"learning_rate": 0.003, "warmup_epochs": 0.5, "batch_size": 128},
@@ -52,15 +53,15 @@ class CountingTrain:
         self.interrupt_after_epoch = interrupt_after_epoch
         self.real = runner.train
 
-    def __call__(self, model_config, train_config, data_dir, output_dir, **kwargs):
-        self.calls.append({"output_dir": Path(output_dir), "resume": kwargs.get("resume"),
-                           "model_config": model_config})
+    def __call__(self, request):
+        self.calls.append({"output_dir": request.output_dir, "resume": request.resume,
+                           "model_config": request.model_config})
         if self.interrupt_after_epoch is not None:
             def stop(epoch, row):
                 if epoch == self.interrupt_after_epoch:
                     raise KeyboardInterrupt  # as a kill after the epoch's checkpoint
-            kwargs["on_epoch_end"] = stop
-        return self.real(model_config, train_config, data_dir, output_dir, **kwargs)
+            request = dataclasses.replace(request, on_epoch_end=stop)
+        return self.real(request)
 
 
 def search(dataset, tiny_config, output, *extra, counter=None):
@@ -155,11 +156,12 @@ def test_best_config_is_the_best_trial_and_reproduces_its_auc(two_trials, datase
     saved = json.loads((output / "best_config.json").read_text())
     for name, section in SEARCHED.items():
         assert saved[section][name] == trial_values(best_dir)[name]
-    model_config, train_config = config_file.load(output / "best_config.json")
+    model_config, train_config = config_file.resolve(output / "best_config.json", {})
     assert train_config.epochs == 2 and train_config.seed == 7
 
-    result = runner.train(model_config, train_config, dataset, tmp_path / "retrain",
-                          progress=False, write_reports=False, log=lambda m: None)
+    result = runner.train(runner.TrainRequest(model_config, train_config, dataset,
+                                              tmp_path / "retrain", progress=False,
+                                              write_reports=False, log=lambda m: None))
     assert result.best["auc"] == pytest.approx(aucs[best_dir.name], abs=1e-4)
     # The reported test figures are that trial's, from its kept checkpoint.
     reported = json.loads((output / "selected_test.json").read_text())
@@ -316,10 +318,10 @@ def test_trials_never_read_test_and_the_reported_test_is_the_validation_choice(
 
     # The reported log loss and gAUC are the chosen weights' (retrained deterministically
     # from best_config.json, the same trial's configs, and evaluated on test by the runner).
-    model_config, train_config = config_file.load(output / "best_config.json")
-    again = real_train(model_config, train_config, data_dir, tmp_path / "again",
+    model_config, train_config = config_file.resolve(output / "best_config.json", {})
+    again = real_train(runner.TrainRequest(model_config, train_config, data_dir, tmp_path / "again",
                        build_model=tiny_model, progress=False, write_reports=False,
-                       log=lambda m: None)
+                       log=lambda m: None))
     assert again.best_epoch == reported["best_epoch"]
     assert reported["log_loss"] == pytest.approx(again.test["log_loss"], abs=1e-6)
     assert reported["gauc"] == pytest.approx(again.test["gauc"], abs=1e-6)

@@ -20,9 +20,11 @@ from pathlib import Path
 
 from mdaf_tf import config as config_lib
 from mdaf_tf.comparison import efficiency
-from mdaf_tf.config import ModelConfig, TrainConfig
+from mdaf_tf.config import TrainConfig
 from mdaf_tf.data import metadata_sha256
 from mdaf_tf.files import write_json_atomic, write_text_atomic
+from mdaf_tf.models.config import ModelConfig
+from mdaf_tf.training.request import TrainRequest
 
 RESULT_FILE = "result.json"
 ERROR_FILE = "error.txt"
@@ -55,12 +57,13 @@ def request(model_config: ModelConfig, train_config: TrainConfig, data_sha: str)
 def _with_defaults(recorded: dict) -> dict | None:
     """``recorded`` (a ``request``) with the config fields added since it was written set
     to their defaults, which is what its run used; None if it is not a valid request."""
+    from mdaf_tf.models import make_config
+
     try:
+        train = config_lib.from_dict(TrainConfig, recorded["train"])
         return {**recorded,
-                "model": config_lib.to_dict(config_lib.from_dict(ModelConfig,
-                                                                 recorded["model"])),
-                "train": config_lib.to_dict(config_lib.from_dict(TrainConfig,
-                                                                 recorded["train"]))}
+                "model": config_lib.to_dict(make_config(train.model, recorded["model"])),
+                "train": config_lib.to_dict(train)}
     except (KeyError, TypeError, config_lib.ConfigError):
         return None
 
@@ -97,16 +100,15 @@ def train_one(model_config, train_config, data_dir, directory, *, progress, log,
     efficiency.reset_peak_rss()
     started = time.perf_counter()
     resume = checkpoint.latest(directory / "checkpoints") is not None
-    kwargs = dict(progress=progress, write_reports=False, log=log)
+    request = TrainRequest(model_config, train_config, data_dir, directory, resume=resume,
+                           progress=progress, write_reports=False, log=log)
     try:
-        result = train_fn(model_config, train_config, data_dir, directory, resume=resume,
-                          **kwargs)
+        result = train_fn(request)
     except checkpoint.CheckpointError as e:
         if not resume:
             raise
         log(f"  cannot resume ({e}); training from scratch")
-        result = train_fn(model_config, train_config, data_dir, directory, resume=False,
-                          **kwargs)
+        result = train_fn(dataclasses.replace(request, resume=False))
     batch = efficiency.inference_batch(data_dir, inference_batch_size)
     timing = efficiency.time_inference(result.model, result.jit_compile, batch,
                                        repeats=timing_repeats)
@@ -136,11 +138,12 @@ def train_one(model_config, train_config, data_dir, directory, *, progress, log,
     return summary
 
 
-def run_all(models, seeds, data_dir, output, model_config: ModelConfig,
+def run_all(models, seeds, data_dir, output, model_configs: dict[str, ModelConfig],
             train_config: TrainConfig, *, progress: bool = True, log=print,
             timing_repeats: int = 10, inference_batch_size: int = 2048,
             train_fn: Callable | None = None) -> list[RunOutcome]:
-    """Train each model with each seed into ``output/runs/MODEL/seed-SEED``."""
+    """Train each model with each seed (``model_configs[model]``, the model's own config)
+    into ``output/runs/MODEL/seed-SEED``."""
     import keras
 
     from mdaf_tf.training import runner
@@ -151,7 +154,7 @@ def run_all(models, seeds, data_dir, output, model_config: ModelConfig,
     total = len(models) * len(seeds)
     for i, (model, seed) in enumerate(((m, s) for m in models for s in seeds), start=1):
         tc = dataclasses.replace(train_config, model=model, seed=seed)
-        wanted = request(model_config, tc, data_sha)
+        wanted = request(model_configs[model], tc, data_sha)
         directory = run_dir(output, model, seed)
         tag = f"[{i}/{total}] {model} seed {seed}"
         done = finished_result(directory, wanted)
@@ -165,7 +168,7 @@ def run_all(models, seeds, data_dir, output, model_config: ModelConfig,
         log(f"{tag}: training in {directory}")
         try:
             summary = train_one(
-                model_config, tc, data_dir, directory, progress=progress, log=log,
+                model_configs[model], tc, data_dir, directory, progress=progress, log=log,
                 timing_repeats=timing_repeats, inference_batch_size=inference_batch_size,
                 train_fn=train_fn,
             )

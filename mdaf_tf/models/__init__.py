@@ -1,59 +1,61 @@
-"""Models: MDAF, its ablations and the baselines, built by name from a ModelConfig.
+"""Models: MDAF, its ablations and the baselines, each one file registered by name.
 
-``build_model(name, config)`` builds any of ``MODEL_NAMES``; the classes are exported too
-(``from mdaf_tf.models import MDAF``). Like the registry, the package loads a model's module
-only when it is first asked for, so ``from mdaf_tf.models import MODEL_NAMES`` (the command
-lines' argument parsing) imports neither Keras nor any model.
+``build_model(name, config)`` builds any registered name (``model_names()``, also
+``MODEL_NAMES``); each model's class and config class are exported too (``from mdaf_tf.models
+import MDAF, MDAFConfig``). The names come from the ``@register_model`` decorators
+(``mdaf_tf.models.registry``), so asking for a class or ``MODEL_NAMES`` imports the model
+modules (and Keras); ``from mdaf_tf.models import build_model`` alone does not.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import importlib
+import importlib.util
 
-from mdaf_tf.lazy import lazy_attributes
+from mdaf_tf.models.config import ModelConfig
 from mdaf_tf.models.parameters import count_parameters, parameter_table
-from mdaf_tf.models.registry import MODEL_NAMES, build_model, model_class, resolve_config
-
-if TYPE_CHECKING:  # what the lazy attributes below resolve to (for type checkers and IDEs)
-    from mdaf_tf.models.autoint import AutoInt
-    from mdaf_tf.models.bst import BST
-    from mdaf_tf.models.dcnv2 import DCNv2
-    from mdaf_tf.models.din import DIN
-    from mdaf_tf.models.dnn import DNN
-    from mdaf_tf.models.mamba4rec import Mamba4Rec
-    from mdaf_tf.models.mdaf import MDAF
-    from mdaf_tf.models.sequence_only import SequenceOnly
-    from mdaf_tf.models.static_only import StaticOnly
-
-# class name -> module, imported on first attribute access (PEP 562 ``__getattr__``).
-_LAZY = {
-    "AutoInt": "mdaf_tf.models.autoint",
-    "BST": "mdaf_tf.models.bst",
-    "DCNv2": "mdaf_tf.models.dcnv2",
-    "DIN": "mdaf_tf.models.din",
-    "DNN": "mdaf_tf.models.dnn",
-    "MDAF": "mdaf_tf.models.mdaf",
-    "Mamba4Rec": "mdaf_tf.models.mamba4rec",
-    "SequenceOnly": "mdaf_tf.models.sequence_only",
-    "StaticOnly": "mdaf_tf.models.static_only",
-}
+from mdaf_tf.models.registry import (
+    build_model,
+    comparison_names,
+    make_config,
+    model_class,
+    model_names,
+    register_model,
+)
 
 __all__ = [
-    "BST",
-    "DIN",
-    "DNN",
-    "MDAF",
     "MODEL_NAMES",
-    "AutoInt",
-    "DCNv2",
-    "Mamba4Rec",
-    "SequenceOnly",
-    "StaticOnly",
+    "ModelConfig",
     "build_model",
+    "comparison_names",
     "count_parameters",
+    "make_config",
     "model_class",
+    "model_names",
     "parameter_table",
-    "resolve_config",
+    "register_model",
 ]
 
-__getattr__, __dir__ = lazy_attributes(__name__, globals(), _LAZY)
+
+def _exported_classes() -> dict[str, type]:
+    classes = {}
+    for name in model_names():
+        cls = model_class(name)
+        classes[cls.__name__] = cls
+        classes[cls.config_class.__name__] = cls.config_class
+    return classes
+
+
+def __getattr__(name: str):  # PEP 562: the registered classes, looked up on first use
+    if importlib.util.find_spec(f"{__name__}.{name}") is not None:  # a submodule
+        return importlib.import_module(f"{__name__}.{name}")
+    if name == "MODEL_NAMES":
+        return model_names()
+    classes = _exported_classes()
+    if name in classes:
+        return classes[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__) | set(_exported_classes()))

@@ -2,22 +2,33 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import keras
 
 from mdaf_tf import feature_schema
-from mdaf_tf.config import ModelConfig
 from mdaf_tf.layers.field_self_attention import FieldSelfAttention
 from mdaf_tf.layers.mlp import MLP
-from mdaf_tf.models._blocks import (
+from mdaf_tf.models.blocks import (
     ConfiguredModel,
-    as_config,
     click_outputs,
     embedded_inputs,
     static_fields,
 )
+from mdaf_tf.models.config import DeepMLPConfig
+from mdaf_tf.models.registry import register_model
 
 
-@keras.saving.register_keras_serializable(package="mdaf_tf")
+@dataclasses.dataclass
+class AutoIntConfig(DeepMLPConfig):
+    """AutoInt+'s config: its interacting layers and the baselines' MLP."""
+
+    autoint_layers: int = 3
+    autoint_heads: int = 2
+    autoint_attention_dim: int = 32
+
+
+@register_model("autoint")
 class AutoInt(ConfiguredModel):
     """AutoInt with a parallel MLP (AutoInt+, Song et al. 2019, arXiv:1810.11921).
 
@@ -38,8 +49,10 @@ class AutoInt(ConfiguredModel):
     Inputs: the schema's model-input dict. Outputs: ``{"logit": (B, 1), "probability": (B, 1)}``.
     """
 
-    def __init__(self, config: ModelConfig | dict, **kwargs):
-        c = as_config(config)
+    config_class = AutoIntConfig
+
+    def __init__(self, config: AutoIntConfig | dict, **kwargs):
+        c = self.as_config(config)
         inputs, embedded = embedded_inputs(c)
         fields = [
             keras.layers.Dense(c.autoint_attention_dim, use_bias=False, name=f"{name}_field")(

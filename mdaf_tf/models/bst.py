@@ -2,23 +2,33 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import keras
 
-from mdaf_tf.config import ModelConfig
 from mdaf_tf.layers.position_embedding import PositionEmbedding
 from mdaf_tf.layers.transformer_encoder import TransformerEncoder
-from mdaf_tf.models._blocks import (
+from mdaf_tf.models.blocks import (
     ConfiguredModel,
-    as_config,
     embedded_inputs,
     history_with_target,
     masked_mean,
     output_head,
     static_fields,
 )
+from mdaf_tf.models.config import DeepMLPConfig, PrecisionConfig
+from mdaf_tf.models.registry import register_model
 
 
-@keras.saving.register_keras_serializable(package="mdaf_tf")
+@dataclasses.dataclass
+class BSTConfig(DeepMLPConfig, PrecisionConfig):
+    """BST's config: its transformer and the baselines' MLP."""
+
+    bst_heads: int = 8
+    bst_layers: int = 1
+
+
+@register_model("bst")
 class BST(ConfiguredModel):
     """Behavior Sequence Transformer (Chen et al. 2019, arXiv:1905.06874).
 
@@ -37,8 +47,10 @@ class BST(ConfiguredModel):
     Inputs: the schema's model-input dict. Outputs: ``{"logit": (B, 1), "probability": (B, 1)}``.
     """
 
-    def __init__(self, config: ModelConfig | dict, **kwargs):
-        c = as_config(config)
+    config_class = BSTConfig
+
+    def __init__(self, config: BSTConfig | dict, **kwargs):
+        c = self.as_config(config)
         inputs, embedded = embedded_inputs(c)
         tokens, mask = history_with_target(embedded)
         positions = PositionEmbedding(c.max_seq_len + 1, name="position_embedding")(tokens)

@@ -2,21 +2,33 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import keras
 import keras_rs
 
-from mdaf_tf.config import ConfigError, ModelConfig
+from mdaf_tf.config import ConfigError
 from mdaf_tf.layers.mlp import MLP
-from mdaf_tf.models._blocks import (
+from mdaf_tf.models.blocks import (
     ConfiguredModel,
-    as_config,
     click_outputs,
     embedded_inputs,
     static_fields,
 )
+from mdaf_tf.models.config import DeepMLPConfig
+from mdaf_tf.models.registry import register_model
 
 
-@keras.saving.register_keras_serializable(package="mdaf_tf")
+@dataclasses.dataclass
+class DCNv2Config(DeepMLPConfig):
+    """DCN-V2's config: its cross network and the baselines' MLP."""
+
+    dcnv2_layers: int = 3
+    dcnv2_low_rank: int = 0  # 0 = full-rank cross
+    dcnv2_num_experts: int = 1
+
+
+@register_model("dcnv2")
 class DCNv2(ConfiguredModel):
     """DCN-V2, parallel structure (Wang et al. 2021, arXiv:2008.13535).
 
@@ -37,8 +49,10 @@ class DCNv2(ConfiguredModel):
     Inputs: the schema's model-input dict. Outputs: ``{"logit": (B, 1), "probability": (B, 1)}``.
     """
 
-    def __init__(self, config: ModelConfig | dict, **kwargs):
-        c = as_config(config)
+    config_class = DCNv2Config
+
+    def __init__(self, config: DCNv2Config | dict, **kwargs):
+        c = self.as_config(config)
         if c.dcnv2_num_experts < 1:
             raise ConfigError(
                 f"config field 'dcnv2_num_experts' must be >= 1, got {c.dcnv2_num_experts}"

@@ -2,20 +2,34 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import keras
 
-from mdaf_tf.config import ModelConfig
 from mdaf_tf.layers.target_attention import TargetAttention
-from mdaf_tf.models._blocks import (
+from mdaf_tf.models.blocks import (
     ConfiguredModel,
-    as_config,
     embedded_inputs,
     output_head,
     static_fields,
 )
+from mdaf_tf.models.config import DeepMLPConfig, PrecisionConfig
+from mdaf_tf.models.registry import register_model
 
 
-@keras.saving.register_keras_serializable(package="mdaf_tf")
+@dataclasses.dataclass
+class DINConfig(DeepMLPConfig, PrecisionConfig):
+    """DIN's config: its attention unit and the baselines' MLP."""
+
+    # DIN's local activation unit: hidden widths of its MLP (DIN's 80-40).
+    din_attention_hidden: tuple[int, ...] = (80, 40)
+    # Its hidden activation: "dice" (FuxiCTR's DIN default) or a Keras activation name.
+    din_attention_activation: str = "dice"
+    # Softmax-normalised attention weights (False: DIN's unnormalised weights).
+    din_use_softmax: bool = False
+
+
+@register_model("din")
 class DIN(ConfiguredModel):
     """Deep Interest Network (Zhou et al. 2018, arXiv:1706.06978), as FuxiCTR builds it.
 
@@ -35,8 +49,10 @@ class DIN(ConfiguredModel):
     Inputs: the schema's model-input dict. Outputs: ``{"logit": (B, 1), "probability": (B, 1)}``.
     """
 
-    def __init__(self, config: ModelConfig | dict, **kwargs):
-        c = as_config(config)
+    config_class = DINConfig
+
+    def __init__(self, config: DINConfig | dict, **kwargs):
+        c = self.as_config(config)
         inputs, embedded = embedded_inputs(c)
         target = keras.layers.Identity(name="target_token")(embedded["target"])
         pooled = TargetAttention(

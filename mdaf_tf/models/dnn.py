@@ -2,21 +2,29 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import keras
 
-from mdaf_tf.config import ModelConfig
-from mdaf_tf.models._blocks import (
+from mdaf_tf.models.blocks import (
     ConfiguredModel,
-    as_config,
     embedded_inputs,
     masked_mean,
     output_head,
     static_fields,
     target_match,
 )
+from mdaf_tf.models.config import DeepMLPConfig, TargetMatchConfig
+from mdaf_tf.models.registry import register_model
 
 
-@keras.saving.register_keras_serializable(package="mdaf_tf")
+@dataclasses.dataclass
+class DNNConfig(DeepMLPConfig, TargetMatchConfig):
+    """A plain DNN's config: the MLP's widths, and the match features (``dnn_match``)."""
+
+
+@register_model("dnn_match", fixed={"target_match": True}, in_comparison=False)
+@register_model("dnn")
 class DNN(ConfiguredModel):
     """A plain DNN: the fields' embeddings concatenated, then an MLP.
 
@@ -30,8 +38,10 @@ class DNN(ConfiguredModel):
     Inputs: the schema's model-input dict. Outputs: ``{"logit": (B, 1), "probability": (B, 1)}``.
     """
 
-    def __init__(self, config: ModelConfig | dict, **kwargs):
-        c = as_config(config)
+    config_class = DNNConfig
+
+    def __init__(self, config: DNNConfig | dict, **kwargs):
+        c = self.as_config(config)
         inputs, embedded = embedded_inputs(c)
         history = keras.layers.Identity(name="history_mean")(
             masked_mean(embedded["history"], embedded["history_mask"])

@@ -1,12 +1,12 @@
 """Vocabulary sizes and embedding widths of a ``ModelConfig``'s declared features.
 
-Widths: ``embedding_dims[name]`` or the vocabulary's own field (user, item, category) when the
-config gives one; else a base width (the seed's user 80 / item 64 / category 32, the
-fourth-root rule ``embedding_dim_rule`` for any other vocabulary), narrowed by the width rule
-``width_cap`` when the training split's size is known (``with_width_rule``, which the runner
-applies and ``config.json`` records): a vocabulary whose rows are each seen in a few dozen
-training examples gets a few dimensions, where the seed's widths let the model memorise ids
-(README, "The embedding width rule" and "Many users with short logs").
+Widths: ``embedding_dims[name]`` when the config gives one; else a base width (the seed's user
+80 / item 64 / category 32, the fourth-root rule ``embedding_dim_rule`` for any other
+vocabulary), narrowed by the width rule ``width_cap`` when the training split's size is known
+(``with_width_rule``, which the runner applies and ``config.json`` records): a vocabulary whose
+rows are each seen in a few dozen training examples gets a few dimensions, where the seed's
+widths let the model memorise ids (README, "The embedding width rule" and "Many users with
+short logs").
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ import dataclasses
 import math
 
 from mdaf_tf import feature_schema, schema
-from mdaf_tf.config import ConfigError, ModelConfig
+from mdaf_tf.config import ConfigError
+from mdaf_tf.models.config import ModelConfig
 
 NUMERIC_EMBEDDING_DIM = 16
 SEED_WIDTHS = {schema.USER_VOCAB: 80, schema.ITEM_VOCAB: 64, schema.CATE_VOCAB: 32}
@@ -24,9 +25,6 @@ MIN_RULE_WIDTH = 4
 WIDTH_RULE = ("width: min(base width, training examples per vocabulary row / "
               f"{EXAMPLES_PER_DIMENSION} rounded down to a multiple of 8, at least "
               f"{MIN_RULE_WIDTH})")
-_OWN_FIELDS = {schema.USER_VOCAB: ("user_vocab_size", "user_embedding_dim"),
-               schema.ITEM_VOCAB: ("item_vocab_size", "item_embedding_dim"),
-               schema.CATE_VOCAB: ("cate_vocab_size", "cate_embedding_dim")}
 
 
 def embedding_dim_rule(vocab_size: int) -> int:
@@ -49,37 +47,25 @@ def width_cap(train_examples: int, vocab_size: int) -> int:
 def vocab_size(c: ModelConfig, vocab: str) -> int:
     if vocab in c.vocab_sizes:
         return int(c.vocab_sizes[vocab])
-    if vocab in _OWN_FIELDS:
-        return int(getattr(c, _OWN_FIELDS[vocab][0]))
     raise ConfigError(f"config field 'vocab_sizes' has no size for vocabulary '{vocab}'")
 
 
 def embedding_dim(c: ModelConfig, vocab_or_field: str, size: int | None) -> int:
     if vocab_or_field in c.embedding_dims:
         return int(c.embedding_dims[vocab_or_field])
-    if vocab_or_field in _OWN_FIELDS:
-        own = getattr(c, _OWN_FIELDS[vocab_or_field][1])
-        return SEED_WIDTHS[vocab_or_field] if own is None else int(own)
+    if vocab_or_field in SEED_WIDTHS:
+        return SEED_WIDTHS[vocab_or_field]
     return NUMERIC_EMBEDDING_DIM if size is None else embedding_dim_rule(size)
-
-
-def _left_to_rule(c: ModelConfig, vocab: str) -> bool:
-    if vocab in c.embedding_dims:
-        return False
-    return vocab not in _OWN_FIELDS or getattr(c, _OWN_FIELDS[vocab][1]) is None
 
 
 def with_width_rule(c: ModelConfig, train_examples: int) -> tuple[ModelConfig, dict]:
     """``c`` with every vocabulary width it leaves open set to min(base width, ``width_cap``),
-    and {vocabulary: width} of those it set (the own fields for user, item and category,
-    ``embedding_dims`` for the others)."""
+    and {vocabulary: width} of those it set (in ``embedding_dims``)."""
     s = feature_schema.from_config(c.features)
     chosen = {v: min(embedding_dim(c, v, vocab_size(c, v)),
                      width_cap(train_examples, vocab_size(c, v)))
-              for v in s.vocabularies if _left_to_rule(c, v)}
-    own = {_OWN_FIELDS[v][1]: w for v, w in chosen.items() if v in _OWN_FIELDS}
-    others = {v: w for v, w in chosen.items() if v not in _OWN_FIELDS}
-    return dataclasses.replace(c, **own, embedding_dims={**c.embedding_dims, **others}), chosen
+              for v in s.vocabularies if v not in c.embedding_dims}
+    return dataclasses.replace(c, embedding_dims={**c.embedding_dims, **chosen}), chosen
 
 
 def resolved(c: ModelConfig) -> tuple[dict, dict, dict]:

@@ -2,21 +2,28 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import keras
 
-from mdaf_tf.config import ModelConfig
-from mdaf_tf.models._blocks import (
+from mdaf_tf.models.blocks import (
     ConfiguredModel,
-    as_config,
     embedded_inputs,
     history_with_target,
     output_head,
     sequence_encoder,
     static_fields,
 )
+from mdaf_tf.models.config import DeepMLPConfig, SequenceBranchConfig
+from mdaf_tf.models.registry import register_model
 
 
-@keras.saving.register_keras_serializable(package="mdaf_tf")
+@dataclasses.dataclass
+class Mamba4RecConfig(SequenceBranchConfig, DeepMLPConfig):
+    """Mamba4Rec's config: MDAF's sequence encoder (its sizes are MDAF's) and the baselines' MLP."""
+
+
+@register_model("mamba4rec")
 class Mamba4Rec(ConfiguredModel):
     """Mamba4Rec as a CTR model (Liu et al. 2024, arXiv:2403.03900).
 
@@ -33,14 +40,16 @@ class Mamba4Rec(ConfiguredModel):
     Inputs: the schema's model-input dict. Outputs: ``{"logit": (B, 1), "probability": (B, 1)}``.
     """
 
+    config_class = Mamba4RecConfig
+
     components = {
         "embeddings": ("feature_embedding",),
         "sequence encoder": ("sequence_encoder",),
         "output": ("output_mlp",),
     }
 
-    def __init__(self, config: ModelConfig | dict, **kwargs):
-        c = as_config(config)
+    def __init__(self, config: Mamba4RecConfig | dict, **kwargs):
+        c = self.as_config(config)
         inputs, embedded = embedded_inputs(c)
         tokens, mask = history_with_target(embedded)
         sequence = sequence_encoder(c, "last")(tokens, mask=mask)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import keras
 
-from mdaf_tf.config import ModelConfig
 from mdaf_tf.layers.gated_fusion import GatedFusion
-from mdaf_tf.models._blocks import (
+from mdaf_tf.models.blocks import (
     ConfiguredModel,
-    as_config,
     embedded_inputs,
     history_with_target,
     output_head,
@@ -16,9 +16,32 @@ from mdaf_tf.models._blocks import (
     static_branch,
     target_match,
 )
+from mdaf_tf.models.config import (
+    OutputMLPConfig,
+    SequenceBranchConfig,
+    StaticBranchConfig,
+    TargetMatchConfig,
+)
+from mdaf_tf.models.registry import register_model
 
 
-@keras.saving.register_keras_serializable(package="mdaf_tf")
+@dataclasses.dataclass
+class MDAFConfig(StaticBranchConfig, SequenceBranchConfig, OutputMLPConfig, TargetMatchConfig):
+    """MDAF's config: its static and sequence branches, the fusion and the output MLP."""
+
+    pooling: str = "mean"  # "mean" (the thesis) or "last"
+    # mdaf_ta: append the target's token to the history and pool that last position.
+    target_in_sequence: bool = False
+    fusion: str = "gate"  # "gate", "concat" or "fixed"
+    fixed_gate_weight: float = 0.5
+    gate_hidden: int = 128
+
+
+@register_model("mdaf_fixed", fixed={"fusion": "fixed"})
+@register_model("mdaf_concat", fixed={"fusion": "concat"})
+@register_model("mdaf_match", fixed={"target_match": True}, in_comparison=False)
+@register_model("mdaf_ta", fixed={"target_in_sequence": True})
+@register_model("mdaf")
 class MDAF(ConfiguredModel):
     """MDAF: a DCNv3 static branch and a Mamba4Rec sequence branch fused by a learned gate.
 
@@ -49,8 +72,10 @@ class MDAF(ConfiguredModel):
     arXiv:2403.03900), Mamba (Gu & Dao, arXiv:2312.00752).
 
     Args:
-        config: a ``ModelConfig`` (or its dict form) with vocabulary sizes filled in.
+        config: an ``MDAFConfig`` (or its dict form) with vocabulary sizes filled in.
     """
+
+    config_class = MDAFConfig
 
     components = {
         "embeddings": ("feature_embedding",),
@@ -59,8 +84,8 @@ class MDAF(ConfiguredModel):
         "gate + output": ("fusion", "output_mlp"),
     }
 
-    def __init__(self, config: ModelConfig | dict, **kwargs):
-        c = as_config(config)
+    def __init__(self, config: MDAFConfig | dict, **kwargs):
+        c = self.as_config(config)
         inputs, embedded = embedded_inputs(c)
         static = static_branch(c, embedded)
         tokens, mask, pooling = embedded["history"], embedded["history_mask"], c.pooling

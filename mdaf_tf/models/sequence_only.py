@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
-import keras
+import dataclasses
 
-from mdaf_tf.config import ModelConfig
-from mdaf_tf.models._blocks import (
+from mdaf_tf.models.blocks import (
     ConfiguredModel,
-    as_config,
     embedded_inputs,
     output_head,
     sequence_encoder,
 )
+from mdaf_tf.models.config import OutputMLPConfig, SequenceBranchConfig
+from mdaf_tf.models.registry import register_model
 
 
-@keras.saving.register_keras_serializable(package="mdaf_tf")
+@dataclasses.dataclass
+class SequenceOnlyConfig(SequenceBranchConfig, OutputMLPConfig):
+    """``mdaf_seq``'s config: MDAF's sequence branch and output MLP."""
+
+    pooling: str = "mean"  # "mean" (MDAF's) or "last"
+
+
+@register_model("mdaf_seq")
 class SequenceOnly(ConfiguredModel):
     """MDAF without its static branch and gate: the Mamba4Rec branch feeds the output MLP.
 
@@ -32,14 +39,16 @@ class SequenceOnly(ConfiguredModel):
     Reference: Mamba4Rec (Liu et al., arXiv:2403.03900).
     """
 
+    config_class = SequenceOnlyConfig
+
     components = {
         "embeddings": ("feature_embedding",),
         "sequence branch": ("sequence_encoder",),
         "output": ("output_mlp",),
     }
 
-    def __init__(self, config: ModelConfig | dict, **kwargs):
-        c = as_config(config)
+    def __init__(self, config: SequenceOnlyConfig | dict, **kwargs):
+        c = self.as_config(config)
         inputs, embedded = embedded_inputs(c)
         sequence = sequence_encoder(c, c.pooling)(
             embedded["history"], mask=embedded["history_mask"]

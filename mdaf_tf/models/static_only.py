@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
-import keras
+import dataclasses
 
-from mdaf_tf.config import ModelConfig
-from mdaf_tf.models._blocks import (
+from mdaf_tf.models.blocks import (
     ConfiguredModel,
-    as_config,
     embedded_inputs,
     output_head,
     static_branch,
 )
+from mdaf_tf.models.config import OutputMLPConfig, StaticBranchConfig
+from mdaf_tf.models.registry import register_model
 
 
-@keras.saving.register_keras_serializable(package="mdaf_tf")
+@dataclasses.dataclass
+class StaticOnlyConfig(StaticBranchConfig, OutputMLPConfig):
+    """``dcnv3``'s config: MDAF's static branch and output MLP."""
+
+
+@register_model("dcnv3")
 class StaticOnly(ConfiguredModel):
     """MDAF without its sequence branch and gate: the DCNv3 static branch feeds the output MLP.
 
@@ -31,14 +36,16 @@ class StaticOnly(ConfiguredModel):
     Reference: DCNv3 (Li et al., arXiv:2407.13349).
     """
 
+    config_class = StaticOnlyConfig
+
     components = {
         "embeddings": ("feature_embedding",),
         "static branch": ("static_projection", "static_dcnv3"),
         "output": ("output_mlp",),
     }
 
-    def __init__(self, config: ModelConfig | dict, **kwargs):
-        c = as_config(config)
+    def __init__(self, config: StaticOnlyConfig | dict, **kwargs):
+        c = self.as_config(config)
         inputs, embedded = embedded_inputs(c)
         outputs = output_head(c, c.output_hidden, static_branch(c, embedded))
         super().__init__(inputs=inputs, outputs=outputs, config=c, **kwargs)

@@ -7,8 +7,8 @@ Keras callbacks ``ExactEvaluation`` (exact val_auc / val_log_loss / val_gauc in 
 ``EpochProgress``, ``GateStatistics``, ``MetricsLogger``, ``RunReport`` (test figures, report
 and plots when training ends) and ``TrainingBackup`` (step-exact resume), ``SummaryWriter``
 (TensorBoard), the exact metrics ``exact_auc``, ``group_auc`` and ``log_loss``,
-``fill_model_config`` (a ModelConfig's vocabulary sizes from a dataset's metadata) and
-``train`` / ``TrainResult`` (all of it, from a data directory).
+``fill_model_config`` (a model config's vocabulary sizes from a dataset's metadata) and
+``train(TrainRequest(...))`` / ``TrainResult`` (all of it, from a data directory).
 
 Each name is imported on first access (PEP 562 ``__getattr__``): the command lines import
 submodules such as ``mdaf_tf.training.data_source`` while parsing arguments, and the package
@@ -29,6 +29,7 @@ if TYPE_CHECKING:  # what the lazy attributes below resolve to (for type checker
     from mdaf_tf.training.gate_statistics import GateStatistics
     from mdaf_tf.training.metrics_logger import MetricsLogger
     from mdaf_tf.training.optimizer import build_optimizer
+    from mdaf_tf.training.request import TrainRequest
     from mdaf_tf.training.result import TrainResult
     from mdaf_tf.training.run_report import RunReport
     from mdaf_tf.training.runner import compile_trainer, train
@@ -46,6 +47,7 @@ _LAZY = {
     "MetricsLogger": "mdaf_tf.training.metrics_logger",
     "SummaryWriter": "mdaf_tf.training.tensorboard",
     "RunReport": "mdaf_tf.training.run_report",
+    "TrainRequest": "mdaf_tf.training.request",
     "TrainResult": "mdaf_tf.training.result",
     "TrainingBackup": "mdaf_tf.training.backup",
     "WarmupCosineDecay": "mdaf_tf.training.schedule",
@@ -66,6 +68,7 @@ __all__ = [
     "MetricsLogger",
     "SummaryWriter",
     "RunReport",
+    "TrainRequest",
     "TrainResult",
     "TrainingBackup",
     "WarmupCosineDecay",

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import keras
 
-from mdaf_tf.config import ModelConfig, TrainConfig
+from mdaf_tf.config import TrainConfig
+from mdaf_tf.models.config import ModelConfig
 from mdaf_tf.training import evaluation
 
 

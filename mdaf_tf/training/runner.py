@@ -26,7 +26,6 @@ import signal
 import tempfile
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import keras
@@ -35,10 +34,11 @@ import tensorflow as tf
 
 from mdaf_tf import config as config_lib
 from mdaf_tf import data, distribute, schema
-from mdaf_tf.config import ConfigError, ModelConfig, TrainConfig
+from mdaf_tf.config import ConfigError, TrainConfig
 from mdaf_tf.data import DataError
 from mdaf_tf.files import write_json_atomic
 from mdaf_tf.models import embedding_sizes
+from mdaf_tf.models.config import ModelConfig
 from mdaf_tf.precision import needs_loss_scaling
 from mdaf_tf.training import checkpoint, recipe, splits
 from mdaf_tf.training.backup import TrainingBackup, TrainingInterrupted
@@ -47,14 +47,15 @@ from mdaf_tf.training.exact_evaluation import ExactEvaluation, predict_split
 from mdaf_tf.training.gate_statistics import GateStatistics
 from mdaf_tf.training.metrics_logger import METRICS_COLUMNS, MetricsLogger
 from mdaf_tf.training.optimizer import build_optimizer
+from mdaf_tf.training.request import TrainRequest
 from mdaf_tf.training.result import TrainResult
 from mdaf_tf.training.run_report import RunReport
 from mdaf_tf.training.splits import epoch_seed, fill_model_config
 from mdaf_tf.training.tensorboard import SummaryWriter
 from mdaf_tf.training.trainer import ClickTrainer
 
-__all__ = ["METRICS_COLUMNS", "TrainResult", "TrainingInterrupted", "epoch_seed",
-           "fill_model_config", "predict_split", "train"]
+__all__ = ["METRICS_COLUMNS", "TrainRequest", "TrainResult", "TrainingInterrupted",
+           "epoch_seed", "fill_model_config", "predict_split", "train"]
 
 
 @dataclasses.dataclass
@@ -108,7 +109,7 @@ def resolve_jit_compile(setting: str, model_config: ModelConfig) -> bool:
     from mdaf_tf.ops.selective_scan import resolve_impl
 
     # The CPU custom op ("fast") has no XLA kernel; every other scan compiles under XLA.
-    return resolve_impl(model_config.scan, jit_compile=False) != "fast"
+    return resolve_impl(getattr(model_config, "scan", "auto"), jit_compile=False) != "fast"
 
 
 def library_versions() -> dict:
@@ -141,8 +142,11 @@ _RESUME_FREE_FIELDS = {"strategy", "backup_every"}
 
 
 def check_resume_configs(state: dict, model_config: ModelConfig, train_config: TrainConfig):
-    saved = state.get("configs", {})
+    from mdaf_tf.models import legacy_config
+
+    saved = dict(state.get("configs", {}))
     current = configs_dict(model_config, train_config)
+    saved["model"] = legacy_config.convert(saved.get("model", {}), set(current["model"]))
     for section in ("model", "train"):
         for key, value in current[section].items():
             if key in _RESUME_FREE_FIELDS:
@@ -435,34 +439,14 @@ def _export(result: TrainResult, plan: _Plan, export_dir, log,
     return path
 
 
-def train(
-    model_config: ModelConfig,
-    train_config: TrainConfig,
-    data_dir,
-    output_dir,
-    *,
-    resume: bool = False,
-    export_dir=None,
-    progress: bool = True,
-    write_reports: bool = True,
-    on_epoch_end: Callable[[int, dict], None] | None = None,
-    build_model: Callable[[str, ModelConfig], keras.Model] | None = None,
-    log=print,
-    skip_corrupt_shards: bool = False,
-    evaluate_test: bool = True,
-    callbacks=(),
-    serving_precision: str | None = None,
-) -> TrainResult:
-    """Train ``train_config.model`` on ``data_dir`` with the recipe in ``train_config``.
+def train(request: TrainRequest) -> TrainResult:
+    """Train ``request.train_config.model`` on ``request.data_dir`` with the recipe in
+    ``request.train_config`` (``mdaf_tf.training.request.TrainRequest`` says what each of the
+    request's fields does).
 
     Writes into ``output_dir``: ``checkpoints/``, ``metrics.csv``, ``tensorboard/``,
-    ``config.json`` and (with ``write_reports``) ``report.md`` and the PNG plots. With
-    ``resume`` it continues from the latest checkpoint in ``output_dir`` at the step it was
-    written (and starts fresh, saying so, when there is none). With ``export_dir`` the best
-    model is exported there for TF Serving (its graph in ``serving_precision``, default the
-    model's own; see ``mdaf_tf.export.export_model``). ``on_epoch_end(epoch, row)`` sees
-    each epoch's metrics row (the tuner reports from it); ``callbacks`` are Keras callbacks
-    added to ``fit``'s (they see ``val_auc``, ``val_log_loss`` and ``val_gauc`` in the epoch logs).
+    ``config.json`` and (with ``write_reports``) ``report.md`` and the PNG plots; with
+    ``resume`` it continues at the step the latest checkpoint was written.
 
     Early stopping and the restored epoch follow validation AUC only. Once the best weights
     are restored, the test split is evaluated once (``TrainResult.test``); with
@@ -479,29 +463,34 @@ def train(
     out and reported. Ctrl-C finishes the current step, writes ``checkpoints/mid-epoch`` and
     raises TrainingInterrupted.
     """
-    data_dir, output_dir = Path(data_dir), Path(output_dir)
-    plan = _plan(model_config, train_config, data_dir, output_dir, resume,
-                 skip_corrupt_shards, evaluate_test, log)
+    r = request
+    model_config, log, evaluate_test = r.model_config, r.log, r.evaluate_test
+    if r.build_model is None:  # a registered model: its own config (a ModelConfig's fields too)
+        from mdaf_tf.models import make_config
+
+        model_config = make_config(r.train_config.model, model_config)
+    plan = _plan(model_config, r.train_config, r.data_dir, r.output_dir, r.resume,
+                 r.skip_corrupt_shards, evaluate_test, log)
     train_config = plan.train_config
-    click_model, trainer = _build(plan, train_config, build_model or default_build_model)
+    click_model, trainer = _build(plan, train_config, r.build_model or default_build_model)
     interrupt = _InterruptFlag()
     describe = functools.partial(_result, plan, train_config, click_model,
                                  count_parameters(click_model))
     all_callbacks, report, writer = _callbacks(
-        plan, train_config, click_model, describe, progress=progress, log=log,
-        on_epoch_end=on_epoch_end, user_callbacks=list(callbacks), interrupt=interrupt,
-        evaluate_test=evaluate_test, write_reports=write_reports)
+        plan, train_config, click_model, describe, progress=r.progress, log=log,
+        on_epoch_end=r.on_epoch_end, user_callbacks=list(r.callbacks), interrupt=interrupt,
+        evaluate_test=evaluate_test, write_reports=r.write_reports)
     try:
         _fit(plan, train_config, trainer, all_callbacks, interrupt, log)
     except tf.errors.DataLossError as e:
         wanted = schema.SPLITS if evaluate_test else ("train", "val")
-        raise splits.find_corrupt_shards(data_dir, e, wanted) from None
+        raise splits.find_corrupt_shards(r.data_dir, e, wanted) from None
     finally:
         writer.close()
     result = report.result
-    if export_dir is not None:
-        result.export_path = _export(result, plan, export_dir if plan.chief
-                                     else plan.output_dir / "export", log, serving_precision)
+    if r.export_dir is not None:
+        result.export_path = _export(result, plan, r.export_dir if plan.chief
+                                     else plan.output_dir / "export", log, r.serving_precision)
     if not plan.chief:
         shutil.rmtree(plan.output_dir, ignore_errors=True)
         result.export_path = None

@@ -13,8 +13,8 @@ import numpy as np
 import tensorflow as tf
 
 from mdaf_tf import data, schema
-from mdaf_tf.config import ModelConfig
 from mdaf_tf.data import DataError
+from mdaf_tf.models.config import ModelConfig
 
 
 def split_size(data_dir, meta: dict, split: str) -> int:
@@ -35,9 +35,6 @@ def fill_model_config(model_config: ModelConfig, meta: dict) -> ModelConfig:
     vocab = meta.get("vocab_sizes") or {}
     values = {
         "max_seq_len": int(meta.get("max_seq_len", model_config.max_seq_len)),
-        "user_vocab_size": int(vocab.get(schema.USER_VOCAB, model_config.user_vocab_size)),
-        "item_vocab_size": int(vocab.get(schema.ITEM_VOCAB, model_config.item_vocab_size)),
-        "cate_vocab_size": int(vocab.get(schema.CATE_VOCAB, model_config.cate_vocab_size)),
         "features": meta.get("schema"),
         "vocab_sizes": {name: int(size) for name, size in vocab.items()},
     }

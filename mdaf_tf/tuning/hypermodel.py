@@ -2,7 +2,7 @@
 
 Training goes through ``mdaf_tf.training.runner.train`` (the same recipe as ``python -m
 mdaf_tf.train``), so ``build(hp)`` declares the search space on ``hp`` and returns the
-``(ModelConfig, TrainConfig)`` pair of the trial: the base configs with the sampled dropout,
+``(model config, TrainConfig)`` pair of the trial: the base configs with the sampled dropout,
 weight decay, label smoothing (and learning rate, embedding L2 penalty) put in.
 """
 
@@ -12,7 +12,8 @@ import dataclasses
 
 import keras_tuner as kt
 
-from mdaf_tf.config import ModelConfig, TrainConfig
+from mdaf_tf.config import TrainConfig
+from mdaf_tf.models.config import ModelConfig
 from mdaf_tf.tuning.search_space import MODEL_FIELDS, TRAIN_FIELDS, Bounds
 
 

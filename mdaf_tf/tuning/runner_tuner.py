@@ -83,11 +83,11 @@ class RunnerTuner(kt.engine.base_tuner.BaseTuner):
 
     def _train(self, model_config, train_config, run_dir, resume, prefix):
         # Trials never open the test split: the objective and the selection are validation's.
-        return runner.train(
+        return runner.train(runner.TrainRequest(
             model_config, train_config, self.data_dir, run_dir, resume=resume,
             progress=self.progress, write_reports=False, log=lambda m: self.log(prefix + m),
             evaluate_test=False,
-        )
+        ))
 
     def read_summary(self, trial_id) -> dict | None:
         path = self.summary_path(trial_id)

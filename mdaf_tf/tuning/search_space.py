@@ -2,7 +2,7 @@
 and the embedding L2 penalty).
 
 Each hyperparameter is named after the config field it sets: ``dropout`` and ``embedding_l2``
-(``ModelConfig``), ``weight_decay``, ``label_smoothing`` and ``learning_rate``
+(every model's config), ``weight_decay``, ``label_smoothing`` and ``learning_rate``
 (``TrainConfig``). Weight decay, the learning rate and the embedding penalty are sampled on a
 log scale, dropout and label smoothing linearly. The learning rate and the embedding penalty
 are searched only when asked for (a flag, or bounds given).

@@ -13,8 +13,9 @@ import json
 from pathlib import Path
 
 from mdaf_tf import config as config_lib
-from mdaf_tf.config import ModelConfig, TrainConfig
+from mdaf_tf.config import TrainConfig
 from mdaf_tf.files import write_json_atomic
+from mdaf_tf.models import make_config
 from mdaf_tf.training import checkpoint, evaluation, runner
 
 RESULT_FILE = "selected_test.json"
@@ -24,8 +25,8 @@ FIGURES = ("examples", "positives", "auc", "gauc", "log_loss")
 def restore_trial_model(run_dir: Path, epoch: int):
     """(model with epoch ``epoch``'s weights, the run's config.json) of a trial's run."""
     resolved = json.loads((run_dir / "config.json").read_text())
-    model_config = config_lib.from_dict(ModelConfig, resolved["model"])
     train_config = config_lib.from_dict(TrainConfig, resolved["train"])
+    model_config = make_config(train_config.model, resolved["model"])
     epoch_dir = checkpoint.epoch_dirs(run_dir / "checkpoints").get(epoch)
     if epoch_dir is None:
         raise checkpoint.CheckpointError(

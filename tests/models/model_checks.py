@@ -106,3 +106,18 @@ def fit_a_simple_rule(model, batch, epochs: int = 15) -> list[float]:
     history = model.fit(batch, {"probability": label.astype("float32")}, epochs=epochs,
                         batch_size=len(label), verbose=0)
     return history.history["loss"]
+
+
+def one_per_class(models: dict) -> dict:
+    """Of ``models`` (name -> built model), for each model class the name whose model has the
+    most layers: the variant that leaves none of its class's layers out (``mdaf_match`` of
+    MDAF's five names, ``dnn_match`` of the DNN's two). The others differ from it only in
+    layers it also has, so an export check of these covers every layer a model can hold."""
+    from mdaf_tf.internal_apis import nested_layers
+
+    best = {}
+    for name, model in models.items():
+        size = len(nested_layers(model))
+        if type(model) not in best or size > best[type(model)][1]:
+            best[type(model)] = (name, size)
+    return {name: models[name] for name, _ in best.values()}

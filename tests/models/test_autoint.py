@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 
 from mdaf_tf import schema
 from mdaf_tf.models import build_model, count_parameters
@@ -34,7 +35,7 @@ def _interacting(layer, x):
 
 
 def test_forward_matches_numpy_autoint_plus():
-    config = tiny_config(autoint_layers=2, autoint_heads=2, autoint_attention_dim=6)
+    config = tiny_config("autoint", autoint_layers=2, autoint_heads=2, autoint_attention_dim=6)
     model = build_model("autoint", config)
     batch = random_batch(config, 7, seed=3)
     t = tables(model)
@@ -75,3 +76,8 @@ def test_parameter_components_add_up(config):
 def test_keras_round_trip(tmp_path, config):
     model = build_model("autoint", config)
     assert_keras_round_trip(model, AutoInt, random_batch(config, 5, seed=1), tmp_path)
+
+
+@pytest.fixture
+def config():
+    return tiny_config("autoint")

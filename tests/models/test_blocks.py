@@ -12,7 +12,7 @@ def embedding_weights(model):
 
 @pytest.mark.parametrize("name", ["dnn", "mdaf_match"])
 def test_embedding_l2_adds_lambda_times_the_tables_sum_of_squares_to_the_loss(name):
-    model = build_model(name, tiny_config(embedding_l2=0.01))
+    model = build_model(name, tiny_config(name, embedding_l2=0.01))
     expected = 0.01 * sum(float((w.astype(np.float64) ** 2).sum())
                           for w in embedding_weights(model))
     assert expected > 0
@@ -20,9 +20,9 @@ def test_embedding_l2_adds_lambda_times_the_tables_sum_of_squares_to_the_loss(na
 
 
 def test_no_embedding_l2_adds_no_loss():
-    assert build_model("dnn", tiny_config()).losses == []
+    assert build_model("dnn", tiny_config("dnn")).losses == []
 
 
 def test_a_negative_embedding_l2_is_an_error_naming_the_field():
     with pytest.raises(ConfigError, match="embedding_l2"):
-        build_model("dnn", tiny_config(embedding_l2=-1e-3))
+        build_model("dnn", tiny_config("dnn", embedding_l2=-1e-3))

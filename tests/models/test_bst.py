@@ -2,6 +2,7 @@ import dataclasses
 
 import keras
 import numpy as np
+import pytest
 
 from mdaf_tf import schema
 from mdaf_tf.models import build_model
@@ -22,7 +23,7 @@ def _transformer_input(model, batch) -> np.ndarray:
 
 
 def test_target_token_is_last_with_the_same_position_row_whatever_the_history():
-    config = tiny_config()
+    config = tiny_config("bst")
     model = build_model("bst", config)
     batch = random_batch(config, 9, seed=6)
     assert len(set(batch[schema.HIST_LEN].tolist())) > 3  # several history lengths, 0 too
@@ -43,7 +44,7 @@ def test_target_token_is_last_with_the_same_position_row_whatever_the_history():
 
 
 def test_padding_length_and_padded_values_change_nothing():
-    config = tiny_config()
+    config = tiny_config("bst")
     short = build_model("bst", config)
     extra = 7
     long = build_model("bst", dataclasses.replace(config, max_seq_len=config.max_seq_len + extra))
@@ -69,7 +70,7 @@ def test_target_changes_the_score(config):
     batch = random_batch(config, 6, seed=8)
     other = dict(batch)
     other[schema.ITEM_ID] = (batch[schema.ITEM_ID] - schema.FIRST_ID + 1) % (
-        config.item_vocab_size - schema.FIRST_ID) + schema.FIRST_ID
+        config.vocab_sizes["item"] - schema.FIRST_ID) + schema.FIRST_ID
     assert not np.allclose(predict(model, batch)["probability"],
                            predict(model, other)["probability"])
 
@@ -77,3 +78,8 @@ def test_target_changes_the_score(config):
 def test_keras_round_trip(tmp_path, config):
     model = build_model("bst", config)
     assert_keras_round_trip(model, BST, random_batch(config, 5, seed=1), tmp_path)
+
+
+@pytest.fixture
+def config():
+    return tiny_config("bst")

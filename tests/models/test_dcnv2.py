@@ -57,7 +57,7 @@ def _numpy_dcnv2(model, config, batch):
     ids=["full-rank", "low-rank", "mixture"],
 )
 def test_forward_matches_numpy_cross_network(overrides):
-    config = tiny_config(**overrides)
+    config = tiny_config("dcnv2", **overrides)
     model = build_model("dcnv2", config)
     # Non-zero biases so that b takes part in the check.
     for layer in model.layers:
@@ -71,8 +71,8 @@ def test_forward_matches_numpy_cross_network(overrides):
 
 
 def test_low_rank_cross_has_rank_r_weights():
-    full = count_parameters(build_model("dcnv2", tiny_config()))
-    low = count_parameters(build_model("dcnv2", tiny_config(dcnv2_low_rank=4)))
+    full = count_parameters(build_model("dcnv2", tiny_config("dcnv2")))
+    low = count_parameters(build_model("dcnv2", tiny_config("dcnv2", dcnv2_low_rank=4)))
     d = 10 + 8 + 4  # user + item + category embedding widths of tiny_config
     assert full["cross network"] == 3 * (d * d + d)
     # U (d x r, no bias) and V (r x d) plus the bias b.
@@ -81,12 +81,12 @@ def test_low_rank_cross_has_rank_r_weights():
 
 def test_bad_mixture_config_is_rejected():
     with pytest.raises(ConfigError, match="dcnv2_low_rank"):
-        build_model("dcnv2", tiny_config(dcnv2_num_experts=2))
+        build_model("dcnv2", tiny_config("dcnv2", dcnv2_num_experts=2))
 
 
 @pytest.mark.parametrize("overrides", [{}, {"dcnv2_low_rank": 4, "dcnv2_num_experts": 2}])
 def test_keras_round_trip(tmp_path, overrides):
-    config = tiny_config(**overrides)
+    config = tiny_config("dcnv2", **overrides)
     model = build_model("dcnv2", config)
     restored = assert_keras_round_trip(model, DCNv2, random_batch(config, 5, seed=1), tmp_path)
     assert isinstance(restored, keras.Model)

@@ -33,7 +33,7 @@ def _din(config, seed=0):
 
 @pytest.mark.parametrize("use_softmax", [False, True])
 def test_attention_and_output_match_numpy_din(use_softmax):
-    config = tiny_config(din_attention_hidden=(6, 4), din_use_softmax=use_softmax)
+    config = tiny_config("din", din_attention_hidden=(6, 4), din_use_softmax=use_softmax)
     model = _din(config)
     batch = random_batch(config, 7, seed=3)
     t = tables(model)
@@ -54,7 +54,7 @@ def test_attention_and_output_match_numpy_din(use_softmax):
 
 @pytest.mark.parametrize("training", [False, True])
 def test_padding_length_and_padded_values_change_nothing(training):
-    config = tiny_config(dropout=0.0)
+    config = tiny_config("din", dropout=0.0)
     extra = 7
     short = _din(config)
     long = build_model("din", dataclasses.replace(config, max_seq_len=config.max_seq_len + extra))
@@ -68,7 +68,7 @@ def test_padding_length_and_padded_values_change_nothing(training):
 
 
 def test_trains_and_updates_dice_statistics():
-    config = tiny_config(dropout=0.0)
+    config = tiny_config("din", dropout=0.0)
     model = build_model("din", config)
     batch = random_batch(config, 64, seed=4)
     losses = fit_a_simple_rule(model, batch)
@@ -78,7 +78,7 @@ def test_trains_and_updates_dice_statistics():
 
 
 def test_xla_matches_eager_in_training_and_inference():
-    config = tiny_config(dropout=0.0)
+    config = tiny_config("din", dropout=0.0)
     model = _din(config)
     batch = {k: tf.constant(v) for k, v in random_batch(config, 8, seed=5).items()}
     for training in (False, True):  # training: Dice's masked batch moments under XLA
@@ -91,7 +91,7 @@ def test_parameter_components_add_up(config):
     model = build_model("din", config)
     counts = count_parameters(model)
     assert "other" not in counts and counts["total"] == model.count_params()
-    d = config.item_embedding_dim + config.cate_embedding_dim
+    d = config.embedding_dims["item"] + config.embedding_dims["cate"]
     h1, h2 = config.din_attention_hidden
     # Dense layers + Dice (alpha, moving mean, moving variance) per hidden layer + score.
     assert counts["attention"] == (4 * d * h1 + h1) + 3 * h1 + (h1 * h2 + h2) + 3 * h2 + h2 + 1
@@ -100,3 +100,8 @@ def test_parameter_components_add_up(config):
 def test_keras_round_trip(tmp_path, config):
     model = _din(config)
     assert_keras_round_trip(model, DIN, random_batch(config, 5, seed=1), tmp_path)
+
+
+@pytest.fixture
+def config():
+    return tiny_config("din")

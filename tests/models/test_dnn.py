@@ -2,6 +2,7 @@ import dataclasses
 
 import keras
 import numpy as np
+import pytest
 
 from mdaf_tf import schema
 from mdaf_tf.models import build_model, count_parameters
@@ -69,7 +70,7 @@ def test_padding_length_and_padded_values_change_nothing(config):
 
 
 def test_trains_and_loss_decreases():
-    config = tiny_config(dropout=0.0)
+    config = tiny_config("dnn", dropout=0.0)
     model = build_model("dnn", config)
     batch = random_batch(config, 64, seed=4)
     losses = fit_a_simple_rule(model, batch)
@@ -81,8 +82,8 @@ def test_parameter_components_add_up(config):
     counts = count_parameters(model)
     assert set(counts) == {"embeddings", "mlp", "total"}
     assert counts["total"] == model.count_params()
-    width = (config.user_embedding_dim + 2 * config.item_embedding_dim
-             + 2 * config.cate_embedding_dim)
+    width = (config.embedding_dims["user"] + 2 * config.embedding_dims["item"]
+             + 2 * config.embedding_dims["cate"])
     h1, h2 = config.deep_hidden
     assert counts["mlp"] == (width * h1 + h1) + (h1 * h2 + h2) + h2 + 1
 
@@ -90,3 +91,8 @@ def test_parameter_components_add_up(config):
 def test_keras_round_trip(tmp_path, config):
     model = build_model("dnn", config)
     assert_keras_round_trip(model, DNN, random_batch(config, 5, seed=1), tmp_path)
+
+
+@pytest.fixture
+def config():
+    return tiny_config("dnn")

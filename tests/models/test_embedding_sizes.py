@@ -4,12 +4,12 @@ import pytest
 from declared_data import DECLARED, SIZES
 
 from mdaf_tf import schema
-from mdaf_tf.config import ModelConfig
 from mdaf_tf.models import build_model, embedding_sizes
+from mdaf_tf.models.config import ModelConfig
 from mdaf_tf.models.embedding_sizes import width_cap, with_width_rule
 
 # The many-users log of README: 3,500 users, 8,000 items, 60 categories (+ PAD and OOV rows).
-MANY_USERS = ModelConfig(user_vocab_size=3502, item_vocab_size=8002, cate_vocab_size=62)
+MANY_USERS = ModelConfig(vocab_sizes={"user": 3502, "item": 8002, "cate": 62})
 
 
 @pytest.mark.parametrize(("train_examples", "rows", "width"), [
@@ -38,18 +38,18 @@ def test_width_cap_grows_with_the_data_in_steps_of_8_from_4():
 def test_the_rule_narrows_rare_ids_and_keeps_the_seed_widths_of_frequent_ones():
     narrowed, chosen = with_width_rule(MANY_USERS, 147_000)
     # Users and items are seen 42 and 18 times: 16 and 8; a category 2,450 times: the seed's 32.
-    assert (narrowed.user_embedding_dim, narrowed.item_embedding_dim,
-            narrowed.cate_embedding_dim) == (16, 8, 32)
+    assert (narrowed.embedding_dims["user"], narrowed.embedding_dims["item"],
+            narrowed.embedding_dims["cate"]) == (16, 8, 32)
     assert chosen == {schema.USER_VOCAB: 16, schema.ITEM_VOCAB: 8, schema.CATE_VOCAB: 32}
     thesis_sized, _ = with_width_rule(MANY_USERS, 100_000_000)
-    assert (thesis_sized.user_embedding_dim, thesis_sized.item_embedding_dim,
-            thesis_sized.cate_embedding_dim) == (80, 64, 32)
+    assert (thesis_sized.embedding_dims["user"], thesis_sized.embedding_dims["item"],
+            thesis_sized.embedding_dims["cate"]) == (80, 64, 32)
 
 
 def test_a_width_the_config_sets_is_kept_and_not_reported_as_chosen():
-    config = dataclasses.replace(MANY_USERS, user_embedding_dim=80, embedding_dims={"cate": 8})
+    config = dataclasses.replace(MANY_USERS, embedding_dims={"user": 80, "cate": 8})
     narrowed, chosen = with_width_rule(config, 147_000)
-    assert narrowed.user_embedding_dim == 80 and narrowed.item_embedding_dim == 8
+    assert narrowed.embedding_dims["user"] == 80 and narrowed.embedding_dims["item"] == 8
     assert embedding_sizes.embedding_dim(narrowed, schema.CATE_VOCAB, 62) == 8
     assert chosen == {schema.ITEM_VOCAB: 8}
 

@@ -22,7 +22,7 @@ def _encoder_sequence(encoder, tokens, mask):
 
 
 def test_pooling_is_the_encoder_output_at_the_target_position():
-    config = tiny_config(scan="auto")
+    config = tiny_config("mamba4rec", scan="auto")
     model = build_model("mamba4rec", config)
     batch = random_batch(config, 8, seed=9)
     t = tables(model)
@@ -43,7 +43,7 @@ def test_pooling_is_the_encoder_output_at_the_target_position():
 
 
 def test_padding_length_changes_nothing():
-    config = tiny_config(scan="auto")
+    config = tiny_config("mamba4rec", scan="auto")
     short = build_model("mamba4rec", config)
     long = build_model("mamba4rec", dataclasses.replace(config, max_seq_len=20))
     long.set_weights(short.get_weights())
@@ -56,6 +56,6 @@ def test_padding_length_changes_nothing():
 
 
 def test_keras_round_trip(tmp_path):
-    config = tiny_config(scan="auto")
+    config = tiny_config("mamba4rec", scan="auto")
     model = build_model("mamba4rec", config)
     assert_keras_round_trip(model, Mamba4Rec, random_batch(config, 5, seed=1), tmp_path)

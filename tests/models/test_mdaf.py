@@ -6,8 +6,8 @@ import pytest
 import tensorflow as tf
 
 from mdaf_tf import schema
-from mdaf_tf.config import ModelConfig
 from mdaf_tf.models import build_model, count_parameters
+from mdaf_tf.models.config import ModelConfig
 from mdaf_tf.models.mdaf import MDAF
 from tests.models.conftest import random_batch, tiny_config
 
@@ -27,8 +27,7 @@ def test_outputs_and_gate_range(config):
 
 
 def test_default_parameter_counts_by_component():
-    vocab = dict(user_vocab_size=1000, item_vocab_size=500, cate_vocab_size=30)
-    config = ModelConfig(**vocab, scan="reference")
+    config = ModelConfig(vocab_sizes={"user": 1000, "item": 500, "cate": 30})
     counts = count_parameters(build_model("mdaf", config))
     # Hand count from the layer shapes at the seed's sizes.
     embeddings = 1000 * 80 + 500 * 64 + 30 * 32
@@ -82,7 +81,7 @@ def test_padding_length_and_padded_ids_do_not_matter(config, name):
     cates = np.concatenate([np.zeros((8, 9), np.int64), batch[schema.HIST_CATE_ID]], axis=1)
     is_pad = padded[schema.HIST_ITEM_ID] == schema.PAD_ID
     assert is_pad[:, 9:].any()  # the batch has padding of its own too (row 0 is all padding)
-    cates[is_pad] = rng.integers(schema.FIRST_ID, config.cate_vocab_size, size=is_pad.sum())
+    cates[is_pad] = rng.integers(schema.FIRST_ID, config.vocab_sizes["cate"], size=is_pad.sum())
     assert np.all(cates != schema.PAD_ID)
     padded[schema.HIST_CATE_ID] = cates
     expected = _predict(short, batch)["probability"]
@@ -92,7 +91,7 @@ def test_padding_length_and_padded_ids_do_not_matter(config, name):
     # comparison above would see them if the model read them at padded positions.
     unpadded = dict(padded)
     unpadded[schema.HIST_ITEM_ID] = np.where(
-        is_pad, rng.integers(schema.FIRST_ID, config.item_vocab_size, size=is_pad.shape),
+        is_pad, rng.integers(schema.FIRST_ID, config.vocab_sizes["item"], size=is_pad.shape),
         padded[schema.HIST_ITEM_ID])
     changed = np.abs(_predict(long, unpadded)["probability"] - expected)
     assert changed.max() > 1e-4

@@ -3,11 +3,12 @@ import numpy as np
 import pytest
 from tiny_run import tiny_model
 
-from mdaf_tf.config import ModelConfig, TrainConfig
+from mdaf_tf.config import TrainConfig
+from mdaf_tf.models.config import ModelConfig
 from mdaf_tf.training import checkpoint
 from mdaf_tf.training.optimizer import build_optimizer
 
-CONFIG = ModelConfig(user_vocab_size=6, item_vocab_size=7, cate_vocab_size=5, max_seq_len=3)
+CONFIG = ModelConfig(vocab_sizes={"user": 6, "item": 7, "cate": 5}, max_seq_len=3)
 
 
 def model_and_optimizer(seed):
@@ -52,7 +53,7 @@ def test_partial_write_is_never_seen_as_a_checkpoint(tmp_path):
 def test_mismatched_model_is_a_clear_error(tmp_path):
     model, optimizer = model_and_optimizer(0)
     checkpoint.save(tmp_path, 1, model, optimizer, {"epoch": 1})
-    bigger = tiny_model("tiny", ModelConfig(user_vocab_size=9, item_vocab_size=7,
-                                            cate_vocab_size=5, max_seq_len=3))
+    bigger = tiny_model("tiny", ModelConfig(vocab_sizes={"user": 9, "item": 7, "cate": 5},
+                                            max_seq_len=3))
     with pytest.raises(checkpoint.CheckpointError, match="shape"):
         checkpoint.restore(checkpoint.latest(tmp_path), bigger)

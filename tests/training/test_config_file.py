@@ -4,28 +4,43 @@ from pathlib import Path
 
 import pytest
 
-from mdaf_tf.config import ConfigError, ModelConfig, TrainConfig
+from mdaf_tf.config import ConfigError, TrainConfig
+from mdaf_tf.models import make_config
 from mdaf_tf.training import config_file
 
 
 def test_nested_round_trip(tmp_path):
-    model = ModelConfig(dropout=0.1, output_hidden=(32, 16))
+    model = make_config("mdaf_concat", {"dropout": 0.1, "output_hidden": (32, 16)})
     train = TrainConfig(weight_decay=1e-5, model="mdaf_concat")
     config_file.save(tmp_path / "c.json", model, train)
-    assert config_file.load(tmp_path / "c.json") == (model, train)
+    assert config_file.resolve(tmp_path / "c.json", {}) == (model, train)
 
 
 def test_flat_form_routes_fields(tmp_path):
     path = tmp_path / "c.json"
-    path.write_text(json.dumps({"dropout": 0.3, "label_smoothing": 0.0, "model": "mdaf"}))
-    model, train = config_file.load(path)
-    assert model.dropout == 0.3 and train.label_smoothing == 0.0 and train.model == "mdaf"
+    path.write_text(json.dumps({"dropout": 0.3, "label_smoothing": 0.0, "model": "dnn"}))
+    model, train = config_file.resolve(path, {})
+    assert model.dropout == 0.3 and train.label_smoothing == 0.0 and train.model == "dnn"
+    assert type(model).__name__ == "DNNConfig"
 
 
 def test_run_config_json_is_accepted():
     values = {"model": {"dropout": 0.2}, "train": {"epochs": 3}, "seed": 42, "versions": {}}
     model, train = config_file.parse(values)
-    assert model.dropout == 0.2 and train.epochs == 3
+    assert model == {"dropout": 0.2} and train.epochs == 3
+
+
+def test_a_field_the_model_does_not_read_names_the_file_the_field_and_the_model(tmp_path):
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps({"model": {"hidden_dim": 16}, "train": {"model": "dnn"}}))
+    with pytest.raises(ConfigError, match=f"{path}: config field.*hidden_dim not read by "
+                       "model 'dnn'"):
+        config_file.resolve(path, {})
+    # a flag (--precision) the model does not read is left out, not an error
+    model, _ = config_file.resolve(path, {"model": "mdaf"}, model_overrides={"precision": None})
+    assert model.hidden_dim == 16
+    dnn = config_file.model_config("dnn", {}, flags={"precision": "mixed_bfloat16"})
+    assert not hasattr(dnn, "precision")
 
 
 @pytest.mark.parametrize(
@@ -41,7 +56,7 @@ def test_bad_fields_name_file_and_field(tmp_path, values, message):
     path = tmp_path / "bad.json"
     path.write_text(json.dumps(values))
     with pytest.raises(ConfigError, match=message) as info:
-        config_file.load(path)
+        config_file.resolve(path, {})
     assert str(path) in str(info.value) and "\n" not in str(info.value)
 
 

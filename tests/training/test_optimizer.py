@@ -3,10 +3,11 @@ import numpy as np
 import pytest
 from tiny_run import tiny_model
 
-from mdaf_tf.config import ModelConfig, TrainConfig
+from mdaf_tf.config import TrainConfig
+from mdaf_tf.models.config import ModelConfig
 from mdaf_tf.training.optimizer import build_optimizer, no_decay_variables
 
-CONFIG = ModelConfig(user_vocab_size=6, item_vocab_size=7, cate_vocab_size=5, max_seq_len=3)
+CONFIG = ModelConfig(vocab_sizes={"user": 6, "item": 7, "cate": 5}, max_seq_len=3)
 
 
 def one_step_with_zero_gradients(decay_everything: bool):

@@ -15,10 +15,11 @@ from tiny_run import (
 )
 
 from mdaf_tf import data, schema
-from mdaf_tf.config import ModelConfig, TrainConfig
+from mdaf_tf.config import TrainConfig
 from mdaf_tf.data import DataError
 from mdaf_tf.metrics import exact_auc, log_loss
 from mdaf_tf.models import embedding_sizes
+from mdaf_tf.models.config import ModelConfig
 from mdaf_tf.training import checkpoint, config_file, recipe, runner
 
 MODEL = ModelConfig(dropout=0.2)
@@ -33,8 +34,9 @@ def dataset(tmp_path_factory):
 
 
 def run(dataset, output, train=TRAIN, model=MODEL, **kwargs):
-    return runner.train(model, train, dataset, output, build_model=tracked_model, progress=False,
-                        log=lambda *_: None, **kwargs)
+    return runner.train(runner.TrainRequest(model, train, dataset, output,
+                                            build_model=tracked_model, progress=False,
+                                            log=lambda *_: None, **kwargs))
 
 
 def split_predictions(model, dataset, split="val"):
@@ -82,12 +84,13 @@ def test_run_directory_contents(dataset, tmp_path):
     assert config["train"]["epochs"] == 3 and config["seed"] == 42
     assert (config["train_examples"], config["val_examples"], config["test_examples"]) == (
         384, 200, 200)
-    assert config["model"]["item_vocab_size"] == 32  # filled from the metadata
+    assert config["model"]["vocab_sizes"]["item"] == 32  # filled from the metadata
     assert set(config["versions"]) >= {"tensorflow", "keras", "numpy", "python"}
     assert config["data_metadata_sha256"] == data.metadata_sha256(dataset)
     # the run's own config.json is a valid --config (every run-info key is known)
-    model_config, train_config = config_file.parse(config)
-    assert train_config.epochs == 3 and model_config.item_vocab_size == 32
+    model_values, train_config = config_file.parse(config)
+    model_config = config_file.model_config(train_config.model, model_values)
+    assert train_config.epochs == 3 and model_config.vocab_sizes["item"] == 32
 
     report = (out / "report.md").read_text()
     for section in ("final validation AUC", "best validation log loss", "epoch of best",
@@ -269,8 +272,9 @@ def test_kill_before_the_first_backup_then_resume_trains_to_the_end(dataset, tmp
         run(dataset, tmp_path / "killed", train, callbacks=[KillAt(1, 3)])
     assert checkpoint.latest(tmp_path / "killed" / "checkpoints") is None
     lines = []
-    resumed = runner.train(MODEL, train, dataset, tmp_path / "killed", resume=True,
-                           build_model=tracked_model, progress=False, log=lines.append)
+    resumed = runner.train(runner.TrainRequest(MODEL, train, dataset, tmp_path / "killed",
+                                               resume=True, build_model=tracked_model,
+                                               progress=False, log=lines.append))
     assert any("nothing to resume" in line and "starting fresh" in line for line in lines)
     _same_run(resumed, reference)
 
@@ -338,8 +342,8 @@ def test_the_size_rule_fills_unset_fields_and_config_json_records_its_choice(dat
     # -> 38.4 -> 32, the seed's width.
     widths = config["size_rule"]["embedding_widths"]["chose"]
     assert widths == {"user": 8, "item": 4, "cate": 32}
-    assert [config["model"][f"{v}_embedding_dim"] for v in ("user", "item", "cate")] == [8, 4, 32]
+    assert config["model"]["embedding_dims"] == {"user": 8, "item": 4, "cate": 32}
     # The recorded config trains the same run again: nothing is left to the rule.
-    model_again, again = config_file.load(tmp_path / "run" / "config.json")
+    model_again, again = config_file.resolve(tmp_path / "run" / "config.json", {})
     assert again == recipe.resolve(train, 384)[0]
     assert embedding_sizes.with_width_rule(model_again, 384)[1] == {}

@@ -143,9 +143,9 @@ def write_dataset(
 def tiny_model(name: str, config) -> keras.Model:
     """Item/category/user embeddings, mean-pooled history, LayerNorm, dropout, gate."""
     inputs = schema.keras_inputs(config.max_seq_len)
-    item_table = keras.layers.Embedding(config.item_vocab_size, 8, name="item_embedding")
-    cate_table = keras.layers.Embedding(config.cate_vocab_size, 4, name="cate_embedding")
-    user = keras.layers.Embedding(config.user_vocab_size, 4, name="user_embedding")(
+    item_table = keras.layers.Embedding(config.vocab_sizes["item"], 8, name="item_embedding")
+    cate_table = keras.layers.Embedding(config.vocab_sizes["cate"], 4, name="cate_embedding")
+    user = keras.layers.Embedding(config.vocab_sizes["user"], 4, name="user_embedding")(
         inputs[schema.USER_ID]
     )
     target = keras.layers.Concatenate()(

@@ -3,7 +3,8 @@ import math
 import keras_tuner as kt
 import pytest
 
-from mdaf_tf.config import ConfigError, ModelConfig, TrainConfig
+from mdaf_tf.config import ConfigError, TrainConfig
+from mdaf_tf.models import make_config
 from mdaf_tf.tuning import search_space
 from mdaf_tf.tuning.hypermodel import RegularisationHyperModel
 
@@ -49,7 +50,7 @@ def test_bad_bounds_name_the_flag(name, text, words):
 def test_hypermodel_samples_within_bounds_and_sets_config_fields():
     space = search_space.build_space({"dropout": "0.2,0.3"}, tune_learning_rate=True,
                                      tune_embedding_l2=True)
-    base_model, base_train = ModelConfig(hidden_dim=16), TrainConfig(epochs=2)
+    base_model, base_train = make_config("mdaf", {"hidden_dim": 16}), TrainConfig(epochs=2)
     hypermodel = RegularisationHyperModel(base_model, base_train, space)
     hp = kt.HyperParameters()
     hypermodel.build(hp)  # declares the space
@@ -68,7 +69,7 @@ def test_hypermodel_samples_within_bounds_and_sets_config_fields():
 
 def test_random_samples_cover_the_log_range():
     space = search_space.build_space({}, tune_learning_rate=False)
-    hypermodel = RegularisationHyperModel(ModelConfig(), TrainConfig(), space)
+    hypermodel = RegularisationHyperModel(make_config("mdaf"), TrainConfig(), space)
     hp = kt.HyperParameters()
     hypermodel.build(hp)
     decays = [hp.space[1].random_sample(seed) for seed in range(400)]

@@ -3,32 +3,55 @@ MDAF's two branches and the output MLP."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import keras
 
 from mdaf_tf import config as config_lib
 from mdaf_tf import feature_schema, schema
-from mdaf_tf.config import ModelConfig
 from mdaf_tf.layers.dcnv3 import DCNv3
 from mdaf_tf.layers.feature_embedding import FeatureEmbedding
 from mdaf_tf.layers.mamba4rec_encoder import Mamba4RecEncoder
 from mdaf_tf.layers.mlp import MLP
 from mdaf_tf.layers.target_history_match import TargetHistoryMatch
 from mdaf_tf.models import embedding_sizes
+from mdaf_tf.models.config import ModelConfig, SequenceBranchConfig, StaticBranchConfig
 from mdaf_tf.precision import check_precision
 
 
 class ConfiguredModel(keras.Model):
-    """A functional model built from one ``ModelConfig``; serialises as that config.
+    """A functional model built from its own config dataclass (``config_class``); serialises
+    as that config.
 
-    Subclasses build their graph in ``__init__(config, **kwargs)`` from
-    ``as_config(config)`` and end with ``super().__init__(inputs=..., outputs=...)``. The
-    layers that run per behaviour token take ``config.precision`` as their dtype policy
-    (``mdaf_tf.precision``); the others compute in float32.
+    Subclasses set ``config_class``, build their graph in ``__init__(config, **kwargs)`` from
+    ``self.as_config(config)`` and end with ``super().__init__(inputs=..., outputs=...,
+    config=c)``. The layers that run per behaviour token take ``config.precision`` as their
+    dtype policy (``mdaf_tf.precision``); the others compute in float32.
     """
+
+    config_class = ModelConfig
 
     def __init__(self, *args, config: ModelConfig, **kwargs):
         super().__init__(*args, **kwargs)
         self.config = config
+
+    @classmethod
+    def as_config(cls, config) -> ModelConfig:
+        """``config`` itself when it is a ``config_class``, else the ``config_class`` its dict
+        form (``get_config``, a legacy one included) describes; an unknown field or
+        ``precision`` is a ConfigError naming the field."""
+        if not isinstance(config, cls.config_class):
+            from mdaf_tf.models import legacy_config
+
+            if not isinstance(config, dict):
+                raise config_lib.ConfigError(
+                    f"{cls.__name__} takes a {cls.config_class.__name__} or its dict form, "
+                    f"got {type(config).__name__}")
+            fields = {f.name for f in dataclasses.fields(cls.config_class)}
+            config = config_lib.from_dict(cls.config_class, legacy_config.convert(config, fields))
+        if hasattr(config, "precision"):
+            check_precision(config.precision)
+        return config
 
     def get_config(self):
         return {"config": config_lib.to_dict(self.config), "name": self.name}
@@ -36,15 +59,6 @@ class ConfiguredModel(keras.Model):
     @classmethod
     def from_config(cls, config):
         return cls(**config)
-
-
-def as_config(config: ModelConfig | dict) -> ModelConfig:
-    """``config`` itself, or the ``ModelConfig`` its dict form (``get_config``) describes;
-    an unknown ``precision`` is a ValueError naming the field."""
-    if isinstance(config, dict):
-        config = config_lib.from_dict(ModelConfig, config)
-    check_precision(config.precision)
-    return config
 
 
 def embedded_inputs(c: ModelConfig) -> tuple[dict, dict]:
@@ -104,7 +118,7 @@ def target_match(c: ModelConfig, inputs: dict, embedded: dict):
         target, history, padding_mask=embedded["history_mask"])
 
 
-def static_branch(c: ModelConfig, embedded: dict):
+def static_branch(c: StaticBranchConfig, embedded: dict):
     """MDAF's static branch: ``DCNv3(Dense_hidden([e_user; e_item; e_cate]))`` (B, hidden)."""
     static = keras.layers.Dense(c.hidden_dim, name="static_projection")(static_fields(embedded))
     return DCNv3(
@@ -115,7 +129,7 @@ def static_branch(c: ModelConfig, embedded: dict):
     )(static)
 
 
-def sequence_encoder(c: ModelConfig, pooling: str) -> Mamba4RecEncoder:
+def sequence_encoder(c: SequenceBranchConfig, pooling: str) -> Mamba4RecEncoder:
     """MDAF's sequence branch: the Mamba4Rec encoder with ``pooling``."""
     return Mamba4RecEncoder(
         d_model=c.hidden_dim,
