@@ -62,8 +62,8 @@ def evaluate(export_dir, data_dir, split: str = "test", batch_size: int = 2048,
     import numpy as np
 
     from mdaf_tf import data, export, feature_schema, schema
-    from mdaf_tf.training.evaluation import Predictions
-    from mdaf_tf.training.progress import ProgressBar
+    from mdaf_tf.evaluation.predictions import Predictions
+    from mdaf_tf.progress import ProgressBar
 
     loaded, info = load_export(Path(export_dir))
     signature = loaded.signatures["serving_default"]
@@ -117,12 +117,13 @@ def signature_inputs(raw: dict, expected: dict, export_dir, data_dir) -> dict:
 
 
 def write_report(output: Path, export_dir, data_dir, split, predictions, info, meta) -> dict:
+    from mdaf_tf import schema
     from mdaf_tf.files import write_json_atomic, write_text_atomic
     from mdaf_tf.training import plots, report
 
     output.mkdir(parents=True, exist_ok=True)
     summary = {"split": split, **predictions.summary()}
-    label = report.SPLIT_LABELS[split]
+    label = schema.SPLIT_LABELS[split]
     lines = [
         f"# Evaluation on {label}: {info.get('model', 'model')} ({export_dir})",
         "",

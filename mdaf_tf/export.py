@@ -411,7 +411,7 @@ def _serving_check(args: list[str], cwd, first_export) -> list[dict]:
     import subprocess
     import sys
 
-    script = Path(__file__).with_name("serving_check.py")
+    script = Path(__file__).parent / "evaluation" / "serving_check.py"
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH="")
     proc = subprocess.run([sys.executable, str(script), *args], capture_output=True,
                           text=True, env=env, cwd=cwd)

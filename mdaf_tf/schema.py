@@ -38,6 +38,7 @@ SCHEMA_VERSION = 3
 # split and no user_key, and such directories must be rebuilt
 READABLE_SCHEMA_VERSIONS = (2, 3)
 SPLITS = ("train", "val", "test")
+SPLIT_LABELS = {"train": "train", "val": "validation", "test": "test"}  # in reports
 EVAL_SPLITS = ("val", "test")
 DEFAULT_MAX_SEQ_LEN = 50
 

@@ -3,8 +3,9 @@ of ``mdaf_tf``, ``pipelines`` and ``benchmarks`` (the static import graph of
 ``tests/test_imports.py``: function-local and ``TYPE_CHECKING`` imports included).
 
     cli (train, tune, compare, evaluate, predict)
-      -> comparison, tuning -> training -> serving (export, raw rows) -> models -> layers
-      -> ops -> base (schema, data, config, metrics, files, precision, ...)
+      -> comparison, tuning -> training -> serving (export, raw rows)
+      -> evaluation (prediction passes, calibration, the serving check) -> models -> layers
+      -> ops -> base (schema, data, config, metrics, files, precision, progress, ...)
     pipelines -> base                    benchmarks (the studies) -> anything
 
 A module may import its own layer and those below it. ``mdaf_tf`` never imports
@@ -28,11 +29,12 @@ LAYERS = (
     ("base", ("mdaf_tf", "mdaf_tf.schema", "mdaf_tf.feature_schema", "mdaf_tf.data",
               "mdaf_tf.config", "mdaf_tf.metrics", "mdaf_tf.files", "mdaf_tf.lazy",
               "mdaf_tf.internal_apis", "mdaf_tf.precision", "mdaf_tf.runtime",
-              "mdaf_tf.native")),
+              "mdaf_tf.native", "mdaf_tf.progress")),
     ("ops", ("mdaf_tf.ops",)),
     ("layers", ("mdaf_tf.layers",)),
     ("models", ("mdaf_tf.models", "mdaf_tf.flops")),
-    ("serving", ("mdaf_tf.export", "mdaf_tf.serving_check", "mdaf_tf.raw_rows")),
+    ("evaluation", ("mdaf_tf.evaluation",)),
+    ("serving", ("mdaf_tf.export", "mdaf_tf.raw_rows")),
     ("training", ("mdaf_tf.training", "mdaf_tf.distribute", "mdaf_tf.heuristics")),
     ("tuning", ("mdaf_tf.tuning", "mdaf_tf.comparison")),
     ("cli", ("mdaf_tf.train", "mdaf_tf.tune", "mdaf_tf.compare", "mdaf_tf.evaluate",

@@ -11,7 +11,7 @@ import numpy as np
 import tensorflow as tf
 
 from mdaf_tf import data
-from mdaf_tf.training import evaluation
+from mdaf_tf.evaluation.predictions import make_predict_fn
 
 
 def reset_peak_rss() -> bool:
@@ -47,7 +47,7 @@ def inference_batch(data_dir, batch_size: int) -> dict:
 def time_inference(model, jit_compile: bool, batch: dict, repeats: int = 10,
                    warmup: int = 2) -> dict:
     """Median wall time of the compiled prediction function on one batch."""
-    predict = evaluation.make_predict_fn(model, jit_compile)
+    predict = make_predict_fn(model, jit_compile)
     for _ in range(warmup):
         np.asarray(predict(batch)[0])
     times = []

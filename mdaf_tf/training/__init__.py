@@ -22,10 +22,10 @@ from typing import TYPE_CHECKING
 from mdaf_tf.lazy import lazy_attributes
 
 if TYPE_CHECKING:  # what the lazy attributes below resolve to (for type checkers and IDEs)
+    from mdaf_tf.evaluation.exact import ExactEvaluation
     from mdaf_tf.metrics import exact_auc, group_auc, log_loss
     from mdaf_tf.training.backup import TrainingBackup
     from mdaf_tf.training.epoch_progress import EpochProgress
-    from mdaf_tf.training.exact_evaluation import ExactEvaluation
     from mdaf_tf.training.gate_statistics import GateStatistics
     from mdaf_tf.training.metrics_logger import MetricsLogger
     from mdaf_tf.training.optimizer import build_optimizer
@@ -42,7 +42,7 @@ if TYPE_CHECKING:  # what the lazy attributes below resolve to (for type checker
 _LAZY = {
     "ClickTrainer": "mdaf_tf.training.trainer",
     "EpochProgress": "mdaf_tf.training.epoch_progress",
-    "ExactEvaluation": "mdaf_tf.training.exact_evaluation",
+    "ExactEvaluation": "mdaf_tf.evaluation.exact",
     "GateStatistics": "mdaf_tf.training.gate_statistics",
     "MetricsLogger": "mdaf_tf.training.metrics_logger",
     "SummaryWriter": "mdaf_tf.training.tensorboard",

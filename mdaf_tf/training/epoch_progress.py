@@ -6,7 +6,7 @@ import time
 
 import keras
 
-from mdaf_tf.training.progress import ProgressBar
+from mdaf_tf.progress import ProgressBar
 
 
 class EpochProgress(keras.callbacks.Callback):

@@ -13,8 +13,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from mdaf_tf import metrics  # noqa: E402
+from mdaf_tf.evaluation import calibration  # noqa: E402
 from mdaf_tf.files import save_figure_atomic  # noqa: E402
-from mdaf_tf.training import calibration  # noqa: E402
 
 
 def _save(fig, path: Path) -> None:

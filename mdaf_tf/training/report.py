@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import math
 
-from mdaf_tf.training.calibration import DEFAULT_BINS
+from mdaf_tf.evaluation.calibration import DEFAULT_BINS
+from mdaf_tf.schema import SPLIT_LABELS
 
-SPLIT_LABELS = {"train": "train", "val": "validation", "test": "test"}
 GAUC_NOTE = ("gAUC is the impression-weighted mean of per-user AUC over the users with both "
              "labels.")
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import keras
 
 from mdaf_tf.config import TrainConfig
+from mdaf_tf.evaluation.predictions import Predictions
 from mdaf_tf.models.config import ModelConfig
-from mdaf_tf.training import evaluation
 
 
 @dataclasses.dataclass
@@ -26,11 +26,11 @@ class TrainResult:
     stopped_early: bool
     parameters: dict[str, int]
     metadata: dict
-    val_predictions: evaluation.Predictions  # of the restored (best) model
+    val_predictions: Predictions  # of the restored (best) model
     jit_compile: bool
     export_path: Path | None = None
     skipped_shards: dict | None = None  # {path: reason} left out by skip_corrupt_shards
     # Predictions.summary() of the restored (best-validation) weights on the test split,
     # computed once after training; None with evaluate_test=False
     test: dict | None = None
-    test_predictions: evaluation.Predictions | None = None
+    test_predictions: Predictions | None = None

@@ -6,8 +6,9 @@ from collections.abc import Callable
 
 import keras
 
+from mdaf_tf import schema
+from mdaf_tf.evaluation.exact import predict_split
 from mdaf_tf.files import write_text_atomic
-from mdaf_tf.training.exact_evaluation import predict_split
 
 
 class RunReport(keras.callbacks.Callback):
@@ -99,10 +100,10 @@ def write_report(result) -> None:
     write_text_atomic(out / "report.md", report.training_report(result))
     plots.learning_curves(result.history, result.best_epoch, out / "learning_curves.png")
     split, predictions = report.reported_predictions(result)
-    label = report.SPLIT_LABELS[split]
+    label = schema.SPLIT_LABELS[split]
     plots.roc_curve(predictions.labels, predictions.probabilities, out / "roc.png", split=label)
     plots.reliability_diagram(predictions.labels, predictions.probabilities,
                               out / "reliability.png", split=label)
     if result.val_predictions.gates is not None:
         plots.gate_histogram(result.val_predictions.gates, out / "gate_histogram.png",
-                             split=report.SPLIT_LABELS["val"])
+                             split=schema.SPLIT_LABELS["val"])

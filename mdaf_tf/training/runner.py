@@ -36,6 +36,7 @@ from mdaf_tf import config as config_lib
 from mdaf_tf import data, distribute, schema
 from mdaf_tf.config import ConfigError, TrainConfig
 from mdaf_tf.data import DataError
+from mdaf_tf.evaluation.exact import ExactEvaluation, predict_split
 from mdaf_tf.files import write_json_atomic
 from mdaf_tf.models import embedding_sizes
 from mdaf_tf.models.config import ModelConfig
@@ -43,7 +44,6 @@ from mdaf_tf.precision import needs_loss_scaling
 from mdaf_tf.training import checkpoint, recipe, splits
 from mdaf_tf.training.backup import TrainingBackup, TrainingInterrupted
 from mdaf_tf.training.epoch_progress import EpochProgress
-from mdaf_tf.training.exact_evaluation import ExactEvaluation, predict_split
 from mdaf_tf.training.gate_statistics import GateStatistics
 from mdaf_tf.training.metrics_logger import METRICS_COLUMNS, MetricsLogger
 from mdaf_tf.training.optimizer import build_optimizer

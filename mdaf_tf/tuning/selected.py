@@ -14,9 +14,10 @@ from pathlib import Path
 
 from mdaf_tf import config as config_lib
 from mdaf_tf.config import TrainConfig
+from mdaf_tf.evaluation.predictions import make_predict_fn
 from mdaf_tf.files import write_json_atomic
 from mdaf_tf.models import make_config
-from mdaf_tf.training import checkpoint, evaluation, runner
+from mdaf_tf.training import checkpoint, runner
 
 RESULT_FILE = "selected_test.json"
 FIGURES = ("examples", "positives", "auc", "gauc", "log_loss")
@@ -39,7 +40,7 @@ def restore_trial_model(run_dir: Path, epoch: int):
 def figures_on_test(run_dir: Path, epoch: int, data_dir, progress: bool = False) -> dict:
     """Test examples, positives, AUC, gAUC and log loss of the trial's epoch ``epoch``."""
     model, resolved = restore_trial_model(run_dir, epoch)
-    predict_fn = evaluation.make_predict_fn(model, bool(resolved.get("jit_compile", False)))
+    predict_fn = make_predict_fn(model, bool(resolved.get("jit_compile", False)))
     batch_size = int(resolved.get("effective_batch_size") or resolved["train"]["batch_size"])
     summary = runner.predict_split(predict_fn, data_dir, "test", batch_size,
                                    progress=progress).summary()

@@ -22,7 +22,7 @@ import numpy as np
 import tensorflow as tf
 
 from mdaf_tf import data, feature_schema, schema
-from mdaf_tf.training import evaluation
+from mdaf_tf.evaluation import predictions as prediction_pass
 
 
 def _raw_ids(kind: str, n: int, dtype: str):
@@ -229,9 +229,10 @@ class SplitSpy:
         for name in ("make_dataset", "shard_paths", "check_shards"):
             monkeypatch.setattr(data, name, self._recording(name, getattr(data, name)))
         if script is not None:
-            real_predict, real_summary = evaluation.predict_dataset, evaluation.Predictions.summary
-            monkeypatch.setattr(evaluation, "predict_dataset", self._scripting(real_predict))
-            monkeypatch.setattr(evaluation.Predictions, "summary",
+            real_predict = prediction_pass.predict_dataset
+            real_summary = prediction_pass.Predictions.summary
+            monkeypatch.setattr(prediction_pass, "predict_dataset", self._scripting(real_predict))
+            monkeypatch.setattr(prediction_pass.Predictions, "summary",
                                 lambda p: {**real_summary(p), "auc": p.scripted_auc})
 
     def _recording(self, name, real):

@@ -7,19 +7,18 @@ import math
 import keras
 
 from mdaf_tf import data, schema
-from mdaf_tf.training import evaluation
-from mdaf_tf.training.report import SPLIT_LABELS
+from mdaf_tf.evaluation import predictions
 
 
 def predict_split(predict_fn, data_dir, split: str, batch_size: int, *, progress: bool = False,
-                  exclude=(), examples: int | None = None) -> evaluation.Predictions:
+                  exclude=(), examples: int | None = None) -> predictions.Predictions:
     """One in-order pass of ``predict_fn`` over ``split``, with the user keys (for gAUC)
     read beside the model inputs; ``examples`` only sizes the progress bar."""
     dataset = data.make_dataset(data_dir, split, batch_size, training=False, exclude=exclude,
                                 extra_features=(schema.USER_KEY,))
     steps = math.ceil(examples / batch_size) if examples else None
-    return evaluation.predict_dataset(predict_fn, dataset, batch_size, steps, progress,
-                                      label=f"  {SPLIT_LABELS[split]}")
+    return predictions.predict_dataset(predict_fn, dataset, batch_size, steps, progress,
+                                       label=f"  {schema.SPLIT_LABELS[split]}")
 
 
 class ExactEvaluation(keras.callbacks.Callback):
@@ -42,7 +41,7 @@ class ExactEvaluation(keras.callbacks.Callback):
         prefix: the log key prefix.
 
     Attributes:
-        predictions: the latest epoch's ``evaluation.Predictions``.
+        predictions: the latest epoch's ``predictions.Predictions``.
         best_predictions, best_epoch: those of the best ``{prefix}auc`` so far (0-based epoch).
 
     Example:
@@ -61,11 +60,11 @@ class ExactEvaluation(keras.callbacks.Callback):
         self.click_model, self.data_dir, self.split = click_model, data_dir, split
         self.batch_size, self.exclude, self.examples = batch_size, tuple(exclude), examples
         self.progress, self.prefix = progress, prefix
-        self.predict_fn = evaluation.make_predict_fn(click_model, jit_compile)
+        self.predict_fn = predictions.make_predict_fn(click_model, jit_compile)
         self.predictions = self.best_predictions = None
         self.best_epoch, self._best_auc = None, None
 
-    def evaluate(self) -> evaluation.Predictions:
+    def evaluate(self) -> predictions.Predictions:
         """Predict the split with the model's current weights."""
         return predict_split(self.predict_fn, self.data_dir, self.split, self.batch_size,
                              progress=self.progress, exclude=self.exclude,

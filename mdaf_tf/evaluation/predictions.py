@@ -8,8 +8,8 @@ import numpy as np
 import tensorflow as tf
 
 from mdaf_tf import metrics, schema
-from mdaf_tf.training import calibration
-from mdaf_tf.training.progress import ProgressBar
+from mdaf_tf.evaluation import calibration
+from mdaf_tf.progress import ProgressBar
 
 
 @dataclasses.dataclass

@@ -1,13 +1,17 @@
 import math
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from tiny_run import plain_calibration_ratio, plain_ece
 
-from mdaf_tf.training import calibration
-from mdaf_tf.training.evaluation import Predictions
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "training"))
+from tiny_run import plain_calibration_ratio, plain_ece  # noqa: E402
+
+from mdaf_tf.evaluation import calibration
+from mdaf_tf.evaluation.predictions import Predictions
 
 
 def random_case(seed, n=300):
