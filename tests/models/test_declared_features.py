@@ -2,10 +2,11 @@
 sequence fields and a history-only one, and on pipelines.taobao_ad's output for generated
 Taobao Ad files with a behaviour log (17 categorical + 1 numeric static fields, 3 sequence
 fields): it builds, gets a gradient in most weights (on the declared schema; each model's own
-test trains it with ``fit``, and ``tests/test_compare.py`` every model on the same generated
-Taobao Ad files), round-trips through .keras; one model per class (the variant with every
-layer of its class, ``model_checks.one_per_class``) exports, and its export's serving_default
-takes exactly the raw fields and matches Keras to 1e-5 in a fresh process without mdaf_tf."""
+test trains it with ``fit``, and ``tests/test_compare.py`` one model of each way of reading
+the fields on the same generated Taobao Ad files), round-trips through .keras; one model per
+class (the variant with every layer of its class, ``model_checks.one_per_class``) exports,
+and its export's serving_default takes exactly the raw fields and matches Keras to 1e-5 in a
+fresh process without mdaf_tf."""
 
 import keras
 import numpy as np
