@@ -185,7 +185,6 @@ def serve_batch(args) -> dict:
     import keras
 
     from mdaf_tf import export, models
-    from mdaf_tf.config import ModelConfig
     from mdaf_tf.data import load_metadata
     from mdaf_tf.training.runner import fill_model_config
 
@@ -194,7 +193,7 @@ def serve_batch(args) -> dict:
         subprocess.run([sys.executable, "-m", "pipelines.synthetic", "--output",
                         str(data_dir)], check=True, capture_output=True)
         keras.utils.set_random_seed(0)
-        config = fill_model_config(ModelConfig(), load_metadata(data_dir))
+        config = fill_model_config(models.make_config("mdaf"), load_metadata(data_dir))
         model = models.build_model("mdaf", config)
         path = export.export_model(model, config, "mdaf", data_dir, Path(tmp) / "saved")
         done = subprocess.run([sys.executable, "-c", SERVE_SCRIPT, str(path), str(args.batch)],

@@ -11,7 +11,7 @@
 3. Scores validation and test with the two heuristics of ``mdaf_tf.heuristics``
    (recency-weighted count of the target's category in the history, decay 0.9 per event fixed
    a priori; the target item's count in the history): exact AUC and gAUC by ``user_key``.
-4. Trains every model of ``--models`` (default: all of ``mdaf_tf.compare.DEFAULT_MODELS``)
+4. Trains every model of ``--models`` (default: compare's, ``registry.comparison_names()``)
    with every seed through ``python -m mdaf_tf.compare`` into ``WORK/compare`` (resumable:
    finished runs are skipped on a rerun, so adding seeds trains only the new ones) and reads
    its ``runs.csv``: mean +- std over seeds of test AUC, test gAUC and validation AUC (the
@@ -288,13 +288,13 @@ def failed_runs(out_dir: Path, models, seeds) -> list[str]:
 
 
 def main(argv=None) -> int:
-    from mdaf_tf.compare import DEFAULT_MODELS
+    from mdaf_tf.models import registry
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--input", type=Path, default=SHARED_CSV,
                         help="Taobao User Behavior CSV (default: the shared 43-user sample)")
-    parser.add_argument("--models", default=",".join(DEFAULT_MODELS),
-                        help="comma-separated models (default: mdaf_tf.compare.DEFAULT_MODELS)")
+    parser.add_argument("--models", default=",".join(registry.comparison_names()),
+                        help="comma-separated models (default: compare's)")
     parser.add_argument("--seeds", default="42", help="comma-separated seeds (default 42)")
     parser.add_argument("--epochs", type=int, default=5, help="maximum epochs (default 5)")
     parser.add_argument("--config", type=Path, default=None,

@@ -49,7 +49,7 @@ from benchmarks import common  # noqa: E402
 from mdaf_tf.precision import PRECISIONS  # noqa: E402
 
 OUTPUT = common.RESULTS_DIR / "serving.json"
-TINY = dict(hidden_dim=32, user_embedding_dim=16, item_embedding_dim=16, cate_embedding_dim=16,
+TINY = dict(hidden_dim=32, embedding_dims={"user": 16, "item": 16, "cate": 16},
             num_mamba_layers=1, d_state=4, gate_hidden=16, output_hidden=(8,))
 RAW_BASE = {"user": 10**6, "item": 2 * 10**6, "cate": 3 * 10**6}
 
@@ -135,9 +135,10 @@ def keras_latency(model, config, args) -> list[dict]:
     ``jit_compile`` and scan as the training command resolves them), for comparison."""
     import numpy as np
 
-    from mdaf_tf.training import evaluation, runner
+    from mdaf_tf.evaluation.predictions import make_predict_fn
+    from mdaf_tf.training import runner
 
-    predict = evaluation.make_predict_fn(model, runner.resolve_jit_compile("auto", config))
+    predict = make_predict_fn(model, runner.resolve_jit_compile("auto", config))
     out = []
     for batch in args.batches:
         features = common.random_features(batch, args.length, tuple(args.vocab))

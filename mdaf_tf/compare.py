@@ -17,8 +17,8 @@ Yardsticks: on a dataset written by ``pipelines.synthetic`` (``mdaf_tf.compariso
 table3.md and auc_bar.png also show two rows that are not models, on the same test split:
 ``oracle`` (the true click probabilities, re-simulated from metadata.json's arguments) and
 ``lr_ceiling`` (``mdaf_tf.comparison.linear_ceiling``: a logistic regression on the true
-feature forms, fitted on train, its C chosen on validation, as ``benchmarks/linear_ceiling.py``
-reports it). They are deterministic, so each is one value with seeds "-"; their Delta vs the
+feature forms, fitted on train, its C chosen on validation, as
+``studies/linear_ceiling/linear_ceiling.py`` reports it). They are deterministic, so each is one value with seeds "-"; their Delta vs the
 reference is shown, but they are excluded from the paired t-tests and from the Holm family
 (a test over seeds of a constant says nothing about it; counting them would change the
 models' adjusted p-values). table3.csv keeps one row per model; the yardsticks go to
@@ -50,9 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
     cli_options.add_data(p)
     p.add_argument("--models", help=(
         "comma-separated model names (NAME or MODULE:NAME, as --model of train) (default: "
-        "every registered model but the match variants: "
-        "autoint,bst,dcnv2,din,dnn,mamba4rec,mdaf,mdaf_ta,mdaf_concat,mdaf_fixed,mdaf_seq,"
-        "dcnv3)"))
+        "every registered model but the match variants, which register with "
+        "in_comparison=False)"))
     p.add_argument("--seeds", default="42,123,7",
                    help="comma-separated integer seeds, one run per model and seed "
                    "(default %(default)s)")
