@@ -83,7 +83,7 @@ SCHEMAS = {"default": {}, "thesis": {"hour": 24 + 2, "day_of_week": 7 + 2}}
 
 
 def feature_declaration(schema_name: str) -> dict | None:
-    """``ModelConfig.features`` of a benchmark schema (None: the default)."""
+    """A model config's ``features`` for a benchmark schema (None: the default)."""
     from mdaf_tf import feature_schema
 
     extra = SCHEMAS[schema_name]
@@ -94,15 +94,16 @@ def feature_declaration(schema_name: str) -> dict | None:
     return declared
 
 
-def model_config(length: int, vocab=DEFAULT_VOCAB, schema_name: str = "default", **overrides):
-    from mdaf_tf.config import ModelConfig
+def model_config(length: int, vocab=DEFAULT_VOCAB, schema_name: str = "default",
+                 model: str = "mdaf", **overrides):
+    """``model``'s config over the benchmark schema (``overrides``: fields it reads)."""
+    from mdaf_tf.models import make_config
 
     users, items, cates = vocab
-    return ModelConfig(
-        user_vocab_size=users, item_vocab_size=items, cate_vocab_size=cates,
-        max_seq_len=length, features=feature_declaration(schema_name),
-        vocab_sizes=dict(SCHEMAS[schema_name]), **overrides,
-    )
+    return make_config(model, {
+        "max_seq_len": length, "features": feature_declaration(schema_name),
+        "vocab_sizes": {"user": users, "item": items, "cate": cates, **SCHEMAS[schema_name]},
+        **overrides})
 
 
 def random_features(batch: int, length: int, vocab=DEFAULT_VOCAB, seed: int = 0,
@@ -153,8 +154,11 @@ def percentile(values, q: float) -> float:
 
 def matmul_gflops(size: int = 2048, repeats: int = 10, dtype: str = "float32") -> dict:
     """``tf.matmul`` of two ``size`` x ``size`` matrices of ``dtype``: best and median GFLOP/s
-    (2 size^3 FLOPs per product) over ``repeats`` timed calls after one warm-up call."""
+    (2 size^3 FLOPs per product, counted from its graph by ``benchmarks/flops.py``) over
+    ``repeats`` timed calls after one warm-up call."""
     import tensorflow as tf
+
+    from benchmarks import flops
 
     a = tf.cast(tf.random.normal((size, size), seed=1), dtype)
     b = tf.cast(tf.random.normal((size, size), seed=2), dtype)
@@ -165,7 +169,7 @@ def matmul_gflops(size: int = 2048, repeats: int = 10, dtype: str = "float32") -
 
     product().numpy()
     times = time_calls(lambda: product().numpy(), repeats)
-    flop = 2 * size**3
+    flop = flops.count_graph(product.get_concrete_function().graph)["matmul"]
     return {
         "size": size,
         "dtype": dtype,

@@ -1,18 +1,19 @@
 """Run every benchmark and write ``benchmarks/RESULTS.md`` with the machine description.
 
-    python benchmarks/run_all.py [--quick] [--only scan pipeline train ffn seq serving]
+    python benchmarks/run_all.py [--quick] [--only scan pipeline train seq serving]
                                  [--results benchmarks/RESULTS.md]
 
 Runs, one after another, each in its own process (commands are listed in RESULTS.md):
 ``scan.py`` (batch 2048, d_inner 256, d_state 16; all implementations at L=50, the fast scan
 at L=200), ``pipeline.py`` (the shared 110k-row slice and a generated 1M-row file),
-``train_throughput.py``, ``ffn_parts.py``, ``seq_scaling.py`` and ``serving.py`` at their
-defaults. Each
+``train_throughput.py``, ``seq_scaling.py`` and ``serving.py`` at their defaults. Each
 writes its JSON under ``benchmarks/results/`` and its output to ``results/logs/NAME.log``;
 RESULTS.md gets the machine (CPU model, cores, memory, TensorFlow version, load average at
 the start and end of the whole run and of each benchmark), every table and the targets of
 the performance issue as ratios. ``--quick`` runs tiny sizes (a smoke test of the suite,
 minutes; its figures mean nothing) and writes ``results/quick/`` and ``RESULTS.quick.md``.
+The FFN sub-layer's op-by-op timing, which earlier runs included, is a study now
+(``studies/ffn_parts/``) and is not run here.
 """
 
 from __future__ import annotations
@@ -30,10 +31,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from benchmarks import common, ffn_parts, seq_scaling, serving, train_throughput  # noqa: E402
+from benchmarks import common, seq_scaling, serving, train_throughput  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
-NAMES = ("scan", "pipeline", "train", "ffn", "seq", "serving")
+NAMES = ("scan", "pipeline", "train", "seq", "serving")
 
 
 def commands(results: Path, quick: bool) -> dict[str, list[list[str]]]:
@@ -50,8 +51,6 @@ def commands(results: Path, quick: bool) -> dict[str, list[list[str]]]:
             "train": [[py, "benchmarks/train_throughput.py", "--batch", "32", "--length", "8",
                        "--steps", "2", "--matmul-size", "256", "--matmul-repeats", "3",
                        "--vocab", "100", "200", "20", "--output", f"{r}/train_throughput.json"]],
-            "ffn": [[py, "benchmarks/ffn_parts.py", "--batch", "8", "--length", "8",
-                     "--repeats", "1", "--output", f"{r}/ffn_parts.json"]],
             "seq": [[py, "benchmarks/seq_scaling.py", "--lengths", "8", "16", "--batch", "8",
                      "--repeats", "1", "--d-model", "48", "--vocab", "100", "200", "20",
                      "--output", f"{r}/seq_scaling.json"]],
@@ -70,7 +69,6 @@ def commands(results: Path, quick: bool) -> dict[str, list[list[str]]]:
                       "--json", f"{r}/pipeline_run_all.json"]],
         "train": [[py, "benchmarks/train_throughput.py",
                    "--output", f"{r}/train_throughput.json"]],
-        "ffn": [[py, "benchmarks/ffn_parts.py", "--output", f"{r}/ffn_parts.json"]],
         "seq": [[py, "benchmarks/seq_scaling.py", "--output", f"{r}/seq_scaling.json"]],
         "serving": [[py, "benchmarks/serving.py", "--output", f"{r}/serving.json"]],
     }
@@ -148,7 +146,6 @@ RENDER = {
     "scan": scan_markdown,
     "pipeline": pipeline_markdown,
     "train": train_throughput.markdown,
-    "ffn": ffn_parts.markdown,
     "seq": seq_scaling.markdown,
     "serving": serving.markdown,
 }
@@ -156,7 +153,6 @@ TITLES = {
     "scan": "Selective scan (`benchmarks/scan.py`)",
     "pipeline": "Data pipeline (`benchmarks/pipeline.py`)",
     "train": "MDAF training throughput (`benchmarks/train_throughput.py`)",
-    "ffn": "FFN sub-layer op by op (`benchmarks/ffn_parts.py`)",
     "seq": "Sequence-length scaling, inference (`benchmarks/seq_scaling.py`)",
     "serving": "Serving (`benchmarks/serving.py`)",
 }

@@ -12,8 +12,9 @@ subprocess (its memory is its own): the model's inference ``tf.function`` (the o
 evaluation uses, with ``jit_compile`` resolved as the training command does) is called once
 to trace and compile, then ``--repeats`` times on a batch of in-memory random ids. Cost =
 seconds per example (the median call's time / batch); each model's cost is also given
-relative to its own cost at the shortest length, and the analytic forward FLOPs per example
-(``mdaf_tf.flops.mdaf_flops`` / ``bst_flops``) with the GFLOP/s they imply. At each length the
+relative to its own cost at the shortest length, and the forward FLOPs per example counted
+from the built model's graph (``benchmarks/flops.py``, after the timed calls) with the GFLOP/s
+they imply. At each length the
 models run ``--rounds`` times in alternating order (MDAF, BST, BST, MDAF, ...), each round in
 fresh subprocesses, and a case's time is the median of its rounds' medians: the VM's speed
 drifts by about 10% over minutes, and interleaving puts both models of a ratio under the same
@@ -36,7 +37,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from benchmarks import common  # noqa: E402
+from benchmarks import common, flops  # noqa: E402
 
 OUTPUT = common.RESULTS_DIR / "seq_scaling.json"
 CATE_DIM = 32
@@ -44,8 +45,8 @@ CATE_DIM = 32
 
 def case_config(length: int, d_model: int, vocab):
     return common.model_config(
-        length, vocab, hidden_dim=d_model, item_embedding_dim=d_model - CATE_DIM,
-        cate_embedding_dim=CATE_DIM,
+        length, vocab, hidden_dim=d_model,
+        embedding_dims={"item": d_model - CATE_DIM, "cate": CATE_DIM},
     )
 
 
@@ -53,14 +54,15 @@ def run_case(model_name: str, length: int, args) -> dict:
     """Time one case in this process (the child)."""
     import keras
 
-    from mdaf_tf import flops, models
-    from mdaf_tf.training import evaluation, runner
+    from mdaf_tf import models
+    from mdaf_tf.evaluation import predictions
+    from mdaf_tf.training import runner
 
     config = case_config(length, args.d_model, tuple(args.vocab))
     jit = runner.resolve_jit_compile(args.jit_compile, config)
     keras.utils.set_random_seed(0)
     model = models.build_model(model_name, config)
-    predict = evaluation.make_predict_fn(model, jit)
+    predict = predictions.make_predict_fn(model, jit)
     features = common.random_features(args.batch, length, tuple(args.vocab))
 
     def call():
@@ -80,9 +82,7 @@ def run_case(model_name: str, length: int, args) -> dict:
         "call_s": times,
         "peak_rss_gib": common.peak_rss_gib(),
     }
-    count = flops.bst_flops if model_name == "bst" else flops.mdaf_flops
-    if model_name in ("mdaf", "bst"):
-        row["forward_mflop_per_example"] = count(config)["total"].total / 1e6
+    row["forward_mflop_per_example"] = flops.flops_per_example(model)["total"] / 1e6
     row.update(speed(row, statistics.median(times)))
     return row
 

@@ -16,15 +16,16 @@ timed on a second copy of the model, before and after ``fit`` (the machine drift
 minutes), so ``fit_over_custom_loop`` says what ``fit`` costs.
 ``jit_compile`` is resolved as the runner does unless ``--jit-compile`` says otherwise.
 
-Reported per precision (``ModelConfig.precision``, measured one after the other): the first
+Reported per precision (the model config's ``precision``, measured one after the other): the first
 step's seconds (tracing, compilation and the op library's build included), examples/s over
-``--steps`` timed steps after it, the achieved GFLOP/s (analytic training FLOPs per example,
-``mdaf_tf.flops``: 3x the forward count), the GFLOP/s of a ``tf.matmul`` of two 2048 x 2048
-matrices in that precision's compute dtype (float32, bfloat16 or float16) measured in the same
-process before and after its training steps (the better of the two is its reference), their
-ratio, the step's parts timed alone, and the CPU seconds per step by op type from the TF
-profiler (``benchmarks/op_profile.py``: matmuls against the rest, which bounds what a faster
-matmul can gain); then each precision's speed over float32's and the process's peak memory.
+``--steps`` timed steps after it, the achieved GFLOP/s (training FLOPs per example counted from
+the built model's graph, ``benchmarks/flops.py``: 3x the forward count), the GFLOP/s of a
+``tf.matmul`` of two 2048 x 2048 matrices in that precision's compute dtype (float32, bfloat16
+or float16) measured in the same process before and after its training steps (the better of the
+two is its reference), their ratio, the step's parts timed alone, and the CPU seconds per step
+by op type from the TF profiler (``benchmarks/op_profile.py``: matmuls against the rest, which
+bounds what a faster matmul can gain); then each precision's speed over float32's and the
+process's peak memory.
 ``--schemas default thesis`` then measures the first precision again with the thesis code's
 five static fields (``common.SCHEMAS``: hour and day of week added) and reports its speed over
 the three-field default's (``thesis_over_default``).
@@ -41,7 +42,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from benchmarks import common, op_profile  # noqa: E402
+from benchmarks import common, flops, op_profile  # noqa: E402
 from mdaf_tf.precision import PRECISIONS  # noqa: E402
 
 OUTPUT = common.RESULTS_DIR / "train_throughput.json"
@@ -119,17 +120,27 @@ def measure(args, precision: str, custom_loop: bool, schema_name: str | None = N
     return summarise(args, config, jit, precision, {
         "first_step_s": first_step_s, "step_s": times, "loop": loop, "breakdown_s": breakdown,
         "op_profile": profile, "matmul_before": matmul_before, "matmul_after": matmul_after,
-        "parameters": int(model.count_params()),
+        "parameters": int(model.count_params()), "flops": model_flops(model),
     })
 
 
+def model_flops(model) -> dict:
+    """Forward FLOPs per example of the built model (``benchmarks/flops.py``), and the
+    matmul FLOPs of its Mamba blocks alone."""
+    counted = flops.flops_per_example(model)
+    blocks = model.get_layer("sequence_encoder").mamba_blocks
+    counted["mamba_matmul"] = sum(flops.layer_flops(counted, block.name, "matmul")
+                                  for block in blocks)
+    return counted
+
+
 def summarise(args, config, jit: bool, precision: str, m: dict) -> dict:
-    from mdaf_tf import flops
     from mdaf_tf.ops.selective_scan import resolve_impl
 
     times = m["step_s"]
     examples_per_s = args.batch * len(times) / sum(times)
-    train_flop = flops.training_flops_per_example(config)
+    forward = m["flops"]
+    train_flop = flops.TRAINING_MULTIPLIER * forward["total"]
     achieved = train_flop * examples_per_s / 1e9
     reference = max(m["matmul_before"]["best_gflops"], m["matmul_after"]["best_gflops"])
     result = {
@@ -139,15 +150,14 @@ def summarise(args, config, jit: bool, precision: str, m: dict) -> dict:
         "path": "model.fit (ClickTrainer, compile_trainer's recipe)",
         "steps": len(times), "first_step_s": m["first_step_s"], "step_s": times,
         "median_step_s": statistics.median(times), "examples_per_s": examples_per_s,
-        "forward_flops_per_example": flops.forward_flops_per_example(config),
+        "forward_flops_per_example": forward["total"],
+        "forward_flops_by_kind": {k: forward[k] for k in flops.KINDS},
         "training_flops_per_example": train_flop,
-        "training_matmul_flops_per_example":
-            flops.TRAINING_MULTIPLIER * flops.mdaf_flops(config)["total"].matmul,
-        "mamba_matmul_flops_per_example": flops.TRAINING_MULTIPLIER * config.num_mamba_layers
-        * args.length * flops.mamba_block(config.hidden_dim, config.d_state, config.d_conv,
-                                          config.expand).matmul,
-        "flop_convention": "mdaf_tf.flops: training = 3 x forward; matmul 2mnk, scan, "
-                           "elementwise counted; lookups, masking, dropout, optimizer excluded",
+        "training_matmul_flops_per_example": flops.TRAINING_MULTIPLIER * forward["matmul"],
+        "mamba_matmul_flops_per_example": flops.TRAINING_MULTIPLIER * forward["mamba_matmul"],
+        "flop_convention": "benchmarks/flops.py, counted from the built model's graph: "
+                           "training = 3 x forward; matmul 2mnk, scan, elementwise counted; "
+                           "lookups, masking, dropout, optimizer excluded",
         "achieved_gflops": achieved,
         "matmul_before": m["matmul_before"], "matmul_after": m["matmul_after"],
         "matmul_gflops": reference, "fraction_of_matmul": achieved / reference,

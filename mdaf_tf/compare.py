@@ -16,16 +16,16 @@ input.
 Yardsticks: on a dataset written by ``pipelines.synthetic`` (``mdaf_tf.comparison.yardsticks``)
 table3.md and auc_bar.png also show two rows that are not models, on the same test split:
 ``oracle`` (the true click probabilities, re-simulated from metadata.json's arguments) and
-``lr_ceiling`` (``mdaf_tf.comparison.linear_ceiling``: a logistic regression on the true
-feature forms, fitted on train, its C chosen on validation, as
-``studies/linear_ceiling/linear_ceiling.py`` reports it). They are deterministic, so each is one value with seeds "-"; their Delta vs the
-reference is shown, but they are excluded from the paired t-tests and from the Holm family
-(a test over seeds of a constant says nothing about it; counting them would change the
-models' adjusted p-values). table3.csv keeps one row per model; the yardsticks go to
-yardsticks.csv and yardsticks.json (which also keeps them for reruns on the same dataset).
-They are computed before the runs (seconds on the synthetic default); one that cannot be
-computed is left out with a note, and the runs go on. On other data there are no yardstick
-rows, and table3.md says so in one line.
+``lr_ceiling`` (``mdaf_tf.comparison.linear_ceiling``: a logistic regression on the true feature
+forms, fitted on train, its C chosen on validation, as
+``studies/linear_ceiling/linear_ceiling.py`` reports it). They are deterministic, so each is one
+value with seeds "-"; their Delta vs the reference is shown, but they are excluded from the
+paired t-tests and from the Holm family (a test over seeds of a constant says nothing about it;
+counting them would change the models' adjusted p-values). table3.csv keeps one row per model;
+the yardsticks go to yardsticks.csv and yardsticks.json (which also keeps them for reruns on the
+same dataset). They are computed before the runs (seconds on the synthetic default); one that
+cannot be computed is left out with a note, and the runs go on. On other data there are no
+yardstick rows, and table3.md says so in one line.
 """
 
 from __future__ import annotations

@@ -1,17 +1,21 @@
 """The layers of the code and the one direction imports take between them, over every module
-of ``mdaf_tf``, ``pipelines`` and ``benchmarks`` (the static import graph of
+of ``mdaf_tf``, ``pipelines``, ``benchmarks`` and ``studies`` (the static import graph of
 ``tests/test_imports.py``: function-local and ``TYPE_CHECKING`` imports included).
 
-    cli (train, tune, compare, evaluate, predict)
+    studies -> benchmarks -> cli (train, tune, compare, evaluate, predict)
       -> comparison, tuning -> training -> serving (export, raw rows)
       -> evaluation (prediction passes, calibration, the serving check) -> models -> layers
       -> ops -> base (schema, data, config, metrics, files, precision, progress, ...)
-    pipelines -> base                    benchmarks (the studies) -> anything
+    pipelines -> base
 
 A module may import its own layer and those below it. ``mdaf_tf`` never imports
-``pipelines`` (it runs them as commands, ``python -m pipelines.NAME``), and nothing but the
-studies imports ``benchmarks``. A module that no layer claims fails the test: a new one is
-placed here when it is added.
+``pipelines`` (it runs them as commands, ``python -m pipelines.NAME``). The installed wheel is
+``mdaf_tf`` and ``pipelines``; the two top-level trees that are not installed sit above it:
+``benchmarks`` (the measurements a user reruns) may import the library and the pipelines, and
+``studies`` (one-off investigations and their results) may import all of that and
+``benchmarks``. Nothing installed imports either, and ``benchmarks`` does not import
+``studies``. A module that no layer claims fails the test: a new one is placed here when it is
+added.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from pathlib import Path
 import pytest
 from test_imports import REPO, imported_modules, module_files
 
-ROOTS = ("mdaf_tf", "pipelines", "benchmarks")
+ROOTS = ("mdaf_tf", "pipelines", "benchmarks", "studies")
 
 # Layers from the bottom up; a module belongs to the layer with the longest of its names that
 # it equals or lies under (the package root "mdaf_tf" itself only).
@@ -32,7 +36,7 @@ LAYERS = (
               "mdaf_tf.native", "mdaf_tf.progress")),
     ("ops", ("mdaf_tf.ops",)),
     ("layers", ("mdaf_tf.layers",)),
-    ("models", ("mdaf_tf.models", "mdaf_tf.flops")),
+    ("models", ("mdaf_tf.models",)),
     ("evaluation", ("mdaf_tf.evaluation",)),
     ("serving", ("mdaf_tf.export", "mdaf_tf.raw_rows")),
     ("training", ("mdaf_tf.training", "mdaf_tf.distribute", "mdaf_tf.heuristics")),
@@ -43,12 +47,14 @@ LAYERS = (
 RANK = {name: rank for rank, (name, _) in enumerate(LAYERS)}
 # Apart from the stack: what each may import.
 PIPELINES_MAY_IMPORT = {"pipelines", "base"}
-STUDIES = "benchmarks"
+# The trees outside the wheel, from the top: each may import those after it and everything
+# installed; nothing imports one before it.
+NOT_INSTALLED = ("studies", "benchmarks")
 
 
 def layer_of(module: str) -> str | None:
     top = module.split(".")[0]
-    if top in ("pipelines", STUDIES):
+    if top == "pipelines" or top in NOT_INSTALLED:
         return top
     matches = [(len(prefix), name) for name, prefixes in LAYERS for prefix in prefixes
                if module == prefix or (prefix != "mdaf_tf" and module.startswith(prefix + "."))]
@@ -66,10 +72,11 @@ def project_graph(repo: Path = REPO, roots=ROOTS) -> dict[str, set[str]]:
 
 
 def allowed(importer: str, imported: str) -> bool:
-    if importer == STUDIES:
+    if imported in NOT_INSTALLED:
+        return (importer in NOT_INSTALLED
+                and NOT_INSTALLED.index(importer) <= NOT_INSTALLED.index(imported))
+    if importer in NOT_INSTALLED:
         return True
-    if imported == STUDIES:
-        return False
     if importer == "pipelines":
         return imported in PIPELINES_MAY_IMPORT
     if imported == "pipelines":
@@ -115,12 +122,23 @@ def _write(root: Path, relative: str, text: str = "") -> None:
      "pipelines.planted -> mdaf_tf.models.mdaf (pipelines -> models)"),
     ("mdaf_tf/training/planted.py", "import benchmarks.common\n",
      "mdaf_tf.training.planted -> benchmarks.common (training -> benchmarks)"),
+    ("mdaf_tf/models/planted.py", "from studies.probe import probe\n",
+     "mdaf_tf.models.planted -> studies.probe.probe (models -> studies)"),
+    ("pipelines/planted.py", "def f():\n    import studies.probe.probe\n",
+     "pipelines.planted -> studies.probe.probe (pipelines -> studies)"),
+    ("benchmarks/planted.py", "from studies.probe import probe\n",
+     "benchmarks.planted -> studies.probe.probe (benchmarks -> studies)"),
     ("mdaf_tf/unplaced.py", "", "mdaf_tf.unplaced: in no layer"),
 ])
 def test_a_planted_violation_is_reported(tmp_path, relative, text, expected):
     for module in ("mdaf_tf/training/runner.py", "mdaf_tf/models/mdaf.py",
                    "mdaf_tf/layers/ok.py", "pipelines/synthetic.py", "benchmarks/common.py"):
         _write(tmp_path, module)
+    # The trees outside the wheel: studies import benchmarks and the rest, benchmarks the rest.
+    _write(tmp_path, "studies/probe/probe.py", "import benchmarks.common\n"
+           "from mdaf_tf.training import runner\nfrom pipelines import synthetic\n")
+    _write(tmp_path, "benchmarks/uses.py", "from mdaf_tf.models import mdaf\n"
+           "from pipelines import synthetic\nimport benchmarks.common\n")
     assert violations(project_graph(tmp_path)) == []
     _write(tmp_path, relative, text)
     found = violations(project_graph(tmp_path))

@@ -1,5 +1,6 @@
 """The logistic-regression ceiling of a synthetic dataset: one implementation for
-``benchmarks/linear_ceiling.py`` and for the ``lr_ceiling`` yardstick of ``mdaf_tf.compare``.
+``studies/linear_ceiling/linear_ceiling.py`` and for the ``lr_ceiling`` yardstick of
+``mdaf_tf.compare``.
 
 The synthetic click logit is ``static_strength * (a_u . b_c + quality_i) / sqrt(2) +
 sequence_strength * q`` with ``q`` the recency-weighted count of the user's recent clicks in the

@@ -7,7 +7,7 @@ ceiling, on the same test split as the models.
   oracle row.
 * ``lr_ceiling``: ``mdaf_tf.comparison.linear_ceiling`` with the "both" features (user x
   category and item one-hots and the sequential feature q), fitted on train, its ``C``
-  chosen on validation, evaluated on test: what ``benchmarks/linear_ceiling.py`` prints.
+  chosen on validation, evaluated on test: what ``studies/linear_ceiling/linear_ceiling.py`` prints.
 
 Both are deterministic (no seed), so each is one row with seeds "-". They are computed once
 per dataset and kept in ``OUTPUT/yardsticks.json`` (reused while ``metadata.json``'s sha256,

@@ -11,7 +11,7 @@ kept. With ``n`` training examples and ``E`` scheduled epochs:
 so a thesis-sized split (>= 1,024,000 examples) gets the seed's batch 2048 and lr 3e-4, and a
 split of up to 256k examples gets batch 256 and lr 1e-3 with 500 or more optimizer steps an
 epoch where the seed's recipe would give it a few dozen (README, "The size rule", and
-``benchmarks/size_rule.py`` have the measurements). The learning rate follows the batch size
+``studies/size_rule/size_rule.py`` have the measurements). The learning rate follows the batch size
 the rule or the user chose, clipped to [3e-4, 1e-3]. The schedule itself is in optimizer steps
 (``schedule.WarmupCosineDecay``): warmup over the first 20% of the scheduled steps, cosine
 decay over the rest.
@@ -27,7 +27,7 @@ from mdaf_tf.config import TrainConfig
 MIN_BATCH, MAX_BATCH = 256, 2048
 MIN_STEPS_PER_EPOCH = 500
 SEED_LEARNING_RATE = 3e-4  # at MAX_BATCH
-SMALL_DATA_LEARNING_RATE = 1e-3  # at MIN_BATCH (benchmarks/results/size_rule)
+SMALL_DATA_LEARNING_RATE = 1e-3  # at MIN_BATCH (studies/size_rule/results)
 WARMUP_FRACTION = 0.2
 RULE = ("batch: largest power of two in [256, 2048] leaving >= 500 steps an epoch; "
         "lr: 3e-4 * (2048 / batch) ** (log(10/3) / log 8), in [3e-4, 1e-3]; "

@@ -30,7 +30,7 @@ DEFAULT_BOUNDS = {
     "weight_decay": Bounds(1e-5, 1e-4, log=True),
     "label_smoothing": Bounds(0.0, 0.1),
     "learning_rate": Bounds(1e-4, 1e-3, log=True),
-    # Around what validation chose per setting (benchmarks/results/embedding_l2/: 1e-3 on A,
+    # Around what validation chose per setting (studies/embedding_l2/results/: 1e-3 on A,
     # 1e-4 on C); 0, the config's default, is the untuned baseline.
     "embedding_l2": Bounds(1e-5, 1e-3, log=True),
 }

@@ -1,16 +1,17 @@
 """Where a training step's non-matmul time goes: MDAF's FFN sub-layer built up op by op.
 
-    python benchmarks/ffn_parts.py [--batch 512] [--length 50] [--d-model 128] [--repeats 3]
-        [--output benchmarks/results/ffn_parts.json]
+    python studies/ffn_parts/ffn_parts.py [--batch 512] [--length 50] [--d-model 128]
+        [--repeats 3] [--output studies/ffn_parts/results/ffn_parts.json]
 
 The Mamba4Rec FFN sub-layer of MDAF, ``LayerNorm(h + Dropout(W_2 Dropout(GELU(W_1 h + b_1))
 + b_2))`` with ``W_1: d -> 4d``, forward + backward (gradients of the input and every
 weight) in a plain ``tf.function`` (the training command's setting with the CPU scan op),
 timed as it is built up: the two matmuls alone, + biases, + exact GELU, + the two dropouts,
 + residual and LayerNorm. Each row gives ms (median of ``--repeats`` after a warm-up) and the
-matmul GFLOP/s it implies (matmul FLOPs: 3 x 2 x 2 x d x 4d per token), so the cost of the
-memory-bound elementwise passes over (batch, L, 4d) activations is visible beside the
-matmuls. Also timed: the activation alone (forward + backward on a (batch x L, 4d) tensor)
+matmul GFLOP/s it implies (matmul FLOPs: the forward pass's, counted from its graph by
+``benchmarks/flops.py``, x 3 for forward + backward = 3 x 2 x 2 x d x 4d per token), so the
+cost of the memory-bound elementwise passes over (batch, L, 4d) activations is visible beside
+the matmuls. Also timed: the activation alone (forward + backward on a (batch x L, 4d) tensor)
 for exact GELU, tanh GELU, SiLU and ReLU.
 """
 
@@ -22,10 +23,10 @@ import statistics
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from benchmarks import common  # noqa: E402
+from benchmarks import common, flops  # noqa: E402
 
 OUTPUT = common.RESULTS_DIR / "ffn_parts.json"
 STAGES = ("matmuls", "+ biases", "+ GELU (erf)", "+ dropouts", "+ residual + LayerNorm")
@@ -46,7 +47,7 @@ def run(args) -> dict:
     dropout = keras.layers.Dropout(0.25, seed=4)
     variables = [w1, b1, w2, b2, *norm.trainable_variables]
 
-    def stage_fn(level: int):
+    def make_forward(level: int):
         def forward():
             h = tf.matmul(x, w1)
             if level >= 1:
@@ -64,6 +65,11 @@ def run(args) -> dict:
                 out = norm(x + out)
             return out
 
+        return forward
+
+    def stage_fn(level: int):
+        forward = make_forward(level)
+
         @tf.function(jit_compile=False, autograph=False)
         def step():
             with tf.GradientTape() as tape:
@@ -78,7 +84,9 @@ def run(args) -> dict:
         fn().numpy()
         return 1000 * statistics.median(common.time_calls(lambda: fn().numpy(), args.repeats))
 
-    matmul_flop = 3 * 2 * 2 * d * 4 * d * b * length
+    # The two matmuls of the forward pass, counted from its graph, x 3 for forward + backward.
+    forward_graph = tf.function(make_forward(0), autograph=False).get_concrete_function().graph
+    matmul_flop = flops.TRAINING_MULTIPLIER * flops.count_graph(forward_graph)["matmul"]
     stages = []
     for level, name in enumerate(STAGES):
         ms = median_ms(stage_fn(level))

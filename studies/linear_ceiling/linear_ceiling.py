@@ -1,6 +1,6 @@
 """What a regularised logistic regression learns from a synthetic dataset's own signals.
 
-    python benchmarks/linear_ceiling.py DATA_DIR
+    python studies/linear_ceiling/linear_ceiling.py DATA_DIR
 
 The synthetic click logit is ``static_strength * (a_u . b_c + quality_i) / sqrt(2) +
 sequence_strength * q`` with ``q`` the recency-weighted count of the user's recent clicks in the
@@ -21,7 +21,7 @@ import json
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from mdaf_tf.comparison.linear_ceiling import FEATURE_SETS, ceiling, features  # noqa: E402
 

@@ -1,22 +1,28 @@
 """Issue 20's last acceptance item on B and C: `mdaf` against its branches and `mdaf_match`.
 
-Run from the repository root: ``python benchmarks/results/mdaf_branches_B_C/summarise.py``.
-Reads this folder's runs.csv (mdaf, mdaf_seq, dcnv3) and match_three_settings' (mdaf_match,
-dcnv3, din, dnn), pairs the test AUCs by seed, and prints mean +- std and paired t-tests
-(mdaf_tf.comparison.stats, the test compare's tables use).
+    python studies/mdaf_branches_B_C/summarise.py > studies/mdaf_branches_B_C/results/summary.txt
+
+Reads this study's ``results/*/runs.csv`` (mdaf, mdaf_seq, dcnv3) and those of
+``studies/match_three_settings/results/`` (mdaf_match, dcnv3, din, dnn), pairs the test AUCs by
+seed, and prints mean +- std and paired t-tests (mdaf_tf.comparison.stats, the test compare's
+tables use).
 """
 
 import csv
 import statistics
+import sys
+from pathlib import Path
 
-from mdaf_tf.comparison.stats import paired_t_test
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-ROOT = "benchmarks/results"
+from mdaf_tf.comparison.stats import paired_t_test  # noqa: E402
+
+STUDIES = Path(__file__).resolve().parents[1]
 SETTINGS = {"B": "B_long_logs", "C": "C_many_items"}
 SEEDS = ("42", "123", "7")
 
 
-def test_aucs(path: str, model: str) -> list[float]:
+def test_aucs(path: Path, model: str) -> list[float]:
     with open(path, newline="") as f:
         rows = [r for r in csv.DictReader(f) if r["model"] == model]
     by_seed = {r["seed"]: float(r["test_auc"]) for r in rows}
@@ -29,8 +35,8 @@ def describe(name: str, aucs: list[float]) -> str:
 
 def main() -> None:
     for key, folder in SETTINGS.items():
-        new = f"{ROOT}/mdaf_branches_B_C/{folder}/runs.csv"
-        old = f"{ROOT}/match_three_settings/{folder}/runs.csv"
+        new = STUDIES / "mdaf_branches_B_C" / "results" / folder / "runs.csv"
+        old = STUDIES / "match_three_settings" / "results" / folder / "runs.csv"
         mdaf, seq, dcn = (test_aucs(new, m) for m in ("mdaf", "mdaf_seq", "dcnv3"))
         match, dcn_before = test_aucs(old, "mdaf_match"), test_aucs(old, "dcnv3")
         din, dnn = test_aucs(old, "din"), test_aucs(old, "dnn")

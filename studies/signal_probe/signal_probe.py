@@ -1,7 +1,7 @@
 """Which parts of a synthetic dataset's click logit a trained model has learned.
 
-    python benchmarks/signal_probe.py DATA_DIR [EXPORT_DIR ...] [--lr-ceiling] [--split val]
-        [--output FILE]
+    python studies/signal_probe/signal_probe.py DATA_DIR [EXPORT_DIR ...] [--lr-ceiling]
+        [--split val] [--output FILE]
 
 The synthetic click logit is ``bias + static_strength * (a_u . b_c + quality_i) / sqrt(2) +
 sequence_strength * q`` (``pipelines/synthetic.py``). The log is simulated again from the
@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 PARTS = ("part_affinity", "part_quality", "part_sequence")
 
@@ -125,8 +125,8 @@ def main(argv=None) -> int:
     parser.add_argument("exports", nargs="*", help="export version directories (the "
                         "numbered folder under train's --export)")
     parser.add_argument("--lr-ceiling", action="store_true",
-                        help="also probe the logistic-regression ceilings (benchmarks/"
-                             "linear_ceiling.py's three feature sets)")
+                        help="also probe the logistic-regression ceilings (studies/"
+                             "linear_ceiling/linear_ceiling.py's three feature sets)")
     parser.add_argument("--split", default="val", choices=("train", "val", "test"))
     parser.add_argument("--output", default=None, help="write the result as JSON here")
     args = parser.parse_args(argv)

@@ -1,6 +1,6 @@
 """The size rule against hand-set recipes on a many-users / short-logs impression log.
 
-    python benchmarks/size_rule.py --output benchmarks/results/size_rule [--epochs 3]
+    python studies/size_rule/size_rule.py --output studies/size_rule/results [--epochs 3]
         [--recipes rule seed b256_lr1e-3 ...] [--users 3500 --impressions-per-user 60
         --items 8000 --categories 60 --data-seed 7]
 
@@ -26,7 +26,7 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from benchmarks import common  # noqa: E402
 

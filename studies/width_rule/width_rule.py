@@ -1,6 +1,6 @@
 """The embedding width rule against fixed user/item widths, on four generated logs.
 
-    python benchmarks/width_rule.py --output benchmarks/results/width_rule --work DIR
+    python studies/width_rule/width_rule.py --output studies/width_rule/results --work DIR
         [--settings many_users long_logs_rank16 many_items synthetic_default]
         [--widths rule seed w4 w16 w32] [--models dnn] [--seed 42]
 
@@ -29,7 +29,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from benchmarks import common  # noqa: E402
 from mdaf_tf.files import write_text_atomic  # noqa: E402
@@ -66,8 +66,8 @@ def command(setting: str, widths: str, model: str, seed: int, work: Path) -> lis
         user, item = WIDTHS[widths]
         config = work / "configs" / f"{widths}.json"
         config.parent.mkdir(parents=True, exist_ok=True)
-        config.write_text(json.dumps({"model": {"user_embedding_dim": user,
-                                                "item_embedding_dim": item}}) + "\n")
+        config.write_text(json.dumps({"model": {"embedding_dims": {"user": user,
+                                                                   "item": item}}}) + "\n")
         cmd += ["--config", str(config)]
     return cmd
 
@@ -103,9 +103,9 @@ def run(setting: str, widths: str, model: str, seed: int, work: Path, output: Pa
         val_per_epoch = [round(float(r["val_auc"]), 4) for r in csv.DictReader(f)]
     return {"setting": setting, "widths": widths, "model": model, "seed": seed,
             "command": " ".join(["python", *cmd[1:]]).replace(str(work), "WORK"),
-            "user_width": config["model"]["user_embedding_dim"],
-            "item_width": config["model"]["item_embedding_dim"],
-            "cate_width": config["model"]["cate_embedding_dim"],
+            "user_width": config["model"]["embedding_dims"]["user"],
+            "item_width": config["model"]["embedding_dims"]["item"],
+            "cate_width": config["model"]["embedding_dims"]["cate"],
             "train_examples": config["train_examples"], "val_auc_per_epoch": val_per_epoch,
             **parse_report(log_path.read_text())}
 
@@ -116,9 +116,9 @@ def markdown(result: dict) -> str:
              f"{r['val_auc']:.4f}", f"{r['test_auc']:.4f}", r["best_epoch"]]
             for r in result["runs"]]
     lines = ["# Embedding width rule against fixed user/item widths", "",
-             "Written by `python benchmarks/width_rule.py` (commands in `width_rule.json`, "
-             "each run's `config.json` and `metrics.csv` in `run_files/`). One seed per run; "
-             "the epoch is chosen on validation, test is that epoch's.", "",
+             "Written by `python studies/width_rule/width_rule.py` (commands in "
+             "`width_rule.json`, each run's `config.json` and `metrics.csv` in `run_files/`). "
+             "One seed per run; the epoch is chosen on validation, test is that epoch's.", "",
              "Settings (`python -m pipelines.synthetic ARGS`; `synthetic_default`: the main "
              "command's data):", ""]
     lines += [f"- `{name}`: `{args or 'no --data'}`" for name, args in SETTINGS.items()

@@ -27,7 +27,8 @@ def test_summary_relative_costs_and_mdaf_over_bst():
 
 def test_same_token_width_for_both_models():
     config = seq_scaling.case_config(200, 128, (10, 20, 5))
-    assert config.item_embedding_dim + config.cate_embedding_dim == config.hidden_dim == 128
+    dims = config.embedding_dims
+    assert dims["item"] + dims["cate"] == config.hidden_dim == 128
     assert config.max_seq_len == 200
 
 

@@ -1,6 +1,6 @@
 """The comparison's yardsticks: the oracle and the logistic-regression ceiling on synthetic
-data, checked against independent computations and benchmarks/linear_ceiling.py, and their
-absence on other data."""
+data, checked against independent computations and studies/linear_ceiling/linear_ceiling.py,
+and their absence on other data."""
 
 from __future__ import annotations
 
@@ -17,11 +17,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "training"))
 
 from tiny_run import write_dataset  # noqa: E402
 
-from benchmarks import linear_ceiling as linear_ceiling_cli  # noqa: E402
 from mdaf_tf import compare  # noqa: E402
 from mdaf_tf.comparison import runs, tables, yardsticks  # noqa: E402
 from mdaf_tf.data import load_metadata, read_split_numpy  # noqa: E402
 from pipelines import synthetic  # noqa: E402
+from studies.linear_ceiling import linear_ceiling as linear_ceiling_cli  # noqa: E402
 
 SYNTHETIC_ARGS = ["--users", "40", "--items", "30", "--categories", "5",
                   "--impressions-per-user", "20"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from benchmarks import linear_ceiling
+from studies.linear_ceiling import linear_ceiling
 
 
 def test_features_hold_the_cross_the_item_and_q():

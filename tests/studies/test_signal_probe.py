@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from benchmarks import signal_probe
 from pipelines import synthetic
+from studies.signal_probe import signal_probe
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""The width-rule benchmark end to end on a tiny generated log: two real training commands, what
+"""The width-rule study end to end on a tiny generated log: two real training commands, what
 they chose, what they reported, and a rerun that trains nothing."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ import json
 
 import pytest
 
-from benchmarks import width_rule
 from mdaf_tf.train import result_line
+from studies.width_rule import width_rule
 
 TINY = "--users 30 --items 40 --categories 6 --impressions-per-user 25 --seed 3"
 
