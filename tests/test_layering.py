@@ -144,3 +144,23 @@ def test_a_planted_violation_is_reported(tmp_path, relative, text, expected):
     found = violations(project_graph(tmp_path))
     planted = relative.removesuffix(".py").replace("/", ".")
     assert expected in found and all(line.startswith(planted) for line in found), found
+
+
+def test_the_wheel_holds_the_library_and_no_study_or_result():
+    """What setup.cfg packages (its find: includes and package data) is mdaf_tf and
+    pipelines: Python modules and the two native sources, no benchmark, study or result."""
+    import configparser
+    import subprocess
+
+    from setuptools import find_packages
+
+    config = configparser.ConfigParser()
+    config.read(REPO / "setup.cfg")
+    include = config["options.packages.find"]["include"].split()
+    packages = find_packages(where=str(REPO), include=include)
+    assert {p.split(".")[0] for p in packages} == {"mdaf_tf", "pipelines"}
+    shipped = subprocess.run(["git", "ls-files", "mdaf_tf", "pipelines"], cwd=REPO,
+                             capture_output=True, text=True, check=True).stdout.split()
+    kinds = {Path(p).suffix for p in shipped}
+    assert kinds == {".py", ".cc", ".c"}, kinds
+    assert not [p for p in shipped if "results" in p or "flops" in p]
