@@ -84,7 +84,7 @@ SCHEMAS = {"default": {}, "thesis": {"hour": 24 + 2, "day_of_week": 7 + 2}}
 
 def feature_declaration(schema_name: str) -> dict | None:
     """A model config's ``features`` for a benchmark schema (None: the default)."""
-    from mdaf_tf import feature_schema
+    from mdaf_tf.data import feature_schema
 
     extra = SCHEMAS[schema_name]
     if not extra:
@@ -113,7 +113,7 @@ def random_features(batch: int, length: int, vocab=DEFAULT_VOCAB, seed: int = 0,
     import numpy as np
     import tensorflow as tf
 
-    from mdaf_tf import schema
+    from mdaf_tf.data import schema
 
     rng = np.random.default_rng(seed)
     users, items, cates = vocab

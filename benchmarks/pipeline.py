@@ -39,7 +39,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from mdaf_tf import schema
+from mdaf_tf.data import schema
 from pipelines import native, taobao
 from pipelines.tfrecord import encode_examples
 

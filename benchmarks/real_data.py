@@ -22,7 +22,7 @@
 
 Training settings: the dataset has ~7.6k training examples, so the seed recipe's batch 2048
 would give 4 steps an epoch; the runs use the small-data recipe the synthetic default uses
-(batch 256, learning rate 3e-3, 1 warmup epoch; ``mdaf_tf.training.data_source``) with
+(batch 256, learning rate 3e-3, 1 warmup epoch; ``mdaf_tf.data.source``) with
 ``--epochs`` (default 5) and early stopping as configured; ``--config`` replaces it. Defaults
 are sized for 2 CPU cores: one seed (42) and 5 epochs for the ten models this was first run
 with, estimated at about 15 minutes on an idle machine (MDAF alone trained at ~380
@@ -149,7 +149,7 @@ def _fmt_stat(stat) -> str:
 
 
 def _in_split_order(splits: dict):
-    from mdaf_tf.schema import SPLITS
+    from mdaf_tf.data.schema import SPLITS
 
     return sorted(splits.items(), key=lambda kv: (SPLITS + (kv[0],)).index(kv[0]))
 

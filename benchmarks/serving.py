@@ -111,7 +111,7 @@ print(json.dumps({"load_s": load_s, "rows": rows,
 
 def write_data_dir(path: Path, length: int, vocab) -> dict:
     """The metadata and vocabularies ``export_model`` reads; returns the lines per vocab."""
-    from mdaf_tf import feature_schema, schema
+    from mdaf_tf.data import feature_schema, schema
 
     (path / "vocab").mkdir(parents=True)
     lines = {}

@@ -240,7 +240,7 @@ def step_breakdown(model, optimizer, features, config, jit: bool, repeats: int =
 
     import tensorflow as tf
 
-    from mdaf_tf import schema
+    from mdaf_tf.data import schema
 
     def timed(fn):
         try:

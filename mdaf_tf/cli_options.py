@@ -8,8 +8,8 @@ TensorFlow: the parsers are built before it starts.
 
 from __future__ import annotations
 
+from mdaf_tf.data import source as data_source
 from mdaf_tf.precision import PRECISIONS
-from mdaf_tf.training import data_source
 
 STRATEGIES = ("default", "mirrored", "multiworker")
 

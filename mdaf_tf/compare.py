@@ -35,8 +35,8 @@ import sys
 from pathlib import Path
 
 from mdaf_tf import cli_options
+from mdaf_tf.data import source as data_source
 from mdaf_tf.runtime import add_verbose_argument, start_tensorflow
-from mdaf_tf.training import data_source
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -61,7 +61,8 @@ def evaluate(export_dir, data_dir, split: str = "test", batch_size: int = 2048,
     ``split`` of ``data_dir``."""
     import numpy as np
 
-    from mdaf_tf import data, export, feature_schema, schema
+    from mdaf_tf import data, export
+    from mdaf_tf.data import feature_schema, schema
     from mdaf_tf.evaluation.predictions import Predictions
     from mdaf_tf.progress import ProgressBar
 
@@ -117,7 +118,7 @@ def signature_inputs(raw: dict, expected: dict, export_dir, data_dir) -> dict:
 
 
 def write_report(output: Path, export_dir, data_dir, split, predictions, info, meta) -> dict:
-    from mdaf_tf import schema
+    from mdaf_tf.data import schema
     from mdaf_tf.files import write_json_atomic, write_text_atomic
     from mdaf_tf.training import plots, report
 

@@ -6,7 +6,7 @@ under a temporary name and renamed when complete (TF Serving only loads numeric 
 Signatures (outputs ``probability`` and, for gated models, ``gate``, both shape (batch,)):
 
 * ``serving_default(<declared fields>, hist_len)``: the dataset's declared fields
-  (``mdaf_tf.feature_schema``; by default ``user_id, item_id, cate_id, hist_item_id,
+  (``mdaf_tf.data.feature_schema``; by default ``user_id, item_id, cate_id, hist_item_id,
   hist_cate_id``) as they arrived: categorical ids with the dtype they had in the data (int64
   or string), numeric fields as float32 raw values (NaN: missing; the model standardises
   them), histories of fixed length ``max_seq_len``, left-padded (most recent last) with the
@@ -37,9 +37,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from mdaf_tf import feature_schema, schema
 from mdaf_tf.config import to_dict
-from mdaf_tf.data import load_metadata
+from mdaf_tf.data import feature_schema, load_metadata, schema
 from mdaf_tf.internal_apis import UniqueTextFileInitializer, nested_layers
 from mdaf_tf.models.config import ModelConfig
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mdaf_tf import schema
+from mdaf_tf.data import schema
 
 DEFAULT_DECAY = 0.9
 

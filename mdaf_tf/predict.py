@@ -76,8 +76,8 @@ class Scorer:
 
 def export_layout(export_dir: Path):
     """The export's ``RowLayout`` from ``assets.extra/mdaf_tf.json``."""
+    from mdaf_tf.data.feature_schema import FeatureSchema
     from mdaf_tf.export import INFO_FILE, ExportError, read_info
-    from mdaf_tf.feature_schema import FeatureSchema
     from mdaf_tf.raw_rows import RowLayout
 
     info = read_info(export_dir)

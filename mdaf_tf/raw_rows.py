@@ -28,8 +28,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from mdaf_tf import schema
-from mdaf_tf.feature_schema import NUMERIC, FeatureSchema
+from mdaf_tf.data import schema
+from mdaf_tf.data.feature_schema import NUMERIC, FeatureSchema
 
 TRUE_LABELS = ("1", "1.0", "true", "True")
 FALSE_LABELS = ("0", "0.0", "false", "False", "")

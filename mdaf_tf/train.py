@@ -16,9 +16,9 @@ import time
 from pathlib import Path
 
 from mdaf_tf import cli_options
+from mdaf_tf.data import source as data_source
 from mdaf_tf.precision import PRECISIONS
 from mdaf_tf.runtime import add_quiet_argument, add_verbose_argument, say, start_tensorflow
-from mdaf_tf.training import data_source
 
 # Validation examples on which the export is checked against the Keras model after training:
 # the whole split up to this many (the synthetic default's 6,353 all), so that the check stays

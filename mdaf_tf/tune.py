@@ -22,8 +22,8 @@ import sys
 from pathlib import Path
 
 from mdaf_tf import cli_options
+from mdaf_tf.data import source as data_source
 from mdaf_tf.runtime import add_quiet_argument, add_verbose_argument, start_tensorflow
-from mdaf_tf.training import data_source
 
 TUNERS = ("bayesian", "random", "hyperband")
 PROJECT_NAME = "search"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from mdaf_tf import feature_schema
+from mdaf_tf.data import feature_schema
 from pipelines.errors import PipelineError
 
 HOUR = "hour"

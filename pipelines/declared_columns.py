@@ -27,7 +27,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from mdaf_tf import feature_schema
+from mdaf_tf.data import feature_schema
 from pipelines import context
 from pipelines.csv_input import id_keys
 from pipelines.errors import PipelineError

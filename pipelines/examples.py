@@ -4,7 +4,7 @@ An *event* table holds one row per input row with raw keys ``user``, ``item``, `
 (int64; string ids are codes), ``ts``, ``order`` (position in the file, breaking time
 ties), ``label``, ``target`` (the row becomes an example) and ``history`` (the row may
 appear in later examples' histories). A dataset declaring more static fields than
-user, item and category (``mdaf_tf.feature_schema``) adds one array per extra field under
+user, item and category (``mdaf_tf.data.feature_schema``) adds one array per extra field under
 ``event_key(name)``: raw int64 keys of the field's vocabulary for a categorical field, float32
 values (NaN missing) for a numeric one. A sampled negative copies the positive's extra fields,
 so with sampling only context fields (the user's, the event's time) belong there. All work is
@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mdaf_tf import feature_schema, schema
+from mdaf_tf.data import feature_schema, schema
 from pipelines.errors import PipelineError
 from pipelines.vocab import Vocabulary, group_count
 from pipelines.windows import Windows

@@ -28,7 +28,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from mdaf_tf import schema
+from mdaf_tf.data import schema
 from pipelines import context, declared_columns, progress
 from pipelines.csv_input import (
     BadRows,

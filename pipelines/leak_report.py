@@ -26,7 +26,7 @@ import sys
 
 import numpy as np
 
-from mdaf_tf import schema
+from mdaf_tf.data import schema
 from pipelines.errors import PipelineError
 from pipelines.vocab import CountAccumulator
 

@@ -19,7 +19,7 @@ import zlib
 
 import numpy as np
 
-from mdaf_tf import feature_schema, schema
+from mdaf_tf.data import feature_schema, schema
 from pipelines import leak_report, progress, tfds_output
 from pipelines.errors import PipelineError
 from pipelines.examples import DEFAULT_TEST_FRACTION, DEFAULT_VAL_FRACTION, split_boundaries

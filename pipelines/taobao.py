@@ -32,7 +32,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from mdaf_tf import feature_schema, schema
+from mdaf_tf.data import feature_schema, schema
 from pipelines import context, progress
 from pipelines.csv_input import BadRows, check_input_file, is_int, parse_int, stream_csv
 from pipelines.errors import PipelineError, run_cli

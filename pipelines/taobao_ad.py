@@ -42,7 +42,7 @@ import sys
 
 import numpy as np
 
-from mdaf_tf import feature_schema
+from mdaf_tf.data import feature_schema
 from pipelines import context, declared_columns, progress, taobao_ad_log
 from pipelines.csv_input import BadRows, check_input_file
 from pipelines.errors import PipelineError, run_cli

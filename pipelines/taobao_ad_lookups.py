@@ -14,7 +14,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from mdaf_tf import schema
+from mdaf_tf.data import schema
 from pipelines import context, declared_columns
 from pipelines.examples import dense_key, event_key
 from pipelines.taobao_ad_inputs import AD_COLUMNS, BTAGS, PROFILE_COLUMNS, lookup

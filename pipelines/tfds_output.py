@@ -27,7 +27,7 @@ import shutil
 
 import numpy as np
 
-from mdaf_tf import feature_schema, schema
+from mdaf_tf.data import feature_schema, schema
 from pipelines.errors import PipelineError
 
 DIRECTORY = "tfds"

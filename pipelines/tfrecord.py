@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mdaf_tf import schema
+from mdaf_tf.data import schema
 from pipelines import native
 from pipelines.windows import Windows
 

@@ -6,7 +6,7 @@ import os
 
 import numpy as np
 
-from mdaf_tf import schema
+from mdaf_tf.data import schema
 
 
 def group_count(*keys: np.ndarray, weights: np.ndarray | None = None):

@@ -14,10 +14,13 @@ sys.path.insert(0, str(Path(__file__).parent / "training"))
 
 from tiny_run import tiny_model, write_dataset  # noqa: E402
 
-from mdaf_tf import compare, schema  # noqa: E402
+from mdaf_tf import compare  # noqa: E402
 from mdaf_tf.comparison import runs  # noqa: E402
 from mdaf_tf.comparison.stats import holm  # noqa: E402
-from mdaf_tf.data import read_split_numpy  # noqa: E402
+from mdaf_tf.data import (
+    read_split_numpy,  # noqa: E402
+    schema,  # noqa: E402
+)
 from mdaf_tf.models import registry  # noqa: E402
 from mdaf_tf.training import runner  # noqa: E402
 

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from mdaf_tf import data, schema
+from mdaf_tf import data
+from mdaf_tf.data import schema
 from pipelines import synthetic
 
 SEQ = 8

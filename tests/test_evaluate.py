@@ -18,7 +18,8 @@ from tiny_run import (  # noqa: E402
     write_dataset,
 )
 
-from mdaf_tf import data, evaluate, export, schema  # noqa: E402
+from mdaf_tf import data, evaluate, export  # noqa: E402
+from mdaf_tf.data import schema  # noqa: E402
 from mdaf_tf.metrics import exact_auc, log_loss  # noqa: E402
 from mdaf_tf.models.config import ModelConfig  # noqa: E402
 from mdaf_tf.training.runner import fill_model_config  # noqa: E402

@@ -14,8 +14,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from tiny_run import tiny_model, write_dataset  # noqa: E402
 
-from mdaf_tf import data, export, schema  # noqa: E402
-from mdaf_tf.data import load_metadata  # noqa: E402
+from mdaf_tf import data, export  # noqa: E402
+from mdaf_tf.data import (
+    load_metadata,  # noqa: E402
+    schema,  # noqa: E402
+)
 from mdaf_tf.models.config import ModelConfig  # noqa: E402
 from mdaf_tf.training.runner import fill_model_config  # noqa: E402
 

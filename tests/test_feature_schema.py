@@ -2,8 +2,8 @@
 
 import pytest
 
-from mdaf_tf import feature_schema, schema
-from mdaf_tf.feature_schema import (
+from mdaf_tf.data import feature_schema, schema
+from mdaf_tf.data.feature_schema import (
     DEFAULT,
     FeatureSchema,
     SchemaError,

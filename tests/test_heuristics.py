@@ -7,7 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from mdaf_tf import heuristics, schema
+from mdaf_tf import heuristics
+from mdaf_tf.data import schema
 from mdaf_tf.metrics import exact_auc, group_auc
 
 

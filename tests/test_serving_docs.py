@@ -34,10 +34,14 @@ import tensorflow as tf
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from mdaf_tf import export, feature_schema, schema  # noqa: E402
-from mdaf_tf.data import load_metadata  # noqa: E402
+from mdaf_tf import export  # noqa: E402
+from mdaf_tf.data import (  # noqa: E402
+    feature_schema,
+    load_metadata,  # noqa: E402
+    schema,
+)
 from mdaf_tf.models import build_model, make_config  # noqa: E402
-from mdaf_tf.training.splits import fill_model_config  # noqa: E402
+from mdaf_tf.models.config import fill_model_config  # noqa: E402
 from pipelines.declared_columns import Declaration, add_declaration_args  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from mdaf_tf import export, schema
+from mdaf_tf import export
+from mdaf_tf.data import schema
 from mdaf_tf.models.config import ModelConfig
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "training"))

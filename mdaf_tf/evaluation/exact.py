@@ -6,7 +6,8 @@ import math
 
 import keras
 
-from mdaf_tf import data, schema
+from mdaf_tf import data
+from mdaf_tf.data import schema
 from mdaf_tf.evaluation import predictions
 
 

@@ -7,7 +7,8 @@ import dataclasses
 import numpy as np
 import tensorflow as tf
 
-from mdaf_tf import metrics, schema
+from mdaf_tf import metrics
+from mdaf_tf.data import schema
 from mdaf_tf.evaluation import calibration
 from mdaf_tf.progress import ProgressBar
 

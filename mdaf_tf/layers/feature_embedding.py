@@ -1,11 +1,11 @@
-"""Embeddings of a dataset's declared features (``mdaf_tf.feature_schema``)."""
+"""Embeddings of a dataset's declared features (``mdaf_tf.data.feature_schema``)."""
 
 from __future__ import annotations
 
 import keras
 from keras import ops
 
-from mdaf_tf import feature_schema, schema
+from mdaf_tf.data import feature_schema, schema
 from mdaf_tf.layers._initializers import fresh
 
 

@@ -6,7 +6,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from mdaf_tf import schema
+from mdaf_tf.data import schema
 
 DEFAULT_DECAYS = (0.5, 0.8, 0.95, 1.0)
 

@@ -6,7 +6,7 @@ import dataclasses
 
 import keras
 
-from mdaf_tf import feature_schema
+from mdaf_tf.data import feature_schema
 from mdaf_tf.layers.field_self_attention import FieldSelfAttention
 from mdaf_tf.layers.mlp import MLP
 from mdaf_tf.models.blocks import (

@@ -8,7 +8,7 @@ import dataclasses
 import keras
 
 from mdaf_tf import config as config_lib
-from mdaf_tf import feature_schema, schema
+from mdaf_tf.data import feature_schema, schema
 from mdaf_tf.layers.dcnv3 import DCNv3
 from mdaf_tf.layers.feature_embedding import FeatureEmbedding
 from mdaf_tf.layers.mamba4rec_encoder import Mamba4RecEncoder

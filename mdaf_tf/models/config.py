@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from mdaf_tf import schema
+from mdaf_tf.data import schema
 from mdaf_tf.precision import DEFAULT_PRECISION
 
 
@@ -25,7 +25,7 @@ from mdaf_tf.precision import DEFAULT_PRECISION
 class ModelConfig:
     """The embedding spec and dropout, read by every model."""
 
-    # The dataset's declared features (mdaf_tf.feature_schema, filled from its metadata);
+    # The dataset's declared features (mdaf_tf.data.feature_schema, filled from its metadata);
     # None: the default user, item and category with a history of item and category.
     features: dict | None = None
     # {vocabulary: rows, PAD and OOV included}, filled from the data's metadata.
@@ -94,3 +94,15 @@ class TargetMatchConfig(ModelConfig):
     # Recency-weighted counts of the behaviours sharing the target's ids
     # (layers.TargetHistoryMatch, SIM's hard search) join the model's features.
     target_match: bool = False
+
+
+def fill_model_config(model_config: ModelConfig, meta: dict) -> ModelConfig:
+    """``model_config`` with the data facts of a dataset's ``metadata.json`` (``meta``): its
+    declared features, vocabulary sizes and history length."""
+    vocab = meta.get("vocab_sizes") or {}
+    values = {
+        "max_seq_len": int(meta.get("max_seq_len", model_config.max_seq_len)),
+        "features": meta.get("schema"),
+        "vocab_sizes": {name: int(size) for name, size in vocab.items()},
+    }
+    return dataclasses.replace(model_config, **values)

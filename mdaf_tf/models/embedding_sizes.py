@@ -14,8 +14,8 @@ from __future__ import annotations
 import dataclasses
 import math
 
-from mdaf_tf import feature_schema, schema
 from mdaf_tf.config import ConfigError
+from mdaf_tf.data import feature_schema, schema
 from mdaf_tf.models.config import ModelConfig
 
 NUMERIC_EMBEDDING_DIM = 16

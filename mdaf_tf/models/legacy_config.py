@@ -14,7 +14,7 @@ A section without those six fields is a current one and is left as it is.
 
 from __future__ import annotations
 
-from mdaf_tf import schema
+from mdaf_tf.data import schema
 
 _OWN_FIELDS = {schema.USER_VOCAB: ("user_vocab_size", "user_embedding_dim"),
                schema.ITEM_VOCAB: ("item_vocab_size", "item_embedding_dim"),

@@ -63,7 +63,7 @@ class MDAF(ConfiguredModel):
 
         q = MaskedMeanPool(Mamba4Rec(...)) + Dense_128(TargetHistoryMatch(target, history))
 
-    Inputs: the schema's model-input dict (``mdaf_tf.schema.MODEL_INPUTS``).
+    Inputs: the schema's model-input dict (``mdaf_tf.data.schema.MODEL_INPUTS``).
     Outputs: ``{"logit": (B, 1), "probability": (B, 1), "gate": (B, 1)}``; the gate is 1
     when the static branch alone decides and 0 when the sequence branch does. The ``concat``
     and ``fixed`` ablations have no learned gate and no ``gate`` output.

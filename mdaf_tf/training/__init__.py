@@ -11,7 +11,7 @@ and plots when training ends) and ``TrainingBackup`` (step-exact resume), ``Summ
 ``train(TrainRequest(...))`` / ``TrainResult`` (all of it, from a data directory).
 
 Each name is imported on first access (PEP 562 ``__getattr__``): the command lines import
-submodules such as ``mdaf_tf.training.data_source`` while parsing arguments, and the package
+submodules such as ``mdaf_tf.data.source`` while parsing arguments, and the package
 must not pull in TensorFlow for them.
 """
 
@@ -24,6 +24,7 @@ from mdaf_tf.lazy import lazy_attributes
 if TYPE_CHECKING:  # what the lazy attributes below resolve to (for type checkers and IDEs)
     from mdaf_tf.evaluation.exact import ExactEvaluation
     from mdaf_tf.metrics import exact_auc, group_auc, log_loss
+    from mdaf_tf.models.config import fill_model_config
     from mdaf_tf.training.backup import TrainingBackup
     from mdaf_tf.training.epoch_progress import EpochProgress
     from mdaf_tf.training.gate_statistics import GateStatistics
@@ -34,7 +35,6 @@ if TYPE_CHECKING:  # what the lazy attributes below resolve to (for type checker
     from mdaf_tf.training.run_report import RunReport
     from mdaf_tf.training.runner import compile_trainer, train
     from mdaf_tf.training.schedule import WarmupCosineDecay
-    from mdaf_tf.training.splits import fill_model_config
     from mdaf_tf.training.tensorboard import SummaryWriter
     from mdaf_tf.training.trainer import ClickTrainer
 
@@ -54,7 +54,7 @@ _LAZY = {
     "build_optimizer": "mdaf_tf.training.optimizer",
     "compile_trainer": "mdaf_tf.training.runner",
     "exact_auc": "mdaf_tf.metrics",
-    "fill_model_config": "mdaf_tf.training.splits",
+    "fill_model_config": "mdaf_tf.models.config",
     "group_auc": "mdaf_tf.metrics",
     "log_loss": "mdaf_tf.metrics",
     "train": "mdaf_tf.training.runner",

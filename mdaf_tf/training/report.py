@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import math
 
+from mdaf_tf.data.schema import SPLIT_LABELS
 from mdaf_tf.evaluation.calibration import DEFAULT_BINS
-from mdaf_tf.schema import SPLIT_LABELS
 
 GAUC_NOTE = ("gAUC is the impression-weighted mean of per-user AUC over the users with both "
              "labels.")

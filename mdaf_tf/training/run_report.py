@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import keras
 
-from mdaf_tf import schema
+from mdaf_tf.data import schema
 from mdaf_tf.evaluation.exact import predict_split
 from mdaf_tf.files import write_text_atomic
 

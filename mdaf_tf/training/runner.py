@@ -33,15 +33,16 @@ import numpy as np
 import tensorflow as tf
 
 from mdaf_tf import config as config_lib
-from mdaf_tf import data, distribute, schema
+from mdaf_tf import data, distribute
 from mdaf_tf.config import ConfigError, TrainConfig
-from mdaf_tf.data import DataError
+from mdaf_tf.data import DataError, schema, splits
+from mdaf_tf.data.splits import epoch_seed
 from mdaf_tf.evaluation.exact import ExactEvaluation, predict_split
 from mdaf_tf.files import write_json_atomic
 from mdaf_tf.models import embedding_sizes
-from mdaf_tf.models.config import ModelConfig
+from mdaf_tf.models.config import ModelConfig, fill_model_config
 from mdaf_tf.precision import needs_loss_scaling
-from mdaf_tf.training import checkpoint, recipe, splits
+from mdaf_tf.training import checkpoint, recipe
 from mdaf_tf.training.backup import TrainingBackup, TrainingInterrupted
 from mdaf_tf.training.epoch_progress import EpochProgress
 from mdaf_tf.training.gate_statistics import GateStatistics
@@ -50,7 +51,6 @@ from mdaf_tf.training.optimizer import build_optimizer
 from mdaf_tf.training.request import TrainRequest
 from mdaf_tf.training.result import TrainResult
 from mdaf_tf.training.run_report import RunReport
-from mdaf_tf.training.splits import epoch_seed, fill_model_config
 from mdaf_tf.training.tensorboard import SummaryWriter
 from mdaf_tf.training.trainer import ClickTrainer
 

@@ -35,8 +35,7 @@ PROBED_FEATURE_SETS = ("static", "sequence", "both")
 
 def true_parts(data_dir: str, split: str) -> tuple[dict, dict]:
     """The split's examples (file order) with their true logit parts, and the true weights."""
-    from mdaf_tf import schema
-    from mdaf_tf.data import load_metadata, read_split_numpy
+    from mdaf_tf.data import load_metadata, read_split_numpy, schema
     from pipelines import synthetic
 
     meta = load_metadata(data_dir)

@@ -44,7 +44,7 @@ def test_targets_report_each_ratio_and_whether_it_is_met():
 
 
 def test_random_features_are_left_padded_ids_in_range():
-    from mdaf_tf import schema
+    from mdaf_tf.data import schema
 
     vocab = (7, 11, 5)
     features = {k: v.numpy() for k, v in common.random_features(64, 9, vocab).items()}

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from layer_roundtrip import assert_config_round_trip, assert_keras_round_trip
 
-from mdaf_tf import feature_schema, schema
+from mdaf_tf.data import feature_schema, schema
 from mdaf_tf.layers.feature_embedding import FeatureEmbedding
 
 SEQ_LEN = 5

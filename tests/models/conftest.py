@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from mdaf_tf import schema
+from mdaf_tf.data import schema
 from mdaf_tf.models import registry
 from mdaf_tf.models.config import ModelConfig
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mdaf_tf import feature_schema, schema
+from mdaf_tf.data import feature_schema, schema
 from pipelines import tfrecord
 
 DECLARED = {

@@ -5,7 +5,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 
-from mdaf_tf import schema
+from mdaf_tf.data import schema
 
 
 def predict(model, batch) -> dict:

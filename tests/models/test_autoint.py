@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from mdaf_tf import schema
+from mdaf_tf.data import schema
 from mdaf_tf.models import build_model, count_parameters
 from mdaf_tf.models.autoint import AutoInt
 from tests.models.conftest import random_batch, tiny_config

@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 
-from mdaf_tf import schema
+from mdaf_tf.data import schema
 from mdaf_tf.models import build_model
 from mdaf_tf.models.bst import BST
 from tests.models.conftest import random_batch, tiny_config

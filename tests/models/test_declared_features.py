@@ -16,8 +16,7 @@ from declared_data import DECLARED, STRING_VOCABS, write
 
 from mdaf_tf import data, export
 from mdaf_tf.models import MODEL_NAMES, build_model, make_config
-from mdaf_tf.models.config import ModelConfig
-from mdaf_tf.training.splits import fill_model_config
+from mdaf_tf.models.config import ModelConfig, fill_model_config
 from tests.models.model_checks import one_per_class
 
 PROFILE = ("cms_segid", "cms_group_id", "final_gender_code", "age_level", "pvalue_level",

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from mdaf_tf import schema
+from mdaf_tf.data import schema
 from mdaf_tf.models import build_model, count_parameters
 from mdaf_tf.models.din import DIN
 from tests.layers.din_reference import randomize_dice, target_attention

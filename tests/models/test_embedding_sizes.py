@@ -3,7 +3,7 @@ import dataclasses
 import pytest
 from declared_data import DECLARED, SIZES
 
-from mdaf_tf import schema
+from mdaf_tf.data import schema
 from mdaf_tf.models import build_model, embedding_sizes
 from mdaf_tf.models.config import ModelConfig
 from mdaf_tf.models.embedding_sizes import width_cap, with_width_rule

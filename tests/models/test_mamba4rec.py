@@ -3,7 +3,7 @@ import dataclasses
 import keras
 import numpy as np
 
-from mdaf_tf import schema
+from mdaf_tf.data import schema
 from mdaf_tf.models import build_model
 from mdaf_tf.models.mamba4rec import Mamba4Rec
 from tests.models.conftest import random_batch, tiny_config

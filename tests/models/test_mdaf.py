@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from mdaf_tf import schema
+from mdaf_tf.data import schema
 from mdaf_tf.models import build_model, count_parameters
 from mdaf_tf.models.config import ModelConfig
 from mdaf_tf.models.mdaf import MDAF

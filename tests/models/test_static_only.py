@@ -1,6 +1,6 @@
 import numpy as np
 
-from mdaf_tf import schema
+from mdaf_tf.data import schema
 from mdaf_tf.models import build_model, count_parameters
 from mdaf_tf.models.static_only import StaticOnly
 from tests.models.conftest import random_batch, tiny_config

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from mdaf_tf import schema
+from mdaf_tf.data import schema
 from pipelines.errors import PipelineError
 from pipelines.examples import (
     ExampleBuilder,
@@ -111,7 +111,7 @@ def test_a_separate_history_table_gives_each_target_its_users_earlier_rows(file_
     """Histories from a second table (e.g. a behaviour log): the user's last rows strictly
     earlier in time, ties in file order; users only in the history table are ignored. The
     table may come in any file order, and with its ids already looked up (``dense_key``)."""
-    from mdaf_tf import feature_schema
+    from mdaf_tf.data import feature_schema
     from pipelines.examples import dense_key
 
     rng = np.random.default_rng(5)

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from pipeline_helpers import SHARED
 
-from mdaf_tf import schema
+from mdaf_tf.data import schema
 from pipelines import leak_report, taobao
 from pipelines.errors import PipelineError
 from pipelines.vocab import Vocabulary

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from mdaf_tf import schema
+from mdaf_tf.data import schema
 from pipelines import native, tfrecord
 from pipelines.windows import Windows
 

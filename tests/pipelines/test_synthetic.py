@@ -53,7 +53,7 @@ def test_default_size_fits_the_training_budget(tmp_path, cli):
     # 380 examples/s on 2 cores (batch 256, README): at most seven minutes of training leaves
     # room for the data build, the export and its check in the 10-minute budget. The sizes
     # are measured on the default dataset as built, not derived from the arguments.
-    from mdaf_tf.training.data_source import SYNTHETIC_DEFAULT_TRAIN
+    from mdaf_tf.data.source import SYNTHETIC_DEFAULT_TRAIN
 
     out = tmp_path / "default"
     started = time.perf_counter()

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from mdaf_tf import schema
+from mdaf_tf.data import schema
 from pipelines import tfrecord
 
 
@@ -63,7 +63,7 @@ def test_empty_batch_encodes_to_nothing():
 
 @pytest.mark.parametrize("use_native", [False, True])
 def test_declared_float_fields_equal_tf_serialization(tmp_path, use_native):
-    from mdaf_tf import feature_schema
+    from mdaf_tf.data import feature_schema
 
     declared = feature_schema.FeatureSchema.from_dict({
         "static": [{"name": "user_id", "vocabulary": "user"},

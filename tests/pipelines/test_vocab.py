@@ -2,7 +2,7 @@ from collections import Counter
 
 import numpy as np
 
-from mdaf_tf import schema
+from mdaf_tf.data import schema
 from pipelines.vocab import CountAccumulator, Vocabulary, group_count
 
 

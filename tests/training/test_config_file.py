@@ -81,7 +81,7 @@ def test_preset_sits_between_defaults_and_the_file(tmp_path):
 
 
 def test_only_an_omitted_data_flag_brings_the_synthetic_preset():
-    from mdaf_tf.training import data_source
+    from mdaf_tf.data import source as data_source
 
     assert data_source.train_preset(None) == data_source.SYNTHETIC_DEFAULT_TRAIN
     assert data_source.train_preset("data/taobao") == {}
@@ -91,7 +91,7 @@ def test_cached_datasets_are_keyed_by_the_pipelines_source(tmp_path, monkeypatch
     import importlib.util
     import shutil
 
-    from mdaf_tf.training import data_source
+    from mdaf_tf.data import source as data_source
 
     key = data_source.pipelines_key()
     assert key == data_source.pipelines_key()
@@ -108,7 +108,7 @@ def test_cached_datasets_are_keyed_by_the_pipelines_source(tmp_path, monkeypatch
 
 
 def test_help_text_of_the_synthetic_preset_is_derived_from_it(monkeypatch):
-    from mdaf_tf.training import data_source
+    from mdaf_tf.data import source as data_source
 
     monkeypatch.setattr(data_source, "SYNTHETIC_DEFAULT_TRAIN",
                         {"epochs": 7, "learning_rate": 0.01})

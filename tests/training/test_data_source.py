@@ -4,7 +4,7 @@ reaches the user as one line, with no traceback."""
 import pytest
 
 from mdaf_tf.cli_errors import DataError
-from mdaf_tf.training import data_source
+from mdaf_tf.data import source as data_source
 
 
 def test_a_failing_pipeline_is_one_line_naming_its_error(tmp_path, monkeypatch, capsys):

@@ -75,7 +75,7 @@ def test_check_positive_skips_unset_fields_and_names_the_flag():
 def test_the_synthetic_default_gets_the_values_its_figures_were_measured_with():
     # Its 25,200 training examples and 5 epochs: batch 256 and 1 warmup epoch from the rule,
     # lr 3e-3 from the preset: what README's main-command figures were measured with.
-    from mdaf_tf.training import data_source
+    from mdaf_tf.data import source as data_source
 
     preset = TrainConfig(**data_source.SYNTHETIC_DEFAULT_TRAIN)
     resolved, _ = recipe.resolve(preset, 25_200)

@@ -14,9 +14,9 @@ from tiny_run import (
     write_dataset,
 )
 
-from mdaf_tf import data, schema
+from mdaf_tf import data
 from mdaf_tf.config import TrainConfig
-from mdaf_tf.data import DataError
+from mdaf_tf.data import DataError, schema
 from mdaf_tf.metrics import exact_auc, log_loss
 from mdaf_tf.models import embedding_sizes
 from mdaf_tf.models.config import ModelConfig

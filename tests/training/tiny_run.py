@@ -21,7 +21,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from mdaf_tf import data, feature_schema, schema
+from mdaf_tf import data
+from mdaf_tf.data import feature_schema, schema
 from mdaf_tf.evaluation import predictions as prediction_pass
 
 

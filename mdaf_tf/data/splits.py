@@ -6,15 +6,13 @@ Used by the runner before training (sizes, ``--skip-corrupt-shards``) and when r
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
 
-from mdaf_tf import data, schema
-from mdaf_tf.data import DataError
-from mdaf_tf.models.config import ModelConfig
+from mdaf_tf import data
+from mdaf_tf.data import DataError, schema
 
 
 def split_size(data_dir, meta: dict, split: str) -> int:
@@ -29,16 +27,6 @@ def split_size(data_dir, meta: dict, split: str) -> int:
     compression = "GZIP" if files[0].endswith(".gz") else None
     ds = tf.data.TFRecordDataset(files, compression_type=compression)
     return int(ds.reduce(np.int64(0), lambda n, _: n + 1).numpy())
-
-
-def fill_model_config(model_config: ModelConfig, meta: dict) -> ModelConfig:
-    vocab = meta.get("vocab_sizes") or {}
-    values = {
-        "max_seq_len": int(meta.get("max_seq_len", model_config.max_seq_len)),
-        "features": meta.get("schema"),
-        "vocab_sizes": {name: int(size) for name, size in vocab.items()},
-    }
-    return dataclasses.replace(model_config, **values)
 
 
 def epoch_seed(seed: int, epoch: int) -> int:

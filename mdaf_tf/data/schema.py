@@ -1,6 +1,6 @@
 """The record layout shared by the writer, the reader, the models and serving.
 
-A dataset's features are declared in its metadata (``mdaf_tf.feature_schema``); this
+A dataset's features are declared in its metadata (``mdaf_tf.data.feature_schema``); this
 module holds the ids' conventions, the features every record has, and the default
 declaration's features (a dataset of schema version 2 has exactly these), all int64:
 
@@ -33,7 +33,7 @@ from __future__ import annotations
 import dataclasses
 
 SCHEMA_VERSION = 3
-# version 3 declares its features in metadata.json ("schema", mdaf_tf.feature_schema);
+# version 3 declares its features in metadata.json ("schema", mdaf_tf.data.feature_schema);
 # version 2 declared none and has the default ones listed above; version 1 had no test
 # split and no user_key, and such directories must be rebuilt
 READABLE_SCHEMA_VERSIONS = (2, 3)

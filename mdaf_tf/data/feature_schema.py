@@ -10,7 +10,7 @@ A dataset directory declares its features in ``metadata.json`` under ``"schema"`
 
 * A **categorical** static field holds dense int64 ids of its vocabulary (its own, named
   after the field, or one it shares with other fields, e.g. ``item``); row 0 is padding,
-  row 1 out-of-vocabulary (``mdaf_tf.schema``).
+  row 1 out-of-vocabulary (``mdaf_tf.data.schema``).
 * A **numeric** static field holds the raw float32 value; NaN means missing. The models
   standardise it with the training split's ``mean`` and ``std`` inside their graph, so a
   served model takes the raw value.
@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from mdaf_tf import schema
+from mdaf_tf.data import schema
 
 CATEGORICAL = "categorical"
 NUMERIC = "numeric"

@@ -22,8 +22,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from mdaf_tf import schema
-from mdaf_tf.data import DataError
+from mdaf_tf.data import DataError, schema
 
 SYNTHETIC_DEFAULT = "synthetic-default"
 

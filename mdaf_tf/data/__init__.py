@@ -1,7 +1,13 @@
-"""Reading a pipeline-produced dataset directory as a ``tf.data.Dataset``.
+"""Data: a pipeline-produced dataset directory and everything derived from it.
 
-Layout (written by ``pipelines.*``): ``DIR/train-XXXXX-of-YYYYY.tfrecord.gz``,
-``DIR/val-...``, ``DIR/metadata.json``, ``DIR/vocab/{user,item,cate}.txt``.
+This module reads the directory as a ``tf.data.Dataset`` (``make_dataset``, ``load_metadata``,
+the shards and their checks). Layout (written by ``pipelines.*``):
+``DIR/train-XXXXX-of-YYYYY.tfrecord.gz``, ``DIR/val-...``, ``DIR/metadata.json``,
+``DIR/vocab/{user,item,cate}.txt``. Beside it: ``schema`` (the record format, ids and splits),
+``feature_schema`` (the declared features the reader, the models and the serving signatures
+derive from), ``splits`` (split sizes, corrupt shards, each epoch's data order) and ``source``
+(``--data``: a directory, a raw file through its pipeline into the cache, or the synthetic
+default).
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ import os
 
 import numpy as np
 
-from mdaf_tf import feature_schema, schema
+from mdaf_tf.data import feature_schema, schema
 
 SPLITS = schema.SPLITS
 SHUFFLE_BUFFER = 16_384
