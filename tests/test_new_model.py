@@ -1,4 +1,4 @@
-"""A model of the user's own, README's "Adding a model" module and nothing else, trains,
+"""A model of the user's own, docs/model.md's "Adding a model" module and nothing else, trains,
 compares, tunes and exports through the commands (``--model MODULE:NAME``)."""
 
 import json
@@ -20,8 +20,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def readme_module() -> str:
-    """The model module README's "Adding a model" shows."""
-    text = (REPO / "README.md").read_text()
+    """The model module docs/model.md's "Adding a model" shows."""
+    text = (REPO / "docs" / "model.md").read_text()
     block = text.split("<!-- own-model:start -->")[1].split("<!-- own-model:end -->")[0]
     return block.split("```python")[1].split("```")[0]
 
