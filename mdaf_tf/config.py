@@ -76,14 +76,18 @@ def _coerce(name: str, value, hint):
     return value
 
 
+def field_names(cls) -> frozenset[str]:
+    """The field names of config dataclass ``cls`` (or of a config instance)."""
+    return frozenset(f.name for f in dataclasses.fields(cls))
+
+
 def from_dict(cls, values: dict, base=None):
     """Build a config of dataclass ``cls`` from ``values``, checking names and types.
 
     Fields absent from ``values`` keep their value in ``base`` (or the default).
     """
     hints = typing.get_type_hints(cls)
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(values) - known)
+    unknown = sorted(set(values) - field_names(cls))
     if unknown:
         raise ConfigError(
             f"unknown {cls.__name__} field(s): {', '.join(unknown)}"

@@ -3,8 +3,6 @@ MDAF's two branches and the output MLP."""
 
 from __future__ import annotations
 
-import dataclasses
-
 import keras
 
 from mdaf_tf import config as config_lib
@@ -47,7 +45,7 @@ class ConfiguredModel(keras.Model):
                 raise config_lib.ConfigError(
                     f"{cls.__name__} takes a {cls.config_class.__name__} or its dict form, "
                     f"got {type(config).__name__}")
-            fields = {f.name for f in dataclasses.fields(cls.config_class)}
+            fields = config_lib.field_names(cls.config_class)
             config = config_lib.from_dict(cls.config_class, legacy_config.convert(config, fields))
         if hasattr(config, "precision"):
             check_precision(config.precision)

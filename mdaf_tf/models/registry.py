@@ -29,7 +29,7 @@ import importlib
 import pkgutil
 from pathlib import Path
 
-from mdaf_tf.config import ConfigError
+from mdaf_tf.config import ConfigError, field_names
 from mdaf_tf.models.config import ModelConfig
 
 
@@ -59,8 +59,7 @@ def register_model(name: str, *, fixed: dict | None = None, in_comparison: bool 
                 and dataclasses.is_dataclass(config_class)):
             raise TypeError(f"{cls.__name__}.config_class must be a dataclass subclass of "
                             "mdaf_tf.models.config.ModelConfig")
-        known = {f.name for f in dataclasses.fields(config_class)}
-        unknown = sorted(set(fixed or {}) - known)
+        unknown = sorted(set(fixed or {}) - field_names(config_class))
         if unknown:
             raise TypeError(f"model {name!r}: {config_class.__name__} has no field(s) "
                             f"{', '.join(unknown)}")
@@ -132,7 +131,7 @@ def model_class(name: str) -> type:
 
 
 def config_fields(name: str) -> frozenset[str]:
-    return frozenset(f.name for f in dataclasses.fields(registration(name).config_class))
+    return field_names(registration(name).config_class)
 
 
 def make_config(name: str, values=None, *, strict: bool = True) -> ModelConfig:
@@ -153,11 +152,11 @@ def make_config(name: str, values=None, *, strict: bool = True) -> ModelConfig:
     if values is None:
         values = {}
     elif dataclasses.is_dataclass(values):
-        values = {f.name: getattr(values, f.name) for f in dataclasses.fields(values)}
+        values = {name: getattr(values, name) for name in field_names(values)}
         strict = False
     elif not isinstance(values, dict):
         raise ConfigError(f"the model config must be an object of fields, got {values!r}")
-    known = {f.name for f in dataclasses.fields(cls)}
+    known = field_names(cls)
     values = convert(values, known)
     unknown = sorted(set(values) - known)
     if unknown and strict:

@@ -38,7 +38,7 @@ RUN_INFO_KEYS = frozenset(
         "strategy", "replicas", "skipped_shards", "size_rule",
     }
 )
-_TRAIN_FIELDS = {f.name for f in dataclasses.fields(TrainConfig)}
+_TRAIN_FIELDS = config_lib.field_names(TrainConfig)
 
 
 def to_json_dict(model_config: ModelConfig, train_config: TrainConfig) -> dict:
